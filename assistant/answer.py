@@ -1,0 +1,151 @@
+"""Answers with citations: the extractive default, the decline, and the objects both return.
+
+The extractive answer quotes the sentences of the retrieved passages that best answer the
+question (by embedding similarity and keyword coverage), in the order they were retrieved,
+each followed by its [n]. A citation is only ever made from a passage the answer was given,
+and its quote is a verbatim slice of the stored document: `quote == text[start:end]`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+
+from .config import Config
+from .index import Index
+from .keyword import tokenize
+from .retrieve import Hit, Query, coverage
+from .text import detect_lang, sentence_spans
+
+_MIN_SENTENCE_CHARS = 12
+_MAX_QUOTE_CHARS = 400
+_INTRODUCES_LIST = (":", "：")
+# Reference-list entries and bare links are sources, not answers: "[2] Woods, S. (2016)…", "https://…".
+_REFERENCE = re.compile(r"^\s*(?:\[\d+\]|\d+\.\s*\[)|https?://|www\.", re.I)
+
+DECLINE = {
+    "zh": "资料库中没有与这个问题相关的内容，无法回答。可以换个问法，或把相关文章加入资料库后再问。",
+    "en": "The library has nothing on this question, so I can't answer it. Try rephrasing, or add articles "
+          "on the topic to the library.",
+}
+_LEAD = {
+    "zh": "根据资料库中的文章：",
+    "en": "From the library:",
+}
+_LEAD_OTHER_LANGUAGE = {
+    "zh": "根据资料库中的文章（引文保留原文）：",
+    "en": "From the library (quoted in the articles' original language):",
+}
+
+
+@dataclass
+class Citation:
+    number: int
+    doc_id: str
+    title: str
+    source: str
+    quote: str  # == document.text[start:end]
+    start: int
+    end: int
+    page: int | None
+    date: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Answer:
+    text: str
+    citations: list[Citation]
+    declined: bool
+    lang: str
+    contexts: list[Hit] = field(default_factory=list)  # the passages the answer was given
+    meta: dict = field(default_factory=dict)  # e.g. which generator answered, fallback notes
+
+    def to_dict(self) -> dict:
+        return {
+            "answer": self.text,
+            "declined": self.declined,
+            "lang": self.lang,
+            "citations": [c.to_dict() for c in self.citations],
+            "meta": self.meta,
+        }
+
+
+def decline(question: str, contexts: list[Hit] | None = None, **meta) -> Answer:
+    lang = detect_lang(question)
+    return Answer(DECLINE[lang], [], True, lang, contexts or [], dict(meta))
+
+
+@dataclass
+class _Candidate:
+    hit_rank: int
+    hit: Hit
+    start: int
+    end: int
+    score: float = 0.0
+
+
+def extractive_answer(question: str, query: Query, hits: list[Hit], index: Index, config: Config) -> Answer:
+    """Quote the sentences of `hits` that answer `question`; decline when none is good enough."""
+    lang = detect_lang(question)
+    candidates: list[_Candidate] = []
+    seen: set[tuple[str, int]] = set()
+    docs = {h.doc_id: index.document(h.doc_id) for h in hits}
+    for rank, hit in enumerate(hits):
+        text = docs[hit.doc_id].text
+        for start, end in sentence_spans(text, hit.start, hit.end):
+            sentence = text[start:end]
+            if len(sentence) >= _MIN_SENTENCE_CHARS and not _REFERENCE.search(sentence) and (hit.doc_id, start) not in seen:
+                seen.add((hit.doc_id, start))
+                candidates.append(_Candidate(rank, hit, start, end))
+    if not candidates:
+        return decline(question, hits, reason="no sentences")
+    sentences = [docs[c.hit.doc_id].text[c.start : c.end] for c in candidates]
+    similarity = index.embedder.encode(sentences) @ query.vector
+    for c, sentence, sim in zip(candidates, sentences, similarity):
+        # Similarity to the question decides; keyword coverage and the passage's rank break ties.
+        c.score = float(sim) + 0.3 * coverage(query, set(tokenize(sentence))) + 0.05 / (1 + c.hit_rank)
+    best = max(c.score for c in candidates)
+    chosen = sorted(candidates, key=lambda c: c.score, reverse=True)[: config.answer_sentences]
+    chosen = [c for c in chosen if c.score >= 0.75 * best]
+    chosen.sort(key=lambda c: (c.hit_rank, c.start))
+
+    for c in chosen:
+        _extend_over_list(c, docs[c.hit.doc_id].text)
+    chosen = [c for i, c in enumerate(chosen) if not any(_overlaps(c, o) for o in chosen[:i])]
+
+    citations, lines = [], []
+    for number, c in enumerate(chosen, 1):
+        doc = docs[c.hit.doc_id]
+        quote = doc.text[c.start : c.end]
+        citations.append(Citation(number, doc.doc_id, doc.title, doc.source, quote, c.start, c.end,
+                                  doc.page_at(c.start), doc.date))
+        lines.append(f"{quote} [{number}]")
+    same_language = all(detect_lang(c.quote) == lang for c in citations)
+    lead = (_LEAD if same_language else _LEAD_OTHER_LANGUAGE)[lang]
+    return Answer(lead + "\n\n" + "\n\n".join(lines), citations, False, lang, hits,
+                  {"generator": "extractive", "best_sentence_score": round(best, 4)})
+
+
+def _extend_over_list(c: _Candidate, text: str) -> None:
+    """A sentence that introduces a list ("the risks are:") is quoted with the items that follow it."""
+    if not text[c.start : c.end].endswith(_INTRODUCES_LIST):
+        return
+    for start, end in sentence_spans(text, c.end, c.hit.end)[:4]:
+        if end - c.start > _MAX_QUOTE_CHARS:
+            break
+        c.end = end
+
+
+def _overlaps(a: _Candidate, b: _Candidate) -> bool:
+    return a.hit.doc_id == b.hit.doc_id and a.start < b.end and b.start < a.end
+
+
+def verify(answer: Answer, index: Index) -> None:
+    """Raise AssertionError if any citation's quote is not the document text at its offsets."""
+    for c in answer.citations:
+        doc = index.document(c.doc_id)
+        assert doc is not None and doc.text[c.start : c.end] == c.quote, f"citation [{c.number}] does not match"
+

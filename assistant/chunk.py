@@ -1,0 +1,62 @@
+"""Split a document into sentence-aligned chunks with exact offsets into its text.
+
+Sentences are packed up to `size` characters; consecutive chunks share up to `overlap`
+characters of whole sentences so that an answer spanning a boundary is still found. A single
+sentence longer than `size` is cut, preferring a comma or a space near the limit.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .load import Document
+from .text import sentence_spans
+
+_SOFT_BREAK = re.compile(r"[，,、：:\s]")
+
+
+@dataclass(frozen=True)
+class Chunk:
+    doc_id: str
+    seq: int
+    start: int
+    end: int
+    text: str  # == document.text[start:end]
+    page: int | None = None
+
+
+def chunk_document(doc: Document, size: int = 400, overlap: int = 80) -> list[Chunk]:
+    spans = [piece for span in sentence_spans(doc.text) for piece in _cut_long(doc.text, span, size)]
+    chunks: list[Chunk] = []
+    i = 0
+    while i < len(spans):
+        j = i
+        while j + 1 < len(spans) and spans[j + 1][1] - spans[i][0] <= size:
+            j += 1
+        start, end = spans[i][0], spans[j][1]
+        chunks.append(Chunk(doc.doc_id, len(chunks), start, end, doc.text[start:end], doc.page_at(start)))
+        if j + 1 >= len(spans):
+            break
+        # Step back over whole sentences that fit in the overlap, but always move forward.
+        k = j + 1
+        while k - 1 > i and end - spans[k - 1][0] <= overlap:
+            k -= 1
+        i = k
+    return chunks
+
+
+def _cut_long(text: str, span: tuple[int, int], size: int) -> list[tuple[int, int]]:
+    start, end = span
+    pieces = []
+    while end - start > size:
+        window = text[start + size // 2 : start + size]
+        breaks = [m.end() for m in _SOFT_BREAK.finditer(window)]
+        cut = start + size // 2 + breaks[-1] if breaks else start + size
+        pieces.append((start, cut))
+        start = cut
+        while start < end and text[start].isspace():
+            start += 1
+    if end > start:
+        pieces.append((start, end))
+    return pieces

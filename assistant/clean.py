@@ -1,0 +1,115 @@
+"""Turn saved web pages into one clean article body with its title, author and date.
+
+Saved pages carry navigation, view counts, sidebars of other headlines, footers and, when a
+page was saved from a reader view, the article body twice. Two cases are handled:
+
+* HTML: trafilatura finds the main content and metadata.
+* Text saved from a browser: the article is the longest run of paragraphs the page repeats;
+  one copy of it is kept and the chrome around it dropped. A text without such a repeated
+  run is an ordinary article and is left untouched.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+
+_DATE = re.compile(r"((?:19|20)\d{2})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})")
+_BYLINE = re.compile(r"^(?:文\s*[丨|｜/:：]|作者\s*[丨|｜:：]|撰文\s*[丨|｜:：]|By\s+)\s*(.{1,60})$", re.I)
+_META_AUTHOR = re.compile(r"""<meta[^>]+name=["']author["'][^>]+content=["']([^"']+)""", re.I)
+
+# A repeated run shorter than this is a repeated sidebar item, not a duplicated article body.
+_MIN_BODY_CHARS = 400
+_MIN_BODY_LINES = 3
+
+
+@dataclass
+class Page:
+    text: str
+    title: str = ""
+    author: str = ""
+    date: str = ""
+    source: str = ""
+
+
+def find_date(text: str) -> str:
+    m = _DATE.search(text)
+    return f"{m.group(1)}-{int(m.group(2)):02d}-{int(m.group(3)):02d}" if m else ""
+
+
+def drop_repeated_paragraphs(text: str) -> str:
+    """Keep the first copy of every paragraph (pages that render their body twice)."""
+    seen: set[str] = set()
+    kept = []
+    for para in re.split(r"\n\s*\n|\n", text):
+        key = re.sub(r"\s+", " ", para).strip()
+        if key and key not in seen:
+            seen.add(key)
+            kept.append(para.strip())
+    return "\n\n".join(kept)
+
+
+def extract_html(html: str) -> Page:
+    """Main article text and metadata of an HTML page (empty text when nothing looks like an article)."""
+    import trafilatura
+
+    found = trafilatura.bare_extraction(
+        html, with_metadata=True, include_comments=False, include_tables=True, deduplicate=True
+    )
+    if found is None:
+        return Page(text="")
+    data = found if isinstance(found, dict) else found.as_dict()
+    author = data.get("author") or ""
+    if not author and (m := _META_AUTHOR.search(html)):
+        author = m.group(1).strip()
+    return Page(
+        text=drop_repeated_paragraphs(data.get("text") or ""),
+        title=(data.get("title") or "").strip(),
+        author=author,
+        date=data.get("date") or "",
+        source=data.get("url") or data.get("sitename") or "",
+    )
+
+
+def clean_saved_text(text: str) -> Page | None:
+    """The article inside a page saved as text, or None when the text is not such a page."""
+    lines = [re.sub(r"\s+", " ", line).strip() for line in text.splitlines()]
+    lines = [line for line in lines if line]
+    run = _longest_repeated_run(lines)
+    if run is None:
+        return None
+    first, second, length = run
+    body = lines[first : first + length]
+    header = lines[:first]
+    author = ""
+    if body and (m := _BYLINE.match(body[0])):
+        author = m.group(1).strip()
+        body = body[1:]
+    # The title is the header line that the page prints again before the second copy.
+    later = set(lines[first + length : second])
+    candidates = [h for h in header if h in later and not _DATE.search(h) and not h.isdigit()]
+    title = max(candidates, key=len, default=header[0] if header else "")
+    if not author:
+        author = next((m.group(1) for h in header if (m := _BYLINE.match(h))), "")
+    return Page(text="\n\n".join(body), title=title, author=author, date=find_date("\n".join(header)))
+
+
+def _longest_repeated_run(lines: list[str]) -> tuple[int, int, int] | None:
+    """(first start, second start, length) of the repeated run of lines with the most text."""
+    seen: dict[str, list[int]] = defaultdict(list)
+    best: tuple[int, int, int, int] | None = None  # chars, i, j, length
+    for j, line in enumerate(lines):
+        for i in seen[line][:20]:  # cap the pairs so pages of repeated buttons stay linear
+            if i > 0 and lines[i - 1] == lines[j - 1]:
+                continue  # not the start of a run
+            k = 0
+            while j + k < len(lines) and i + k < j and lines[i + k] == lines[j + k]:
+                k += 1
+            chars = sum(len(line) for line in lines[i : i + k])
+            if best is None or chars > best[0]:
+                best = (chars, i, j, k)
+        seen[line].append(j)
+    if best is None or best[0] < _MIN_BODY_CHARS or best[3] < _MIN_BODY_LINES:
+        return None
+    return best[1], best[2], best[3]

@@ -1,0 +1,179 @@
+"""The `assistant` command: a thin layer over the Python API (index, ask, search, chat)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from . import Assistant, index_library, load_config
+from .answer import Answer
+from .index import ModelMismatch
+from .load import LoadError
+
+
+def _config(ctx: click.Context, **overrides):
+    try:
+        return load_config(ctx.obj.get("config_path"), **overrides)
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _open(ctx: click.Context, index: str | None) -> Assistant:
+    try:
+        return Assistant.open(index, _config(ctx))
+    except (FileNotFoundError, ModelMismatch, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@contextmanager
+def _progress_bars():
+    from tqdm import tqdm
+
+    bars = []
+
+    def start(label: str, total: int):
+        bar = tqdm(total=total, desc=label, unit="file" if label == "reading" else "chunk",
+                   file=sys.stderr, leave=False, disable=total == 0 or None)
+        bars.append(bar)
+        return bar.update
+
+    try:
+        yield start
+    finally:
+        for bar in bars:
+            bar.close()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="TOML configuration file (default: ./assistant.toml if present).")
+@click.version_option(package_name="seller-assistant")
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None) -> None:
+    """Seller Assistant: answers questions from your article library, citing the exact source text.
+
+    Start with `assistant index` (reads ./corpus into ./index), then `assistant ask "..."`.
+    """
+    ctx.ensure_object(dict)["config_path"] = config_path
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--index", "index_dir", default=None, help="Index folder (default: ./index).")
+@click.option("--rebuild", is_flag=True, help="Start from an empty index (needed to switch models).")
+@click.pass_context
+def index(ctx: click.Context, paths: tuple[str, ...], index_dir: str | None, rebuild: bool) -> None:
+    """Index the library: files or folders (default: ./corpus).
+
+    The index is brought in line with PATHS: new and changed files are added, files no longer
+    there are removed, unchanged ones are skipped without re-embedding. Files that cannot be read
+    are reported with the reason; the command fails only if no file could be read.
+    """
+    config = _config(ctx)
+    folder = index_dir or config.index
+    try:
+        with _progress_bars() as progress:
+            report = index_library(list(paths) or None, folder, config, rebuild=rebuild, progress=progress)
+    except (LoadError, ModelMismatch, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    except KeyboardInterrupt:
+        click.echo(f"\nInterrupted: the previous index in {folder}/ is unchanged.", err=True)
+        sys.exit(130)
+    cwd = Path.cwd()
+
+    def show(p: str) -> str:
+        path = Path(p)
+        return str(path.relative_to(cwd)) if path.is_relative_to(cwd) else p
+
+    for label, items in (("added", report.added), ("updated", report.updated), ("removed", report.removed)):
+        for p in items:
+            click.echo(f"{label:>9}  {show(p)}")
+    for p, reason in report.skipped:
+        click.echo(f"{'skipped':>9}  {show(p)}: {reason}", err=True)
+    for w in report.warnings:
+        click.echo(f"{'warning':>9}  {w}", err=True)
+    click.echo(
+        f"{len(report.added)} added, {len(report.updated)} updated, {len(report.removed)} removed, "
+        f"{len(report.unchanged)} unchanged, {len(report.skipped)} skipped; "
+        f"{report.documents} documents, {report.chunks} chunks ({report.chunks_embedded} embedded) in {folder}/"
+    )
+    if not report.readable:
+        raise click.ClickException("no file of the library could be read; nothing is indexed")
+
+
+def _print_answer(answer: Answer, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+        return
+    click.echo(answer.text)
+    if answer.citations:
+        click.echo()
+    for c in answer.citations:
+        where = ", ".join(x for x in (c.source, c.date, f"p. {c.page}" if c.page else "") if x)
+        click.echo(f"[{c.number}] {c.title}" + (f" ({where})" if where else "") + f"  {c.doc_id}:{c.start}-{c.end}")
+
+
+@main.command()
+@click.argument("question")
+@click.option("--index", "index_dir", default=None, help="Index folder (default: ./index).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: answer, declined, citations.")
+@click.pass_context
+def ask(ctx: click.Context, question: str, index_dir: str | None, as_json: bool) -> None:
+    """Answer QUESTION from the library, with numbered citations."""
+    bot = _open(ctx, index_dir)
+    try:
+        _print_answer(bot.ask(question), as_json)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.command()
+@click.argument("query")
+@click.option("-k", "k", default=5, show_default=True, help="Number of passages.")
+@click.option("--mode", type=click.Choice(["hybrid", "dense", "keyword"]), default="hybrid", show_default=True)
+@click.option("--index", "index_dir", default=None, help="Index folder (default: ./index).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON hits.")
+@click.pass_context
+def search(ctx: click.Context, query: str, k: int, mode: str, index_dir: str | None, as_json: bool) -> None:
+    """Show the passages that best match QUERY."""
+    hits = _open(ctx, index_dir).search(query, k=k, mode=mode)
+    if as_json:
+        fields = ("doc_id", "chunk_id", "title", "text", "start", "end", "page", "score")
+        click.echo(json.dumps([{f: getattr(h, f) for f in fields} for h in hits], ensure_ascii=False, indent=2))
+        return
+    for n, h in enumerate(hits, 1):
+        page = f" p. {h.page}" if h.page else ""
+        click.echo(f"{n}. [{h.score:.3f}] {h.title}{page}  {h.doc_id}:{h.start}-{h.end}")
+        click.echo("   " + h.text[:300].replace("\n", " ") + ("…" if len(h.text) > 300 else ""))
+
+
+@main.command()
+@click.option("--index", "index_dir", default=None, help="Index folder (default: ./index).")
+@click.pass_context
+def chat(ctx: click.Context, index_dir: str | None) -> None:
+    """A conversation in the terminal; follow-up questions keep the context. Ctrl-D or 'exit' ends it."""
+    bot = _open(ctx, index_dir)
+    history: list[dict] = []
+    click.echo("Ask about your library (Ctrl-D or 'exit' to quit). 输入问题开始对话。")
+    while True:
+        try:
+            question = click.prompt("?", prompt_suffix=" ").strip()
+        except (EOFError, click.Abort):
+            click.echo()
+            return
+        if question.lower() in ("exit", "quit", "退出"):
+            return
+        if not question:
+            continue
+        answer = bot.ask(question, history=history)
+        _print_answer(answer, as_json=False)
+        click.echo()
+        history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.text}]
+
+
+if __name__ == "__main__":
+    main()

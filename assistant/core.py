@@ -1,0 +1,77 @@
+"""The one entry point: `Assistant` opens (or builds) an index and answers questions from it.
+
+The CLI, the web chat and the REST API are thin layers over this class.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .answer import Answer, decline, extractive_answer
+from .config import Config, load_config
+from .index import Index, IndexReport, Progress, update_index, _no_progress
+from .load import Document
+from .retrieve import Hit, Retriever
+
+Message = dict  # {"role": "user" | "assistant", "content": str}
+
+
+class Assistant:
+    def __init__(self, index: Index, config: Config):
+        self.index = index
+        self.config = config
+        self.retriever = Retriever(index, config)
+
+    @classmethod
+    def open(cls, folder: str | Path | None = None, config: Config | None = None, **overrides) -> Assistant:
+        """Open a built index folder (default: the configured `index`, i.e. ./index)."""
+        config = (config or load_config()).replace(**overrides)
+        return cls(Index(folder or config.index, config), config)
+
+    @classmethod
+    def build(cls, library: str | Path | list[str | Path] | None = None, folder: str | Path | None = None,
+              config: Config | None = None, *, rebuild: bool = False, progress: Progress = _no_progress,
+              **overrides) -> Assistant:
+        """Index the library (files or folders) into `folder`, then open it. See `index_library`."""
+        config = (config or load_config()).replace(**overrides)
+        folder = folder or config.index
+        index_library(library, folder, config, rebuild=rebuild, progress=progress)
+        return cls.open(folder, config)
+
+    def search(self, query: str, k: int = 5, mode: str = "hybrid") -> list[Hit]:
+        """The k passages that best match `query`; mode is "hybrid", "dense" or "keyword"."""
+        return self.retriever.search(query, k=k, mode=mode)
+
+    def ask(self, question: str, history: list[Message] | None = None) -> Answer:
+        """Answer `question` from the library, with citations, or decline in the question's language."""
+        question = question.strip()
+        if not question:
+            raise ValueError("the question is empty")
+        query = self.retriever.prepare(_with_context(question, history))
+        hits = self.retriever.search(query, k=self.config.top_k)
+        relevant = [h for h in hits if h.relevance >= self.config.min_relevance]
+        if not relevant:
+            best = max((h.relevance for h in hits), default=0.0)
+            return decline(question, hits, reason="below relevance floor", best_relevance=round(best, 4))
+        return extractive_answer(question, query, relevant, self.index, self.config)
+
+    def document(self, doc_id: str) -> Document | None:
+        """The stored document (text, title, author, date, source, path, pages) or None."""
+        return self.index.document(doc_id)
+
+    def close(self) -> None:
+        self.index.close()
+
+
+def index_library(library: str | Path | list[str | Path] | None, folder: str | Path, config: Config | None = None,
+                  *, rebuild: bool = False, progress: Progress = _no_progress) -> IndexReport:
+    """Bring the index in `folder` in line with the library: adds, updates and removes documents."""
+    config = config or load_config()
+    paths = library if isinstance(library, list) else [library or config.library]
+    return update_index(paths, folder, config, rebuild=rebuild, progress=progress)
+
+
+def _with_context(question: str, history: list[Message] | None) -> str:
+    """A follow-up ("what about its risks?") is searched together with the previous question."""
+    previous = [m["content"] for m in history or [] if m.get("role") == "user" and m.get("content")]
+    return f"{previous[-1]}\n{question}" if previous else question

@@ -1,0 +1,246 @@
+"""Build and open an index folder: load → chunk → embed → store (SQLite) + vectors (FAISS).
+
+`update_index` brings an index in line with the files under the given paths: new and changed
+files are read, chunked and embedded (only text whose content hash is new), removed files are
+dropped, and the whole change is committed in one transaction. `Index` opens a folder for
+searching; it rebuilds the FAISS file from the stored vectors when that file is missing or
+older than the database (e.g. the process died between the two writes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .chunk import Chunk, chunk_document
+from .config import Config
+from .embed import Embedder, get_embedder
+from .keyword import tokenize
+from .load import Document, LoadError, iter_files, load_file
+from .store import Store
+from .vectors import VectorIndex
+
+DB_NAME = "library.sqlite"
+Progress = Callable[[str, int], Callable[[int], None]]  # (label, total) -> advance(n)
+
+
+class ModelMismatch(ValueError):
+    """The index was built with another embedding model than the one configured."""
+
+
+@dataclass
+class IndexReport:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    warnings: list[str] = field(default_factory=list)
+    chunks_embedded: int = 0
+    documents: int = 0
+    chunks: int = 0
+
+    @property
+    def readable(self) -> bool:
+        """False when not one file of the library could be read."""
+        return bool(self.added or self.updated or self.unchanged)
+
+
+def _no_progress(label: str, total: int) -> Callable[[int], None]:
+    return lambda n: None
+
+
+class Index:
+    """A built index folder opened for reading. Thread-safe for concurrent searches."""
+
+    def __init__(self, folder: str | Path, config: Config | None = None):
+        self.folder = Path(folder)
+        self.config = config or Config()
+        db = self.folder / DB_NAME
+        if not db.is_file():
+            raise FileNotFoundError(
+                f"no index in {self.folder}/ — build one first with `assistant index` (or Assistant.build)")
+        self.store = Store(db)
+        built_with = self.store.get_meta("model")
+        if built_with and built_with != self.config.model:
+            raise ModelMismatch(
+                f"{self.folder}/ was built with the embedding model {built_with!r}, but the configured model is "
+                f"{self.config.model!r}; set model = {built_with!r} or rebuild with `assistant index --rebuild`")
+        self.embedder = get_embedder(self.config.model)
+        kind = self.store.get_meta("faiss") or self.config.faiss
+        generation = self.store.generation
+        vectors = VectorIndex.load(self.folder, generation, self.embedder.dim, kind)
+        if vectors is None or len(vectors) != self.store.counts()["chunks"]:
+            vectors = VectorIndex.build(self.embedder.dim, kind, *self._all_vectors())
+            try:
+                vectors.save(self.folder, generation)
+            except OSError:
+                pass  # a read-only index folder still serves from the rebuilt in-memory copy
+        self.vectors = vectors
+
+    def _all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        ids, vecs = self.store.chunk_vectors()
+        return ids, vecs if len(ids) else np.zeros((0, self.embedder.dim), dtype=np.float32)
+
+    def document(self, doc_id: str) -> Document | None:
+        return self.store.document(doc_id)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def chunk_hash(model: str, text: str) -> str:
+    return hashlib.sha256(f"{model}\n{text}".encode()).hexdigest()
+
+
+def embed_input(doc: Document, chunk: Chunk) -> str:
+    """What is embedded and keyword-indexed for a chunk: its text with the document title for context."""
+    return f"{doc.title}\n{chunk.text}" if doc.title else chunk.text
+
+
+def update_index(
+    paths: list[str | Path],
+    folder: str | Path,
+    config: Config | None = None,
+    *,
+    rebuild: bool = False,
+    progress: Progress = _no_progress,
+    embedder: Embedder | None = None,
+) -> IndexReport:
+    """Make the index in `folder` hold exactly the readable documents under `paths`."""
+    config = config or Config()
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = [p.resolve() for p in iter_files(paths)]
+    if rebuild:
+        for p in [folder / DB_NAME, folder / f"{DB_NAME}-wal", folder / f"{DB_NAME}-shm", *folder.glob("vectors-*")]:
+            p.unlink(missing_ok=True)
+    store = Store(folder / DB_NAME)
+    try:
+        built_with = store.get_meta("model")
+        if built_with and built_with != config.model:
+            raise ModelMismatch(
+                f"{folder}/ was built with the embedding model {built_with!r}, not {config.model!r}; "
+                f"rebuild it with `assistant index --rebuild` to switch models")
+        embedder = embedder or get_embedder(config.model)
+        return _update(store, files, folder, config, embedder, progress)
+    finally:
+        store.close()
+
+
+def _update(store: Store, files: list[Path], folder: Path, config: Config, embedder: Embedder,
+            progress: Progress) -> IndexReport:
+    report = IndexReport()
+    known = store.files()
+    links: dict[str, list[str]] = {}
+    file_rows: dict[str, tuple[str, float, int]] = {}
+    new_docs: dict[str, Document] = {}
+
+    advance = progress("reading", len(files))
+    for path in files:
+        key = str(path)
+        stat = path.stat()
+        old = known.get(key)
+        if old and old[1] == stat.st_mtime and old[2] == stat.st_size:
+            links[key] = old[3]
+            report.unchanged.append(key)
+            advance(1)
+            continue
+        data = path.read_bytes()
+        sha = hashlib.sha256(data).hexdigest()
+        if old and old[0] == sha:
+            links[key], file_rows[key] = old[3], (sha, stat.st_mtime, stat.st_size)
+            report.unchanged.append(key)
+            advance(1)
+            continue
+        try:
+            docs, warnings = load_file(path)
+        except LoadError as exc:
+            report.skipped.append((key, exc.reason))
+            if old:  # keep the last good version of a file that went bad
+                links[key] = old[3]
+            advance(1)
+            continue
+        report.warnings += [f"{key}: {w}" for w in warnings]
+        for doc in docs:
+            if doc.doc_id in new_docs and new_docs[doc.doc_id].text != doc.text:
+                report.warnings.append(f"{key}: document id {doc.doc_id!r} is used twice; the first one is kept")
+            new_docs.setdefault(doc.doc_id, doc)
+        links[key] = list(dict.fromkeys(d.doc_id for d in docs))
+        file_rows[key] = (sha, stat.st_mtime, stat.st_size)
+        (report.updated if old else report.added).append(key)
+        advance(1)
+    report.removed = sorted(set(known) - set(links))
+
+    existing = store.doc_ids()
+    wanted = {d for ids in links.values() for d in ids}
+    to_add = [d for d_id, d in new_docs.items() if d_id not in existing]
+    to_delete = sorted((existing - wanted) | {d for d in new_docs if d in existing and _changed(store, new_docs[d])})
+    to_add += [new_docs[d] for d in to_delete if d in new_docs]
+
+    # Embed what is new before touching the library, committing embeddings as they are made.
+    planned = []
+    for doc in to_add:
+        chunks = chunk_document(doc, config.chunk_size, config.chunk_overlap)
+        inputs = [embed_input(doc, c) for c in chunks]
+        planned.append((doc, chunks, inputs, [chunk_hash(config.model, t) for t in inputs]))
+    missing_set = store.missing_embeddings(h for *_, hashes in planned for h in hashes)
+    pending: dict[str, str] = {}
+    for _, _, inputs, hashes in planned:
+        for text, h in zip(inputs, hashes):
+            if h in missing_set:
+                pending.setdefault(h, text)
+    advance = progress("embedding", len(pending))
+    items = list(pending.items())
+    for i in range(0, len(items), 256):
+        batch = items[i : i + 256]
+        store.put_embeddings([h for h, _ in batch], embedder.encode([t for _, t in batch]))
+        advance(len(batch))
+    report.chunks_embedded = len(items)
+
+    removed_ids: list[int] = []
+    added_ids: list[int] = []
+    with store.transaction():
+        for doc_id in to_delete:
+            removed_ids += store.delete_document(doc_id)
+        for doc, chunks, inputs, hashes in planned:
+            added_ids += store.add_document(doc, chunks, hashes, [" ".join(tokenize(t)) for t in inputs])
+        for key in report.removed:
+            store.delete_file(key)
+        for key, (sha, mtime, size) in file_rows.items():
+            store.put_file(key, sha, mtime, size, links[key])
+        for doc_id in store.orphan_doc_ids():  # e.g. an old version of a changed file
+            removed_ids += store.delete_document(doc_id)
+        store.drop_unused_embeddings()
+        store.set_meta("model", config.model)
+        store.set_meta("faiss", store.get_meta("faiss") or config.faiss)
+        generation = store.generation + 1
+        store.set_meta("generation", str(generation))
+
+    _write_vectors(store, folder, generation, embedder.dim, removed_ids, added_ids)
+    counts = store.counts()
+    report.documents, report.chunks = counts["documents"], counts["chunks"]
+    return report
+
+
+def _changed(store: Store, doc: Document) -> bool:
+    """A re-read document whose id is known but whose text or metadata changed (jsonl records)."""
+    old = store.document(doc.doc_id)
+    return old is not None and (old.text, old.title, old.source) != (doc.text, doc.title, doc.source)
+
+
+def _write_vectors(store: Store, folder: Path, generation: int, dim: int, removed: list[int], added: list[int]) -> None:
+    kind = store.get_meta("faiss") or "flat"
+    previous = VectorIndex.load(folder, generation - 1, dim, kind)
+    if previous is not None and previous.updatable:
+        previous.remove(removed)
+        previous.add(*store.chunk_vectors(added))
+        vectors = previous
+    else:
+        ids, vecs = store.chunk_vectors()
+        vectors = VectorIndex.build(dim, kind, ids, vecs if len(ids) else np.zeros((0, dim), dtype=np.float32))
+    vectors.save(folder, generation)

@@ -1,0 +1,154 @@
+"""Hybrid retrieval: dense (FAISS) and keyword (BM25) candidates, both scored on every candidate, fused.
+
+Plain reciprocal-rank fusion throws scores away and loses to BM25 alone on Chinese text, so
+each candidate from either list gets both its cosine and its BM25 score; the two are
+normalised per query and mixed with `dense_weight`. Overlapping chunks of one document and
+near-identical chunks of different documents are collapsed to the best of them. Each hit also
+carries `relevance`, the evidence used to decide whether the library covers the question at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import Config
+from .index import Index
+from .keyword import match_expression, query_terms
+
+MODES = ("hybrid", "dense", "keyword")
+KEYWORD_EVIDENCE = 0.4
+
+
+@dataclass
+class Hit:
+    chunk_id: int
+    doc_id: str
+    title: str
+    text: str  # == document(doc_id).text[start:end]
+    start: int
+    end: int
+    page: int | None
+    score: float  # the ranking score of the mode used
+    dense: float = 0.0  # cosine similarity with the question
+    keyword: float = 0.0  # BM25
+    coverage: float = 0.0  # share of the question's keyword weight found in the chunk
+
+    @property
+    def relevance(self) -> float:
+        """Evidence that the chunk is on the question's topic, comparable with `Config.min_relevance`.
+
+        Either the meaning matches (cosine) or most of the question's rarer words occur in it;
+        keyword coverage is scaled down because a few shared words are weaker evidence.
+        """
+        return max(self.dense, KEYWORD_EVIDENCE * self.coverage)
+
+
+@dataclass
+class Query:
+    """A question prepared once for retrieval and answering."""
+
+    text: str
+    vector: np.ndarray
+    terms: list[str]
+    weights: dict[str, float]  # term -> IDF
+
+
+class Retriever:
+    def __init__(self, index: Index, config: Config):
+        self.index, self.config = index, config
+
+    def prepare(self, text: str) -> Query:
+        terms = query_terms(text)
+        store = self.index.store
+        n = max(store.counts()["chunks"], 1)
+        df = store.document_frequency(terms)
+        weights = {t: float(np.log(1 + (n - df.get(t, 0) + 0.5) / (df.get(t, 0) + 0.5))) for t in terms}
+        return Query(text, self.index.embedder.encode([text])[0], terms, weights)
+
+    def search(self, query: str | Query, k: int = 5, mode: str = "hybrid") -> list[Hit]:
+        if mode not in MODES:
+            raise ValueError(f"search mode {mode!r} is not one of {MODES}")
+        q = query if isinstance(query, Query) else self.prepare(query)
+        store = self.index.store
+        pool = max(50, 4 * k)
+        dense = dict(self.index.vectors.search(q.vector, pool)) if mode != "keyword" else {}
+        match = match_expression(q.terms)
+        keyword = dict(store.keyword_search(match, pool)) if match and mode != "dense" else {}
+        ids = set(dense) | set(keyword)
+        if mode == "hybrid" and ids:
+            # Score every candidate on both sides, so that fusion compares like with like.
+            missing = [i for i in ids if i not in dense]
+            if missing:
+                got_ids, vecs = store.chunk_vectors(missing)
+                dense.update(zip(got_ids.tolist(), (vecs @ q.vector).tolist()))
+            missing = [i for i in ids if i not in keyword]
+            if missing and match:
+                keyword.update(store.keyword_search(match, len(missing), within=missing))
+        if mode == "dense":
+            scores = dense
+        elif mode == "keyword":
+            scores = keyword
+        else:
+            scores = _fuse(dense, keyword, self.config.dense_weight)
+        ranked = sorted(scores, key=scores.get, reverse=True)
+        return self._hits(ranked, scores, dense, keyword, q, k)
+
+    def _hits(self, ranked: list[int], scores: dict[int, float], dense: dict[int, float],
+              keyword: dict[int, float], q: Query, k: int) -> list[Hit]:
+        store = self.index.store
+        window = ranked[: 3 * k]
+        chunks = store.chunks(window)
+        texts = store.chunk_texts(window)
+        tokens = store.chunk_tokens(window)
+        titles: dict[str, str] = {}
+        hits: list[Hit] = []
+        for cid in window:
+            c = chunks.get(cid)
+            if c is None:
+                continue
+            text = texts[cid][0][c.start : c.end]
+            if any(_duplicate(c, text, h) for h in hits):
+                continue
+            if c.doc_id not in titles:
+                doc = store.document(c.doc_id)
+                titles[c.doc_id] = doc.title if doc else ""
+            hits.append(Hit(cid, c.doc_id, titles[c.doc_id], text, c.start, c.end, c.page, float(scores[cid]),
+                            dense=float(dense.get(cid, 0.0)), keyword=float(keyword.get(cid, 0.0)),
+                            coverage=coverage(q, set(tokens.get(cid, "").split()))))
+            if len(hits) == k:
+                break
+        return hits
+
+
+def coverage(q: Query, tokens: set[str]) -> float:
+    total = sum(q.weights.values())
+    return sum(w for t, w in q.weights.items() if t in tokens) / total if total else 0.0
+
+
+def _fuse(dense: dict[int, float], keyword: dict[int, float], weight: float) -> dict[int, float]:
+    d = _normalise(dense)
+    kw = _normalise(keyword)
+    return {i: weight * d.get(i, 0.0) + (1 - weight) * kw.get(i, 0.0) for i in set(dense) | set(keyword)}
+
+
+def _normalise(scores: dict[int, float]) -> dict[int, float]:
+    if not scores:
+        return {}
+    lo, hi = min(scores.values()), max(scores.values())
+    span = hi - lo
+    return {i: (s - lo) / span if span > 1e-9 else 1.0 for i, s in scores.items()}
+
+
+def _duplicate(chunk, text: str, hit: Hit) -> bool:
+    """Overlapping chunks of one document, or near-identical text in two documents."""
+    if chunk.doc_id == hit.doc_id:
+        return chunk.start < hit.end and hit.start < chunk.end
+    a, b = _shingles(text), _shingles(hit.text)
+    return bool(a and b) and len(a & b) / len(a | b) > 0.8
+
+
+def _shingles(text: str, n: int = 4) -> set[str]:
+    text = "".join(text.split())
+    return {text[i : i + n] for i in range(max(len(text) - n + 1, 0))}

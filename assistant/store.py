@@ -1,0 +1,252 @@
+"""SQLite store of the library: files, documents, chunks with offsets, embeddings and keyword index.
+
+It is the source of truth of an index folder. Every change of the library is applied in one
+transaction (`Store.transaction`), so an interrupted indexing run leaves the previous state
+intact; the FAISS file beside it is derived from the vectors stored here and stamped with the
+`generation` it was built from. Embeddings are kept by content hash so that unchanged text is
+never embedded twice.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .chunk import Chunk
+from .load import Document
+
+SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY, sha256 TEXT NOT NULL, mtime REAL NOT NULL, size INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS file_docs (
+    path TEXT NOT NULL REFERENCES files(path) ON DELETE CASCADE, doc_id TEXT NOT NULL,
+    PRIMARY KEY (path, doc_id)
+);
+CREATE TABLE IF NOT EXISTS documents (
+    doc_id TEXT PRIMARY KEY, title TEXT, author TEXT, date TEXT, source TEXT, path TEXT, lang TEXT,
+    text TEXT NOT NULL, pages TEXT, meta TEXT
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    doc_id TEXT NOT NULL REFERENCES documents(doc_id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL, start INTEGER NOT NULL, end INTEGER NOT NULL, page INTEGER,
+    hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
+CREATE INDEX IF NOT EXISTS chunks_hash ON chunks(hash);
+CREATE TABLE IF NOT EXISTS embeddings (hash TEXT PRIMARY KEY, vector BLOB NOT NULL);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(tokens);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_vocab USING fts5vocab(chunks_fts, row);
+"""
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    id: int
+    doc_id: str
+    start: int
+    end: int
+    page: int | None
+    hash: str
+
+
+class Store:
+    """One SQLite database; safe to share between threads (a lock serialises access)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._lock = threading.RLock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        with self._lock:
+            self._db.executescript(_SCHEMA)
+            if self.get_meta("schema") is None:
+                self.set_meta("schema", SCHEMA_VERSION)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All-or-nothing: any exception, Ctrl-C included, rolls the whole change back."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _rows(self, sql: str, args: Iterable = ()) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, tuple(args)).fetchall()
+
+    # --- meta -------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        rows = self._rows("SELECT value FROM meta WHERE key=?", (key,))
+        return rows[0][0] if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    @property
+    def generation(self) -> int:
+        return int(self.get_meta("generation") or 0)
+
+    # --- files ------------------------------------------------------------------------------
+    def files(self) -> dict[str, tuple[str, float, int, list[str]]]:
+        """path -> (sha256, mtime, size, doc ids)."""
+        docs: dict[str, list[str]] = {}
+        for path, doc_id in self._rows("SELECT path, doc_id FROM file_docs ORDER BY rowid"):
+            docs.setdefault(path, []).append(doc_id)
+        return {p: (s, m, z, docs.get(p, [])) for p, s, m, z in self._rows("SELECT * FROM files")}
+
+    def put_file(self, path: str, sha256: str, mtime: float, size: int, doc_ids: list[str]) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)", (path, sha256, mtime, size))
+            self._db.execute("DELETE FROM file_docs WHERE path=?", (path,))
+            self._db.executemany("INSERT OR IGNORE INTO file_docs VALUES (?, ?)", [(path, d) for d in doc_ids])
+
+    def delete_file(self, path: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM files WHERE path=?", (path,))
+
+    # --- documents ----------------------------------------------------------------------------
+    def doc_ids(self) -> set[str]:
+        return {r[0] for r in self._rows("SELECT doc_id FROM documents")}
+
+    def orphan_doc_ids(self) -> list[str]:
+        return [r[0] for r in self._rows(
+            "SELECT doc_id FROM documents WHERE doc_id NOT IN (SELECT doc_id FROM file_docs)")]
+
+    def document(self, doc_id: str) -> Document | None:
+        rows = self._rows("SELECT * FROM documents WHERE doc_id=?", (doc_id,))
+        if not rows:
+            return None
+        d, title, author, date, source, path, lang, text, pages, meta = rows[0]
+        return Document(d, text, title or "", author or "", date or "", source or "", path or "", lang or "",
+                        json.loads(pages) if pages else None, json.loads(meta) if meta else {})
+
+    def add_document(self, doc: Document, chunks: list[Chunk], hashes: list[str], tokens: list[str]) -> list[int]:
+        """Insert a document with its chunks; returns the new chunk ids (stable int64 FAISS ids)."""
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (doc.doc_id, doc.title, doc.author, doc.date, doc.source, doc.path, doc.lang, doc.text,
+                 json.dumps(doc.pages) if doc.pages else None, json.dumps(doc.meta, ensure_ascii=False)),
+            )
+            ids = []
+            for c, h, toks in zip(chunks, hashes, tokens):
+                cur = self._db.execute(
+                    "INSERT INTO chunks (doc_id, seq, start, end, page, hash) VALUES (?, ?, ?, ?, ?, ?)",
+                    (c.doc_id, c.seq, c.start, c.end, c.page, h),
+                )
+                ids.append(cur.lastrowid)
+                self._db.execute("INSERT INTO chunks_fts (rowid, tokens) VALUES (?, ?)", (cur.lastrowid, toks))
+            return ids
+
+    def delete_document(self, doc_id: str) -> list[int]:
+        """Remove a document and its chunks; returns the removed chunk ids."""
+        with self._lock:
+            ids = [r[0] for r in self._db.execute("SELECT id FROM chunks WHERE doc_id=?", (doc_id,))]
+            self._db.executemany("DELETE FROM chunks_fts WHERE rowid=?", [(i,) for i in ids])
+            self._db.execute("DELETE FROM documents WHERE doc_id=?", (doc_id,))
+            return ids
+
+    def counts(self) -> dict[str, int]:
+        return {t: self._rows(f"SELECT count(*) FROM {t}")[0][0] for t in ("files", "documents", "chunks")}
+
+    # --- chunks -------------------------------------------------------------------------------
+    def chunks(self, ids: Iterable[int]) -> dict[int, StoredChunk]:
+        ids = list(ids)
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self._rows(f"SELECT id, doc_id, start, end, page, hash FROM chunks WHERE id IN ({marks})", ids)
+        return {r[0]: StoredChunk(*r) for r in rows}
+
+    def chunk_texts(self, ids: Iterable[int]) -> dict[int, tuple[str, int, int]]:
+        """id -> (document text, start, end), for reading chunk text and its neighbourhood."""
+        ids = list(ids)
+        marks = ",".join("?" * len(ids))
+        rows = self._rows(
+            f"SELECT c.id, d.text, c.start, c.end FROM chunks c JOIN documents d USING (doc_id) "
+            f"WHERE c.id IN ({marks})", ids)
+        return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+    # --- embeddings ---------------------------------------------------------------------------
+    def missing_embeddings(self, hashes: Iterable[str]) -> set[str]:
+        hashes = set(hashes)
+        have: set[str] = set()
+        items = list(hashes)
+        for i in range(0, len(items), 500):
+            part = items[i : i + 500]
+            have |= {r[0] for r in self._rows(
+                f"SELECT hash FROM embeddings WHERE hash IN ({','.join('?' * len(part))})", part)}
+        return hashes - have
+
+    def put_embeddings(self, hashes: list[str], vectors: np.ndarray) -> None:
+        """Committed at once, outside the library transaction: finished embedding work survives Ctrl-C."""
+        with self._lock:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO embeddings VALUES (?, ?)",
+                [(h, v.astype(np.float32).tobytes()) for h, v in zip(hashes, vectors)],
+            )
+
+    def chunk_vectors(self, ids: Iterable[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(chunk ids, vectors) of the given chunks, or of all chunks."""
+        sql = "SELECT c.id, e.vector FROM chunks c JOIN embeddings e ON e.hash = c.hash"
+        if ids is None:
+            rows = self._rows(sql + " ORDER BY c.id")
+        else:
+            ids = list(ids)
+            rows = self._rows(sql + f" WHERE c.id IN ({','.join('?' * len(ids))})", ids) if ids else []
+        if not rows:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+        return (np.array([r[0] for r in rows], dtype=np.int64),
+                np.vstack([np.frombuffer(r[1], dtype=np.float32) for r in rows]))
+
+    def drop_unused_embeddings(self) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM embeddings WHERE hash NOT IN (SELECT hash FROM chunks)")
+
+    # --- keyword search -----------------------------------------------------------------------
+    def keyword_search(self, match: str, limit: int, within: Iterable[int] | None = None) -> list[tuple[int, float]]:
+        """(chunk id, BM25 score) best first; `within` restricts scoring to those chunks."""
+        sql = "SELECT rowid, -bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ?"
+        args: list = [match]
+        if within is not None:
+            within = list(within)
+            if not within:
+                return []
+            sql += f" AND rowid IN ({','.join('?' * len(within))})"
+            args += within
+        return self._rows(sql + " ORDER BY bm25(chunks_fts) LIMIT ?", [*args, limit])
+
+    def chunk_tokens(self, ids: Iterable[int]) -> dict[int, str]:
+        ids = list(ids)
+        if not ids:
+            return {}
+        return dict(self._rows(f"SELECT rowid, tokens FROM chunks_fts WHERE rowid IN ({','.join('?' * len(ids))})",
+                               ids))
+
+    def document_frequency(self, terms: list[str]) -> dict[str, int]:
+        if not terms:
+            return {}
+        return dict(self._rows(
+            f"SELECT term, doc FROM chunks_vocab WHERE term IN ({','.join('?' * len(terms))})", terms))

@@ -1,0 +1,88 @@
+"""FAISS vector index keyed by stable int64 chunk ids, saved as a file stamped with a generation.
+
+"flat" is exact inner-product search (cosine on normalised vectors) and is updated in place;
+"ivf" and "hnsw" trade exactness for speed on large libraries and are rebuilt from the store's
+vectors when the library changes. Files are written to a temporary name and renamed, so a
+reader never sees a half-written index.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+KINDS = ("flat", "ivf", "hnsw")
+_IVF_MIN_VECTORS = 10_000  # below this an IVF index cannot be trained well; exact search is fast anyway
+
+
+class VectorIndex:
+    def __init__(self, dim: int, kind: str = "flat", index: faiss.Index | None = None):
+        if kind not in KINDS:
+            raise ValueError(f"faiss kind {kind!r} is not one of {KINDS}")
+        self.dim, self.kind = dim, kind
+        self._index = index if index is not None else _empty(dim)
+
+    @classmethod
+    def build(cls, dim: int, kind: str, ids: np.ndarray, vectors: np.ndarray) -> VectorIndex:
+        if kind == "flat" or len(ids) < _IVF_MIN_VECTORS and kind == "ivf":
+            base = faiss.IndexFlatIP(dim)
+        elif kind == "ivf":
+            nlist = int(4 * np.sqrt(len(ids)))
+            base = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            base.train(vectors)
+            base.nprobe = max(8, nlist // 16)
+        else:
+            base = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+            base.hnsw.efSearch = 128
+        index = faiss.IndexIDMap2(base)
+        if len(ids):
+            index.add_with_ids(vectors, ids)
+        return cls(dim, kind, index)
+
+    def __len__(self) -> int:
+        return int(self._index.ntotal)
+
+    @property
+    def updatable(self) -> bool:
+        return self.kind == "flat"
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        if len(ids):
+            self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids.astype(np.int64))
+
+    def remove(self, ids: list[int]) -> None:
+        if ids:
+            self._index.remove_ids(np.asarray(ids, dtype=np.int64))
+
+    def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """(chunk id, cosine) of the k nearest chunks."""
+        if len(self) == 0:
+            return []
+        scores, ids = self._index.search(query.reshape(1, -1).astype(np.float32), min(k, len(self)))
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+    def save(self, folder: Path, generation: int) -> Path:
+        path = folder / f"vectors-{generation}.faiss"
+        tmp = folder / f".vectors-{generation}.faiss.tmp"
+        faiss.write_index(self._index, str(tmp))
+        os.replace(tmp, path)
+        for old in folder.glob("vectors-*.faiss"):
+            if old != path:
+                old.unlink(missing_ok=True)
+        return path
+
+    @classmethod
+    def load(cls, folder: Path, generation: int, dim: int, kind: str) -> VectorIndex | None:
+        """The saved index of exactly this generation, or None when it is missing or stale."""
+        path = folder / f"vectors-{generation}.faiss"
+        if not path.is_file():
+            return None
+        index = faiss.read_index(str(path))
+        return cls(dim, kind, index) if index.d == dim else None
+
+
+def _empty(dim: int) -> faiss.Index:
+    return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
