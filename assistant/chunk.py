@@ -27,8 +27,18 @@ class Chunk:
 
 
 def chunk_document(doc: Document, size: int = 400, overlap: int = 80) -> list[Chunk]:
+    """Chunks in document order; a PDF chunk never crosses a page break, so it has one page."""
     spans = [piece for span in sentence_spans(doc.text) for piece in _cut_long(doc.text, span, size)]
+    pages: dict[int | None, list[tuple[int, int]]] = {}
+    for span in spans:
+        pages.setdefault(doc.page_at(span[0]), []).append(span)
     chunks: list[Chunk] = []
+    for page_spans in pages.values():
+        _pack(doc, page_spans, size, overlap, chunks)
+    return chunks
+
+
+def _pack(doc: Document, spans: list[tuple[int, int]], size: int, overlap: int, chunks: list[Chunk]) -> None:
     i = 0
     while i < len(spans):
         j = i
@@ -37,13 +47,12 @@ def chunk_document(doc: Document, size: int = 400, overlap: int = 80) -> list[Ch
         start, end = spans[i][0], spans[j][1]
         chunks.append(Chunk(doc.doc_id, len(chunks), start, end, doc.text[start:end], doc.page_at(start)))
         if j + 1 >= len(spans):
-            break
+            return
         # Step back over whole sentences that fit in the overlap, but always move forward.
         k = j + 1
         while k - 1 > i and end - spans[k - 1][0] <= overlap:
             k -= 1
         i = k
-    return chunks
 
 
 def _cut_long(text: str, span: tuple[int, int], size: int) -> list[tuple[int, int]]:

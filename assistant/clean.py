@@ -54,8 +54,9 @@ def extract_html(html: str) -> Page:
     """Main article text and metadata of an HTML page (empty text when nothing looks like an article)."""
     import trafilatura
 
+    # Not trafilatura's `deduplicate`: its cache is process-wide and drops text seen in other documents.
     found = trafilatura.bare_extraction(
-        html, with_metadata=True, include_comments=False, include_tables=True, deduplicate=True
+        html, with_metadata=True, include_comments=False, include_tables=True
     )
     if found is None:
         return Page(text="")

@@ -1,0 +1,99 @@
+"""Answers on the real library: grounded in the seed article, declined when off-topic, citations exact."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant import Assistant, Config
+from assistant.answer import verify
+
+ALL_IN = "品牌方、商家“all in”直播带货并不是最为理智的选择"
+
+
+@pytest.fixture(scope="module")
+def seed_bot(tmp_path_factory):
+    """The bundled default library, as shipped in corpus/."""
+    folder = tmp_path_factory.mktemp("seed-index")
+    return Assistant.build("corpus", folder, Config())
+
+
+def assert_citations_exact(bot, answer):
+    assert answer.citations
+    for c in answer.citations:
+        doc = bot.document(c.doc_id)
+        assert c.quote == doc.text[c.start:c.end]
+        assert c.title == doc.title and c.source == doc.source
+        assert f"[{c.number}]" in answer.text
+    verify(answer, bot.index)
+    given = {h.doc_id for h in answer.contexts}
+    assert {c.doc_id for c in answer.citations} <= given, "never cite a passage the answer was not given"
+
+
+@pytest.mark.parametrize("question", [
+    "Should a brand go all in on live-stream selling?",
+    "品牌应该all in直播带货吗？",
+])
+def test_live_selling_question_is_answered_from_the_seed_article(seed_bot, question):
+    answer = seed_bot.ask(question)
+    assert not answer.declined
+    assert_citations_exact(seed_bot, answer)
+    assert any(ALL_IN in c.quote for c in answer.citations), answer.text
+    c = answer.citations[0]
+    assert c.source == "Morketing Global via AMZ123 跨境头条" and c.date == "2020-10-31" and c.page is None
+
+
+def test_reply_language_follows_the_question(seed_bot):
+    assert seed_bot.ask("Should a brand go all in on live-stream selling?").text.startswith("From the library")
+    assert seed_bot.ask("品牌应该all in直播带货吗？").text.startswith("根据资料库")
+
+
+@pytest.mark.parametrize("question, reply", [
+    ("What is the best recipe for a chocolate cake?", "The library has nothing on this"),
+    ("巧克力蛋糕怎么做最好吃？", "资料库中没有与这个问题相关的内容"),
+])
+def test_off_topic_questions_are_declined_in_their_language(seed_bot, question, reply):
+    answer = seed_bot.ask(question)
+    assert answer.declined and not answer.citations
+    assert answer.text.startswith(reply)
+
+
+def test_english_citations_have_exact_offsets(built):
+    bot, _, _ = built
+    answer = bot.ask("How long does sea freight take from Shenzhen to Hamburg?")
+    assert not answer.declined
+    assert_citations_exact(bot, answer)
+    assert "five to six weeks" in answer.citations[0].quote
+
+
+def test_pdf_citations_carry_their_page(built):
+    bot, _, _ = built
+    answer = bot.ask("What share of electronics orders were returned?")
+    assert not answer.declined
+    assert_citations_exact(bot, answer)
+    cited = [c for c in answer.citations if "6 percent" in c.quote]
+    assert cited and cited[0].page == 2
+
+
+def test_chinese_citations_from_html_and_gbk_text(built):
+    bot, _, _ = built
+    for question, expected in (("服装退货的运费由谁承担？", "运费将由卖家承担"), ("海运旺季是几月？", "十一月到次年一月")):
+        answer = bot.ask(question)
+        assert not answer.declined, question
+        assert_citations_exact(bot, answer)
+        assert any(expected in c.quote for c in answer.citations), answer.text
+
+
+def test_follow_up_questions_use_the_conversation(seed_bot):
+    history = [{"role": "user", "content": "What are the benefits of influencer marketing?"},
+               {"role": "assistant", "content": "..."}]
+    alone = seed_bot.retriever.search("what about its legal risks?", k=3)
+    follow_up = seed_bot.ask("what about its legal risks?", history=history)
+    assert not follow_up.declined
+    assert_citations_exact(seed_bot, follow_up)
+    assert any("网红" in h.text for h in follow_up.contexts)
+    assert [h.chunk_id for h in follow_up.contexts[:3]] != [h.chunk_id for h in alone]
+
+
+def test_empty_question_is_an_error(seed_bot):
+    with pytest.raises(ValueError, match="empty"):
+        seed_bot.ask("   ")

@@ -1,0 +1,70 @@
+"""Sentence splitting and chunking: exact offsets, whole sentences, overlap, long sentences."""
+
+from __future__ import annotations
+
+from assistant.chunk import chunk_document
+from assistant.load import Document
+from assistant.text import detect_lang, sentence_spans
+
+
+def sentences(text):
+    return [text[a:b] for a, b in sentence_spans(text)]
+
+
+def test_chinese_sentences_split_on_chinese_punctuation():
+    text = "直播带货是风口。但不是神话！品牌方该怎么做？先建立信任；再谈转化……最后复盘。"
+    assert sentences(text) == ["直播带货是风口。", "但不是神话！", "品牌方该怎么做？", "先建立信任；", "再谈转化……", "最后复盘。"]
+
+
+def test_closing_quotes_stay_with_their_sentence():
+    assert sentences("他说：“别all in直播。”然后离开了。") == ["他说：“别all in直播。”", "然后离开了。"]
+
+
+def test_english_sentences_keep_decimals_and_urls_whole():
+    text = "Version 2.0 shipped in May. See https://example.com/a?b=1 for details! Is it good? Yes."
+    assert sentences(text) == ["Version 2.0 shipped in May.", "See https://example.com/a?b=1 for details!",
+                               "Is it good?", "Yes."]
+
+
+def test_paragraph_breaks_end_a_sentence():
+    assert sentences("标题\n\n正文第一句。\n第二段没有句号") == ["标题", "正文第一句。", "第二段没有句号"]
+
+
+def test_language_detection():
+    assert detect_lang("品牌应该all in直播带货吗？") == "zh"
+    assert detect_lang("Should a brand go all in on TikTok?") == "en"
+
+
+def _doc(text):
+    return Document(doc_id="d", text=text)
+
+
+def test_chunks_are_exact_slices_of_whole_sentences_with_overlap():
+    text = "".join(f"第{i}句话讲的是跨境物流的第{i}个要点。" for i in range(60))
+    doc = _doc(text)
+    chunks = chunk_document(doc, size=100, overlap=40)
+    bounds = {a for a, _ in sentence_spans(text)} | {b for _, b in sentence_spans(text)}
+    assert len(chunks) > 5
+    for c in chunks:
+        assert c.text == text[c.start:c.end]
+        assert c.start in bounds and c.end in bounds, "never cut inside a sentence"
+        assert len(c.text) <= 100
+    for a, b in zip(chunks, chunks[1:]):
+        assert b.start < a.end, "consecutive chunks overlap"
+        assert b.start > a.start, "and always move forward"
+    assert chunks[0].start == 0 and chunks[-1].end == len(text)
+
+
+def test_a_sentence_longer_than_the_limit_is_cut_near_a_comma():
+    text = "，".join(["这是一个非常长的没有句号的句子片段"] * 40) + "。短句。"
+    chunks = chunk_document(_doc(text), size=120, overlap=0)
+    assert all(len(c.text) <= 120 for c in chunks)
+    assert "".join(c.text for c in chunks) == text
+    assert chunks[0].text.endswith("，")
+
+
+def test_pdf_chunks_carry_their_page():
+    text = "Page one text. More words here.\n\nPage two starts. It ends."
+    doc = Document(doc_id="p", text=text, pages=[0, text.index("Page two")])
+    chunks = chunk_document(doc, size=20, overlap=0)
+    assert [c.page for c in chunks] == [1, 1, 2, 2]
