@@ -175,5 +175,19 @@ def chat(ctx: click.Context, index_dir: str | None) -> None:
         history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.text}]
 
 
+@main.command()
+@click.option("--index", "index_dir", default=None, help="Index folder (default: ./index).")
+@click.option("--host", default=None, help="Address to listen on (default: 127.0.0.1, this machine only).")
+@click.option("--port", default=None, type=int, help="Port (default: 7860).")
+@click.pass_context
+def serve(ctx: click.Context, index_dir: str | None, host: str | None, port: int | None) -> None:
+    """Serve the web chat (/), the REST API (/api, docs at /docs) and the embeddable widget (/widget.js)."""
+    from .serve import run_server
+
+    config = _config(ctx, host=host, port=port)
+    bot = _open(ctx, index_dir)
+    run_server(bot, config)
+
+
 if __name__ == "__main__":
     main()

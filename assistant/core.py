@@ -5,11 +5,12 @@ The CLI, the web chat and the REST API are thin layers over this class.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 from .answer import Answer, decline, extractive_answer
 from .config import Config, load_config
-from .index import Index, IndexReport, Progress, update_index, _no_progress
+from .index import Index, IndexReport, Progress, update_index, no_progress
 from .load import Document
 from .retrieve import Hit, Retriever
 
@@ -30,7 +31,7 @@ class Assistant:
 
     @classmethod
     def build(cls, library: str | Path | list[str | Path] | None = None, folder: str | Path | None = None,
-              config: Config | None = None, *, rebuild: bool = False, progress: Progress = _no_progress,
+              config: Config | None = None, *, rebuild: bool = False, progress: Progress = no_progress,
               **overrides) -> Assistant:
         """Index the library (files or folders) into `folder`, then open it. See `index_library`."""
         config = (config or load_config()).replace(**overrides)
@@ -55,6 +56,17 @@ class Assistant:
             return decline(question, hits, reason="below relevance floor", best_relevance=round(best, 4))
         return extractive_answer(question, query, relevant, self.index, self.config)
 
+    def ask_stream(self, question: str, history: list[Message] | None = None) -> Iterator[str | Answer]:
+        """`ask`, as it is produced: pieces of the answer text (str), then the final `Answer`.
+
+        The concatenated pieces equal the final `Answer.text`; its citations are only final at the end.
+        """
+        answer = self.ask(question, history)
+        lines = answer.text.split("\n\n")
+        for n, line in enumerate(lines):
+            yield line + ("\n\n" if n < len(lines) - 1 else "")
+        yield answer
+
     def document(self, doc_id: str) -> Document | None:
         """The stored document (text, title, author, date, source, path, pages) or None."""
         return self.index.document(doc_id)
@@ -64,7 +76,7 @@ class Assistant:
 
 
 def index_library(library: str | Path | list[str | Path] | None, folder: str | Path, config: Config | None = None,
-                  *, rebuild: bool = False, progress: Progress = _no_progress) -> IndexReport:
+                  *, rebuild: bool = False, progress: Progress = no_progress) -> IndexReport:
     """Bring the index in `folder` in line with the library: adds, updates and removes documents."""
     config = config or load_config()
     paths = library if isinstance(library, list) else [library or config.library]

@@ -50,7 +50,7 @@ class IndexReport:
         return bool(self.added or self.updated or self.unchanged)
 
 
-def _no_progress(label: str, total: int) -> Callable[[int], None]:
+def no_progress(label: str, total: int) -> Callable[[int], None]:
     return lambda n: None
 
 
@@ -108,7 +108,7 @@ def update_index(
     config: Config | None = None,
     *,
     rebuild: bool = False,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
     embedder: Embedder | None = None,
 ) -> IndexReport:
     """Make the index in `folder` hold exactly the readable documents under `paths`."""

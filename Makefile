@@ -1,0 +1,30 @@
+# Two commands: `make run` sets up and serves the assistant on the bundled library;
+# `make test` sets up and runs the tests. Everything installs into ./.venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export HF_HUB_OFFLINE := 1
+
+.PHONY: setup index run test bench clean
+
+$(BIN)/assistant: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# The CPU build of torch first: an unpinned resolve would pull a multi-GB CUDA build.
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+setup: $(BIN)/assistant
+
+index: setup
+	$(BIN)/assistant index
+
+run: index
+	$(BIN)/assistant serve
+
+test: setup
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) index
