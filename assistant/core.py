@@ -45,6 +45,18 @@ class Assistant:
 
     def ask(self, question: str, history: list[Message] | None = None) -> Answer:
         """Answer `question` from the library, with citations, or decline in the question's language."""
+        answer = None
+        for answer in self.ask_stream(question, history):
+            pass
+        assert isinstance(answer, Answer)
+        return answer
+
+    def ask_stream(self, question: str, history: list[Message] | None = None) -> Iterator[str | Answer]:
+        """`ask`, as it is produced: pieces of the answer text (str), then the final `Answer`.
+
+        The pieces are for display while the answer is being made; the final `Answer` is
+        authoritative (a generated draft may lose unsupported sentences in enforcement).
+        """
         question = question.strip()
         if not question:
             raise ValueError("the question is empty")
@@ -53,19 +65,20 @@ class Assistant:
         relevant = [h for h in hits if h.relevance >= self.config.min_relevance]
         if not relevant:
             best = max((h.relevance for h in hits), default=0.0)
-            return decline(question, hits, reason="below relevance floor", best_relevance=round(best, 4))
-        return extractive_answer(question, query, relevant, self.index, self.config)
+            answer = decline(question, hits, reason="below relevance floor", best_relevance=round(best, 4))
+            yield answer.text
+            yield answer
+            return
+        extractive = extractive_answer(question, query, relevant, self.index, self.config)
+        if self.config.generator == "openai":
+            from .generate import stream_generated
 
-    def ask_stream(self, question: str, history: list[Message] | None = None) -> Iterator[str | Answer]:
-        """`ask`, as it is produced: pieces of the answer text (str), then the final `Answer`.
-
-        The concatenated pieces equal the final `Answer.text`; its citations are only final at the end.
-        """
-        answer = self.ask(question, history)
-        lines = answer.text.split("\n\n")
+            yield from stream_generated(question, history or [], relevant, self.index, self.config, extractive)
+            return
+        lines = extractive.text.split("\n\n")
         for n, line in enumerate(lines):
             yield line + ("\n\n" if n < len(lines) - 1 else "")
-        yield answer
+        yield extractive
 
     def document(self, doc_id: str) -> Document | None:
         """The stored document (text, title, author, date, source, path, pages) or None."""
