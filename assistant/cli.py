@@ -36,7 +36,7 @@ def _progress_bars():
     bars = []
 
     def start(label: str, total: int):
-        bar = tqdm(total=total, desc=label, unit="file" if label == "reading" else "chunk",
+        bar = tqdm(total=total, desc=label, unit={"reading": "file", "questions": "q"}.get(label, "chunk"),
                    file=sys.stderr, leave=False, disable=total == 0 or None)
         bars.append(bar)
         return bar.update
@@ -173,6 +173,30 @@ def chat(ctx: click.Context, index_dir: str | None) -> None:
         _print_answer(answer, as_json=False)
         click.echo()
         history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.text}]
+
+
+@main.command("eval")
+@click.argument("datasets", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--k", "k", default=5, show_default=True, help="Cut-off for hit@k and recall@k.")
+@click.option("--limit", type=int, default=None, help="Only the first N questions of each set.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+def eval_(ctx: click.Context, datasets: tuple[str, ...], k: int, limit: int | None, as_json: bool) -> None:
+    """Measure retrieval, answers, citations and speed on question sets (folders with docs.jsonl, queries.jsonl).
+
+    Each set's documents are indexed into a temporary folder with the configured pipeline.
+    """
+    from .evaluate import evaluate, format_report
+
+    config = _config(ctx)
+    results = []
+    for dataset in datasets:
+        with _progress_bars() as progress:
+            results.append(evaluate(dataset, config, k, progress=progress, limit=limit))
+        if not as_json:
+            click.echo(format_report(results[-1]) + "\n")
+    if as_json:
+        click.echo(json.dumps(results[0] if len(results) == 1 else results, ensure_ascii=False, indent=2))
 
 
 @main.command()
