@@ -29,9 +29,9 @@ class Config:
     chunk_overlap: int = 80
     # FAISS index kind: "flat" (exact), "ivf" or "hnsw" for large libraries.
     faiss: str = "flat"
-    # Retrieval: passages returned, weight of the dense ranking in the fusion, relevance floor.
+    # Retrieval: passages returned, least share of the dense ranking in the fusion, relevance floor.
     top_k: int = 5
-    dense_weight: float = 0.5
+    dense_weight: float = 0.4
     min_relevance: float = 0.2
     # Extractive answers: at most this many quoted sentences.
     answer_sentences: int = 3

@@ -1,8 +1,11 @@
 """Hybrid retrieval: dense (FAISS) and keyword (BM25) candidates, both scored on every candidate, fused.
 
 Plain reciprocal-rank fusion throws scores away and loses to BM25 alone on Chinese text, so
-each candidate from either list gets both its cosine and its BM25 score; the two are
-normalised per query and mixed with `dense_weight`. Overlapping chunks of one document and
+each candidate from either list gets both its cosine and its BM25 score; the two are min-max
+normalised per query and mixed. The dense share starts at `dense_weight` and grows when keyword
+matching is weak evidence for this question: when the question is long (BM25 drowns in the terms
+of conversational questions) or when the best keyword match misses much of it. The constants
+were tuned with bench/tune_fusion.py on the evaluation sets (see README). Overlapping chunks of one document and
 near-identical chunks of different documents are collapsed to the best of them. Each hit also
 carries `relevance`, the evidence used to decide whether the library covers the question at all.
 """
@@ -18,6 +21,10 @@ from .index import Index
 from .keyword import match_expression, query_terms
 
 MODES = ("hybrid", "dense", "keyword")
+# The dense share reaches 1 as a question grows from LONG_QUESTION[0] to LONG_QUESTION[1] content terms.
+LONG_QUESTION = (8, 12)
+# How strongly a best keyword match that misses part of the question shifts weight to the dense side.
+MISSED_TERMS_SHIFT = 0.5
 KEYWORD_EVIDENCE = 0.4
 
 
@@ -91,9 +98,19 @@ class Retriever:
         elif mode == "keyword":
             scores = keyword
         else:
-            scores = _fuse(dense, keyword, self.config.dense_weight)
+            scores = _fuse(dense, keyword, self._dense_share(q, keyword))
         ranked = sorted(scores, key=scores.get, reverse=True)
         return self._hits(ranked, scores, dense, keyword, q, k)
+
+    def _dense_share(self, q: Query, keyword: dict[int, float]) -> float:
+        if not keyword:
+            return 1.0
+        top = max(keyword, key=keyword.get)
+        missed = 1.0 - coverage(q, set(self.index.store.chunk_tokens([top]).get(top, "").split()))
+        low, high = LONG_QUESTION
+        length = min(1.0, max(0.0, (len(q.terms) - low) / (high - low)))
+        w = self.config.dense_weight
+        return w + (1 - w) * min(1.0, max(length, MISSED_TERMS_SHIFT * missed))
 
     def _hits(self, ranked: list[int], scores: dict[int, float], dense: dict[int, float],
               keyword: dict[int, float], q: Query, k: int) -> list[Hit]:

@@ -1,0 +1,138 @@
+"""Grid-search the fusion of dense and keyword scores on question sets (a tuning aid, not a test).
+
+For every question the candidate pool (top 100 of each side) is scored on both sides once and
+cached; fusion variants are then compared on hit@5 and nDCG@10 in seconds. Usage:
+
+    python bench/tune_fusion.py ../shared/eval/rgb_zh ../shared/eval/clapnq_en ...
+"""
+
+from __future__ import annotations
+
+import pickle
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from assistant import Assistant, Config, index_library, load_config
+from assistant.evaluate import hit_at, ndcg_at, read_jsonl
+from assistant.keyword import match_expression
+from assistant.retrieve import coverage
+from assistant.text import detect_lang
+
+CACHE = Path(tempfile.gettempdir()) / "assistant-tune"
+
+
+def candidates(dataset: Path, config: Config) -> list[dict]:
+    cache = CACHE / f"v2-{dataset.name}-{config.chunk_size}-{config.chunk_overlap}.pkl"
+    if cache.is_file():
+        return pickle.loads(cache.read_bytes())
+    folder = CACHE / f"{dataset.name}-{config.chunk_size}-{config.chunk_overlap}-index"
+    index_library([dataset / "docs.jsonl"], folder, config)
+    bot = Assistant.open(folder, config)
+    store = bot.index.store
+    rows = []
+    for q in read_jsonl(dataset / "queries.jsonl"):
+        if not q.get("relevant_doc_ids"):
+            continue
+        text = f"{q['product_title']}: {q['text']}" if q.get("product_title") else q["text"]
+        query = bot.retriever.prepare(text)
+        dense = dict(bot.index.vectors.search(query.vector, 100))
+        match = match_expression(query.terms)
+        keyword = dict(store.keyword_search(match, 100)) if match else {}
+        ids = sorted(set(dense) | set(keyword))
+        got, vecs = store.chunk_vectors([i for i in ids if i not in dense])
+        if len(got):
+            dense.update(zip(got.tolist(), (vecs @ query.vector).tolist()))
+        missing = [i for i in ids if i not in keyword]
+        if missing and match:
+            keyword.update(store.keyword_search(match, len(missing), within=missing))
+        top_keyword = max(keyword, key=keyword.get) if keyword else None
+        tokens = set(store.chunk_tokens([top_keyword]).get(top_keyword, "").split()) if top_keyword else set()
+        doc_of = {cid: c.doc_id for cid, c in store.chunks(ids).items()}
+        gains = {d: float(g) for d, g in (q.get("graded_relevance") or {}).items()} or {
+            d: 1.0 for d in q["relevant_doc_ids"]}
+        rows.append({"ids": ids, "dense": np.array([dense[i] for i in ids]),
+                     "keyword": np.array([keyword.get(i, 0.0) for i in ids]), "doc": [doc_of[i] for i in ids],
+                     "relevant": set(q["relevant_doc_ids"]), "gains": gains, "lang": detect_lang(text),
+                     "kcov": coverage(query, tokens), "nterms": len(query.terms)})
+    CACHE.mkdir(exist_ok=True)
+    cache.write_bytes(pickle.dumps(rows))
+    return rows
+
+
+def minmax(x: np.ndarray) -> np.ndarray:
+    span = x.max() - x.min()
+    return (x - x.min()) / span if span > 1e-9 else np.ones_like(x)
+
+
+def rank_scores(x: np.ndarray, k: int = 60) -> np.ndarray:
+    order = np.argsort(-x)
+    ranks = np.empty_like(order)
+    ranks[order] = np.arange(len(x))
+    return 1.0 / (k + ranks + 1)
+
+
+VARIANTS = {
+    "dense": lambda r, w: r["dense"],
+    "keyword": lambda r, w: r["keyword"],
+    "rrf": lambda r, w: rank_scores(r["dense"]) + rank_scores(r["keyword"]),
+    "minmax": lambda r, w: w * minmax(r["dense"]) + (1 - w) * minmax(r["keyword"]),
+    "maxnorm": lambda r, w: w * r["dense"] / max(r["dense"].max(), 1e-9)
+    + (1 - w) * r["keyword"] / max(r["keyword"].max(), 1e-9),
+    "zscore": lambda r, w: w * (r["dense"] - r["dense"].mean()) / (r["dense"].std() + 1e-9)
+    + (1 - w) * (r["keyword"] - r["keyword"].mean()) / (r["keyword"].std() + 1e-9),
+}
+
+
+def _gap(x: np.ndarray, n: int = 10) -> float:
+    """How far the best score stands above the next ones, in units of their spread."""
+    top = np.sort(x)[::-1][:n]
+    return float((top[0] - top[1:].mean()) / (top[1:].std() + 1e-9)) if len(top) > 2 else 0.0
+
+
+def adaptive(r: dict, w: float) -> np.ndarray:
+    """Each side weighted by how clearly its best candidate stands out for this query."""
+    gd, gk = max(_gap(r["dense"]), 0.0), max(_gap(r["keyword"]), 0.0)
+    wd = w * gd / (w * gd + (1 - w) * gk) if gd + gk > 0 else w
+    return wd * minmax(r["dense"]) + (1 - wd) * minmax(r["keyword"])
+
+
+VARIANTS["adaptive"] = adaptive
+
+
+def by_coverage(r: dict, w: float) -> np.ndarray:
+    """Lean on the dense side when the best keyword match misses much of the question."""
+    wd = w + (1 - w) * (1 - r["kcov"])
+    return wd * minmax(r["dense"]) + (1 - wd) * minmax(r["keyword"])
+
+
+VARIANTS["by_coverage"] = by_coverage
+
+
+def score(rows: list[dict], fuse, w: float) -> tuple[float, float]:
+    hits, ndcgs = [], []
+    for r in rows:
+        s = fuse(r, w)
+        ranked = list(dict.fromkeys(r["doc"][i] for i in np.argsort(-s)))
+        hits.append(hit_at(ranked, r["relevant"], 5))
+        ndcgs.append(ndcg_at(ranked, r["gains"], 10))
+    return float(np.mean(hits)), float(np.mean(ndcgs))
+
+
+def main(paths: list[str]) -> None:
+    config = load_config()
+    for path in paths:
+        rows = candidates(Path(path), config)
+        print(f"\n{Path(path).name} ({len(rows)} questions)   hit@5  ndcg@10")
+        for name, fuse in VARIANTS.items():
+            weights = [0.5] if name in ("dense", "keyword", "rrf") else [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+            for w in weights:
+                h, n = score(rows, fuse, w)
+                label = name if len(weights) == 1 else f"{name} w={w}"
+                print(f"  {label:<18} {h:.3f}  {n:.3f}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
