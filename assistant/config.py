@@ -33,8 +33,10 @@ class Config:
     top_k: int = 5
     dense_weight: float = 0.4
     min_relevance: float = 0.2
+    # Answers read each retrieved chunk with this many characters of whole sentences around it.
+    context_chars: int = 200
     # Extractive answers: at most this many quoted sentences.
-    answer_sentences: int = 3
+    answer_sentences: int = 4
     # Generated answers (opt-in): "extractive" (default, offline) or "openai".
     generator: str = "extractive"
     llm_base_url: str = ""

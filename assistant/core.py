@@ -62,7 +62,8 @@ class Assistant:
             raise ValueError("the question is empty")
         query = self.retriever.prepare(_with_context(question, history))
         hits = self.retriever.search(query, k=self.config.top_k)
-        relevant = [h for h in hits if h.relevance >= self.config.min_relevance]
+        relevant = [self.retriever.widen(h, self.config.context_chars)
+                    for h in hits if h.relevance >= self.config.min_relevance]
         if not relevant:
             best = max((h.relevance for h in hits), default=0.0)
             answer = decline(question, hits, reason="below relevance floor", best_relevance=round(best, 4))

@@ -12,6 +12,7 @@ carries `relevance`, the evidence used to decide whether the library covers the 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +20,7 @@ import numpy as np
 from .config import Config
 from .index import Index
 from .keyword import match_expression, query_terms
+from .text import sentence_spans
 
 MODES = ("hybrid", "dense", "keyword")
 # The dense share reaches 1 as a question grows from LONG_QUESTION[0] to LONG_QUESTION[1] content terms.
@@ -101,6 +103,24 @@ class Retriever:
             scores = _fuse(dense, keyword, self._dense_share(q, keyword))
         ranked = sorted(scores, key=scores.get, reverse=True)
         return self._hits(ranked, scores, dense, keyword, q, k)
+
+    def widen(self, hit: Hit, chars: int) -> Hit:
+        """The hit with up to `chars` characters of whole sentences around it, as context for answering.
+
+        Chunks cut a document at sentence boundaries, so the sentence that answers a question may
+        sit just outside the chunk that matched it.
+        """
+        doc = self.index.document(hit.doc_id)
+        if doc is None or chars <= 0:
+            return hit
+        lo, hi = max(0, hit.start - chars), min(len(doc.text), hit.end + chars)
+        spans = sentence_spans(doc.text, lo, hi)
+        # The outermost spans may be cut mid-sentence unless they touch the ends of the document.
+        inner_starts = [a for a, _ in (spans if lo == 0 else spans[1:]) if a <= hit.start]
+        inner_ends = [b for _, b in (spans if hi == len(doc.text) else spans[:-1]) if b >= hit.end]
+        start = min(inner_starts, default=hit.start)
+        end = max(inner_ends, default=hit.end)
+        return dataclasses.replace(hit, start=start, end=end, text=doc.text[start:end])
 
     def _dense_share(self, q: Query, keyword: dict[int, float]) -> float:
         if not keyword:
