@@ -186,3 +186,22 @@ def test_another_sentence_transformers_model_is_one_setting_away(tmp_path):
 def test_open_without_an_index_says_what_to_do(tmp_path):
     with pytest.raises(FileNotFoundError, match="assistant index"):
         Assistant.open(tmp_path / "nothing", Config())
+
+
+@pytest.mark.parametrize("kind, n", [("hnsw", 2000), ("ivf", 12000)])
+def test_approximate_faiss_kinds_find_the_nearest_chunk(kind, n, tmp_path):
+    import numpy as np
+
+    from assistant.vectors import VectorIndex
+
+    rng = np.random.default_rng(1)
+    topics = rng.standard_normal((50, 64)).astype(np.float32)
+    vecs = topics[rng.integers(0, 50, n)] + 0.3 * rng.standard_normal((n, 64)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    ids = np.arange(1000, 1000 + n, dtype=np.int64)
+    index = VectorIndex.build(64, kind, ids, vecs)
+    found = [index.search(vecs[i], 1)[0][0] for i in range(0, n, n // 20)]
+    assert sum(f == ids[i] for f, i in zip(found, range(0, n, n // 20))) >= 18
+    index.save(tmp_path, 3)
+    again = VectorIndex.load(tmp_path, 3, 64, kind)
+    assert again is not None and len(again) == n and VectorIndex.load(tmp_path, 2, 64, kind) is None
