@@ -97,3 +97,21 @@ def test_follow_up_questions_use_the_conversation(seed_bot):
 def test_empty_question_is_an_error(seed_bot):
     with pytest.raises(ValueError, match="empty"):
         seed_bot.ask("   ")
+
+
+ENGLISH_ON_CHINESE = {
+    "What did TikTok announce with Shopify?": "Shopify达成合作",
+    "What are the risks of influencer marketing for brands?": "道德风险",
+    "What share of marketers put more resources into influencer marketing?": "73%",
+    "What are the three components of consumer trust in social commerce?": "三大组成部分",
+    "Should a brand go all in on live-stream selling?": "all in",
+    "What is user-generated content?": "UGC",
+    "Why do top influencers refuse some brand deals?": "拒绝方式过于直接",
+}
+
+
+def test_english_questions_find_the_chinese_passage(seed_bot):
+    found = [q for q, expected in ENGLISH_ON_CHINESE.items()
+             if any(expected in h.text for h in seed_bot.search(q, k=3))]
+    # Measured: 6 of 7 (the last one shares no word with the text and ranks 4th); keep a margin of one.
+    assert len(found) >= 5, sorted(set(ENGLISH_ON_CHINESE) - set(found))
