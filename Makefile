@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
+# The browser tests drive Debian's chromium, with CJK fonts; installed only when it is missing.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup index run test bench clean
 
@@ -24,7 +27,11 @@ index: setup
 run: index
 	$(BIN)/assistant serve
 
-test: setup
+$(CHROMIUM):
+	$(SUDO) apt-get update
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium fonts-noto-cjk
+
+test: setup $(CHROMIUM)
 	$(BIN)/python -m pytest
 
 clean:
