@@ -50,6 +50,14 @@ class Config:
     allowed_origins: tuple[str, ...] = ()
     api_token: str = field(default="", repr=False)
 
+    def __post_init__(self) -> None:
+        choices = {"faiss": ("flat", "ivf", "hnsw"), "generator": ("extractive", "openai")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"configuration value {name}={getattr(self, name)!r} is not one of {allowed}")
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError(f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_size ({self.chunk_size})")
+
     def replace(self, **changes: object) -> Config:
         """A copy with `changes` applied; None values are ignored so CLI defaults fall through."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})

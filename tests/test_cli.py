@@ -94,3 +94,15 @@ def test_configuration_precedence(tmp_path, monkeypatch):
     (tmp_path / "assistant.toml").unlink()
     with pytest.raises(ValueError, match="top_k"):
         load_config()
+
+
+def test_invalid_settings_are_refused(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ASSISTANT_GENERATOR", "gpt")
+    with pytest.raises(ValueError, match="generator"):
+        load_config()
+    monkeypatch.delenv("ASSISTANT_GENERATOR")
+    with pytest.raises(ValueError, match="chunk_overlap"):
+        load_config(chunk_size=100, chunk_overlap=100)
+    result = CliRunner().invoke(main, ["ask", "x"], env={"ASSISTANT_FAISS": "annoy"})
+    assert result.exit_code != 0 and "faiss" in result.output
