@@ -5,6 +5,7 @@ The CLI, the web chat and the REST API are thin layers over this class.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -98,6 +99,20 @@ def index_library(library: str | Path | list[str | Path] | None, folder: str | P
 
 
 def _with_context(question: str, history: list[Message] | None) -> str:
-    """A follow-up ("what about its risks?") is searched together with the previous question."""
+    """A follow-up ("what about its risks?") is searched together with the previous question.
+
+    Only questions that point back (a pronoun, "what about", "那…") get the context, so a new
+    topic in the same conversation is answered, or declined, on its own.
+    """
     previous = [m["content"] for m in history or [] if m.get("role") == "user" and m.get("content")]
-    return f"{previous[-1]}\n{question}" if previous else question
+    if previous and _FOLLOW_UP.search(question):
+        return f"{previous[-1]}\n{question}"
+    return question
+
+
+_FOLLOW_UP = re.compile(
+    r"\b(?:it|its|it's|this|that|these|those|they|them|their|he|she|his|her|him|there|same|above|"
+    r"what about|how about|and what|why not|more|else|also)\b|^(?:and|but|so|then)\b|"
+    r"[它其该此这那]|他们|她们|它们|还有|另外|以上|上述|刚才|前面|然后呢|呢[？?]?$",
+    re.IGNORECASE,
+)

@@ -115,3 +115,10 @@ def test_english_questions_find_the_chinese_passage(seed_bot):
              if any(expected in h.text for h in seed_bot.search(q, k=3))]
     # Measured: 6 of 7 (the last one shares no word with the text); a margin of one for model noise.
     assert len(found) >= 5, sorted(set(ENGLISH_ON_CHINESE) - set(found))
+
+
+def test_a_new_topic_in_a_conversation_is_not_mixed_with_the_old_one(seed_bot):
+    history = [{"role": "user", "content": "品牌应该all in直播带货吗？"}, {"role": "assistant", "content": "..."}]
+    assert seed_bot.ask("How do I bake a chocolate cake?", history=history).declined
+    assert seed_bot.ask("巧克力蛋糕怎么做？", history=history).declined
+    assert not seed_bot.ask("那有哪些风险？", history=history).declined
