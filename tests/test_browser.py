@@ -1,0 +1,252 @@
+"""The chat, the widget and the web component in a real headless browser (Debian's chromium).
+
+The server is real (uvicorn on loopback), so is the browser; a second loopback origin (another
+port) plays the intranet page that embeds the assistant.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import write_library
+from test_serve import FOLLOW_UP, RETURNS, SEA, running
+
+from assistant import Assistant, Config, index_library
+from assistant.serve import EXAMPLES, create_app
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+PAYMENT = "How do wholesale buyers in Poland pay?"
+# An article whose text, title and source carry markup that sets window.__xss if it ever runs.
+HOSTILE_ARTICLE = """---
+title: 'Payment terms <img src=x onerror="window.__xss=2">'
+date: 2024-05-01
+source: 'javascript:window.__xss=3'
+---
+
+Wholesale buyers in Poland usually pay by bank transfer within thirty days <img src=x onerror="window.__xss=1"><script>window.__xss=1</script> of the invoice date.
+
+Late payers are charged two percent interest per month.
+"""
+
+
+@pytest.fixture(scope="module")
+def bot(tmp_path_factory) -> Iterator[Assistant]:
+    library = write_library(tmp_path_factory.mktemp("browser-library"))
+    (library / "payment-terms.md").write_text(HOSTILE_ARTICLE, encoding="utf-8")
+    folder = tmp_path_factory.mktemp("browser-index")
+    index_library([library], folder, Config())
+    assistant = Assistant.open(folder, Config())
+    yield assistant
+    assistant.close()
+
+
+@pytest.fixture(scope="module")
+def server(bot) -> Iterator[str]:
+    with running(create_app(bot, Config())) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install it with `apt-get install chromium fonts-noto-cjk` (make test does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def intranet(tmp_path_factory) -> Iterator[tuple[str, Path]]:
+    """A second origin: a static file server on another loopback port. Yields (URL, its folder)."""
+    folder = tmp_path_factory.mktemp("intranet")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *args: None  # type: ignore[method-assign]
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", folder
+    httpd.shutdown()
+    httpd.server_close()
+
+
+class Recorder:
+    """What a page loaded and complained about."""
+
+    def __init__(self, page):
+        self.urls: list[str] = []
+        self.errors: list[str] = []
+        page.on("request", lambda r: self.urls.append(r.url))
+        page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        page.on("pageerror", lambda e: self.errors.append(str(e)))
+
+    def origins(self) -> set[str]:
+        return {"/".join(u.split("/")[:3]) for u in self.urls if u.startswith("http")}
+
+
+@pytest.fixture
+def new_page(browser):
+    """Opens pages that are closed at the end of the test, before any server stops."""
+    pages = []
+
+    def open_page():
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.set_default_timeout(60_000)
+        pages.append(page)
+        return page, Recorder(page)
+
+    yield open_page
+    for page in pages:
+        page.close()
+
+
+def ask(scope, question: str) -> None:
+    """Type a question into the chat (a page or a frame) and wait for the finished answer."""
+    before = scope.locator(".sa-answer:not(.sa-streaming), .sa-error").count()
+    box = scope.locator("textarea[data-testid='textbox']")
+    box.fill(question)
+    box.press("Enter")
+    scope.locator(".sa-answer:not(.sa-streaming), .sa-error").nth(before).wait_for()
+
+
+def test_chat_answers_chinese_and_english_with_sources(new_page, server, bot):
+    page, seen = new_page()
+    page.goto(server + "/")
+    for example in EXAMPLES:  # the empty chat offers example questions
+        page.get_by_text(example, exact=True).first.wait_for()
+
+    ask(page, RETURNS)
+    zh = page.locator(".message-content").last
+    expected = bot.ask(RETURNS)
+    assert "[1]" in zh.locator(".sa-answer").inner_text()
+    assert zh.locator(".sa-sources-title").inner_text() == "来源"
+    first = zh.locator(".sa-source").first
+    assert first.locator(".sa-num").inner_text() == "[1]"
+    assert first.locator(".sa-title").inner_text() == "退货政策解读"
+    assert "2023-08-15" in first.locator(".sa-meta").inner_text()
+    quote = first.locator("mark.sa-quote").inner_text()
+    assert quote == expected.citations[0].quote
+    assert len(first.locator(".sa-passage").inner_text()) > len(quote)  # highlighted inside its passage
+    family = zh.locator(".sa-answer").evaluate("e => getComputedStyle(e).fontFamily")
+    assert "Noto Sans CJK SC" in family
+
+    ask(page, SEA)
+    en = page.locator(".message-content").last
+    assert "five to six weeks" in en.locator(".sa-answer").inner_text()
+    link = en.locator(".sa-meta a").first
+    assert link.get_attribute("href") == "https://example.com/batteries"
+    assert en.locator(".sa-sources-title").inner_text() == "Sources"
+
+    ask(page, FOLLOW_UP)  # declined on its own (see test_serve); answered with the conversation as context
+    follow = page.locator(".message-content").last
+    assert follow.locator(".sa-declined").count() == 0
+    assert follow.locator(".sa-title").first.inner_text() == "Shipping lithium batteries to Europe"
+
+    base = server.rstrip("/")
+    assert seen.origins() == {base}, "the chat loaded something from another server"
+    assert not seen.errors, seen.errors  # e.g. a Content-Security-Policy violation
+
+
+def test_examples_declines_and_failures(new_page, server):
+    page, _ = new_page()
+    page.goto(server + "/")
+    page.get_by_text(EXAMPLES[2], exact=True).first.click()  # an example runs at once
+    page.locator(".sa-sources").wait_for()
+    assert page.locator(".message-content").first.inner_text().strip() == EXAMPLES[2]
+
+    page, _ = new_page()
+    page.goto(server + "/")
+    ask(page, "巧克力蛋糕怎么做？")
+    declined = page.locator(".sa-declined")
+    assert "资料库中没有" in declined.inner_text() and page.locator(".sa-sources").count() == 0
+
+    ask(page, "长" * (Config().max_question_chars + 1))
+    error = page.locator(".sa-error").last
+    assert "问题太长" in error.inner_text() and "2000" in error.inner_text()
+    assert "Traceback" not in page.content()
+    page.wait_for_function("() => !document.querySelector(\"textarea[data-testid='textbox']\").disabled")
+    ask(page, SEA)  # the chat still works after a failure
+    assert "five to six weeks" in page.locator(".sa-answer").last.inner_text()
+
+
+def test_markup_in_documents_never_runs(new_page, server):
+    page, _ = new_page()
+    page.goto(server + "/")
+    ask(page, PAYMENT)
+    message = page.locator(".message-content").last
+    message.locator(".sa-sources").wait_for()
+    text = message.inner_text()
+    assert '<script>window.__xss=1</script>' in text  # shown as text, not dropped or run
+    assert 'Payment terms <img src=x onerror="window.__xss=2">' in message.locator(".sa-title").inner_text()
+    assert "javascript:window.__xss=3" in message.locator(".sa-meta").inner_text()
+    assert message.locator("script, img, a[href^='javascript']").count() == 0
+    # A question with markup is shown through Gradio's sanitiser: its handler is stripped.
+    ask(page, '<img src=x onerror="window.__xss=4">How do wholesale buyers pay?')
+    assert page.evaluate("window.__xss") is None
+
+
+def test_widget_embeds_the_chat_in_a_page_from_another_origin(new_page, server, intranet):
+    site, folder = intranet
+    (folder / "widget.html").write_text(
+        "<!doctype html><html><head><meta charset='utf-8'><title>Intranet</title></head><body><h1>Intranet</h1>"
+        f"<script src='{server}/widget.js' data-title='卖家助手 &lt;img src=x onerror=window.__xss=5&gt;' async>"
+        "</script></body></html>", encoding="utf-8")
+    page, seen = new_page()
+    page.goto(site + "/widget.html")
+    button = page.locator(".sa-button")
+    assert "卖家助手 <img src=x onerror=window.__xss=5>" in button.inner_text()
+    assert page.locator("iframe.sa-frame").count() == 0  # the chat loads on first open only
+    button.click()
+    assert page.locator(".sa-panel").is_visible()
+    chat = page.frame_locator("iframe.sa-frame")
+    ask(chat, SEA)
+    answer = chat.locator(".message-content").last
+    assert "five to six weeks" in answer.inner_text() and answer.locator(".sa-source").count() >= 1
+    assert page.evaluate("window.__xss") is None
+    assert seen.origins() == {site, server}, "the widget loaded something from a third server"
+    page.locator(".sa-close").click()
+    assert page.locator(".sa-panel").is_hidden()
+
+
+def test_gradio_app_web_component_from_the_servers_own_assets(new_page, server, intranet):
+    site, folder = intranet
+    (folder / "component.html").write_text(
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<script type='module' src='{server}/gradio.js'></script></head>"
+        f"<body><h1>Intranet</h1><gradio-app src='{server}/'></gradio-app></body></html>", encoding="utf-8")
+    page, seen = new_page()
+    page.goto(site + "/component.html")
+    ask(page, RETURNS)
+    assert page.locator(".sa-title").first.inner_text() == "退货政策解读"
+    assert seen.origins() == {site, server}
+
+
+def test_origins_not_allowed_cannot_embed_the_chat(new_page, bot, intranet):
+    site, folder = intranet
+    config = Config(allowed_origins=("https://intranet.example.com",))
+    with running(create_app(bot, config)) as restricted:
+        assert httpx.get(restricted + "/healthz").status_code == 200
+        (folder / "blocked.html").write_text(
+            f"<!doctype html><html><body><script src='{restricted}/widget.js' async></script></body></html>",
+            encoding="utf-8")
+        page, _ = new_page()
+        try:
+            page.goto(site + "/blocked.html")
+            with page.expect_console_message(lambda m: "frame-ancestors" in m.text):
+                page.locator(".sa-button").click()
+            assert page.frame_locator("iframe.sa-frame").locator("textarea").count() == 0
+        finally:
+            page.close()  # before the server stops
+    
