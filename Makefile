@@ -34,5 +34,9 @@ $(CHROMIUM):
 test: setup $(CHROMIUM)
 	$(BIN)/python -m pytest
 
+# Indexing throughput, query latency at 1k/100k/1M chunks, memory, cold start (several minutes).
+bench: setup
+	$(BIN)/python bench/bench.py
+
 clean:
 	rm -rf $(VENV) index
