@@ -109,17 +109,19 @@ def synthetic_index(folder: Path, chunks: int, dim: int, model: str) -> None:
     per_doc = 10
     with store.transaction():
         for d in range(chunks // per_doc):
-            parts, spans, pos = [], [], 0
+            parts, spans, tokens, pos = [], [], [], 0
             for _ in range(per_doc):
-                sentence = "".join(rng.choice(words, 25)) + "。"
+                picked = rng.choice(words, 25)
+                sentence = "".join(picked) + "。"
                 spans.append((pos, pos + len(sentence)))
                 parts.append(sentence)
+                tokens.append(" ".join(picked))  # the words it was made of: jieba is not what is measured here
                 pos += len(sentence)
             text = "".join(parts)
             doc = Document(doc_id=f"syn-{d}", text=text, title=f"synthetic {d}", lang="zh")
             cs = [Chunk(doc.doc_id, i, a, b, text[a:b]) for i, (a, b) in enumerate(spans)]
             hashes = [hashlib.sha256(f"{d}-{i}".encode()).hexdigest() for i in range(per_doc)]
-            store.add_document(doc, cs, hashes, [" ".join(tokenize(c.text)) for c in cs])
+            store.add_document(doc, cs, hashes, tokens)
             vectors = topics[rng.integers(0, len(topics), per_doc)] + 0.8 * rng.standard_normal(
                 (per_doc, dim)).astype(np.float32)
             store.put_embeddings(hashes, vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
