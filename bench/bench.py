@@ -179,7 +179,7 @@ def bench_queries(folder: Path, label: str, queries: int) -> None:
     for line in extra:
         print(line)
     print(f"  memory per chunk    {faiss_bytes / n:.0f} B FAISS file, {db_bytes / n:.0f} B SQLite, "
-          f"{(rss_mb() - before) * 1e6 / n:.0f} B process RSS growth")
+          f"{(rss_mb() - before) * 1e6 / n:.0f} B peak RSS growth")
     bot.close()
 
 
@@ -195,7 +195,7 @@ def bench_cold_start(folder: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000,100000,1000000", help="chunk counts for the query benchmark")
-    parser.add_argument("--docs", type=int, default=100, help="articles in the indexing benchmark")
+    parser.add_argument("--docs", type=int, default=240, help="articles in the indexing benchmark")
     parser.add_argument("--queries", type=int, default=50, help="questions per size")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="assistant-bench-"))
@@ -204,7 +204,7 @@ def main() -> None:
         bench_cold_start(real)
         for size in (int(s) for s in args.sizes.split(",")):
             if size <= 5000:
-                bench_queries(real, "~1k real passages", args.queries)
+                bench_queries(real, "real library", args.queries)
                 continue
             folder = work / f"index-{size}"
             folder.mkdir()
