@@ -112,7 +112,7 @@ def _run(bot: Assistant, queries: list[dict], k: int, progress: Progress) -> dic
     answered = declined_ok = answered_ok = correct = correct_total = 0
     unanswerable = answerable = 0
     cited = valid = with_evidence = supported = 0
-    kept = generated = 0
+    kept = generated = by_model = 0
     advance = progress("questions", len(queries))
     for q in queries:
         text = f"{q['product_title']}: {q['text']}" if q.get("product_title") else q["text"]
@@ -145,6 +145,7 @@ def _run(bot: Assistant, queries: list[dict], k: int, progress: Progress) -> dic
             advance(1)
             continue
         answered += 1
+        by_model += answer.meta.get("generator") == "openai"
         generated += answer.meta.get("sentences_generated", 0)
         kept += answer.meta.get("sentences_kept", 0)
         docs = {c.doc_id: bot.document(c.doc_id) for c in answer.citations}
@@ -169,6 +170,7 @@ def _run(bot: Assistant, queries: list[dict], k: int, progress: Progress) -> dic
     }
     if generated:
         answers["generated_sentences_kept"] = frac(kept, generated)
+        answers["generated_by_model"] = frac(by_model, answered)
     return {
         "retrieval": retrieval,
         "answers": answers,
@@ -193,7 +195,8 @@ def format_report(result: dict) -> str:
                   f"declined {pct(a['declined_when_unanswerable'])} of {a['unanswerable']} unanswerable, "
                   f"correct {pct(a['correct'])}"]
     if "generated_sentences_kept" in a:
-        lines.append(f"generated  sentences kept after enforcement {pct(a['generated_sentences_kept'])}")
+        lines.append(f"generated  sentences kept after enforcement {pct(a['generated_sentences_kept'])}, "
+                     f"answers written by the model {pct(a['generated_by_model'])} (the rest fell back)")
     lines += [f"citations  valid {pct(c['valid'])} of {c['citations']}, supported {pct(c['supported'])} "
               f"of {c['questions_with_evidence']} answered questions with evidence",
               f"timing     index {t['index_seconds']}s ({t['passages_per_second']} passages/s), "
