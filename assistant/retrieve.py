@@ -25,6 +25,11 @@ from .text import sentence_spans
 MODES = ("hybrid", "dense", "keyword")
 # The dense share reaches 1 as a question grows from LONG_QUESTION[0] to LONG_QUESTION[1] content terms.
 LONG_QUESTION = (8, 12)
+# In a large library, words found in more than COMMON_SHARE of the chunks (and in at least
+# COMMON_MIN_CHUNKS) are left out of the keyword query: their BM25 weight is next to nothing, and
+# scoring every chunk that contains them made a keyword search of 1M chunks take over a second.
+COMMON_SHARE = 0.05
+COMMON_MIN_CHUNKS = 1000
 # How strongly a best keyword match that misses part of the question shifts weight to the dense side.
 MISSED_TERMS_SHIFT = 0.5
 KEYWORD_EVIDENCE = 0.4
@@ -62,6 +67,7 @@ class Query:
     vector: np.ndarray
     terms: list[str]
     weights: dict[str, float]  # term -> IDF
+    searched: list[str]  # the terms the keyword query matches on
 
 
 class Retriever:
@@ -74,7 +80,8 @@ class Retriever:
         n = max(store.counts()["chunks"], 1)
         df = store.document_frequency(terms)
         weights = {t: float(np.log(1 + (n - df.get(t, 0) + 0.5) / (df.get(t, 0) + 0.5))) for t in terms}
-        return Query(text, self.index.embedder.encode([text])[0], terms, weights)
+        rare = [t for t in terms if df.get(t, 0) <= max(COMMON_MIN_CHUNKS, COMMON_SHARE * n)]
+        return Query(text, self.index.embedder.encode([text])[0], terms, weights, rare or terms)
 
     def search(self, query: str | Query, k: int = 5, mode: str = "hybrid") -> list[Hit]:
         if mode not in MODES:
@@ -83,7 +90,7 @@ class Retriever:
         store = self.index.store
         pool = max(50, 4 * k)
         dense = dict(self.index.vectors.search(q.vector, pool)) if mode != "keyword" else {}
-        match = match_expression(q.terms)
+        match = match_expression(q.searched)
         keyword = dict(store.keyword_search(match, pool)) if match and mode != "dense" else {}
         ids = set(dense) | set(keyword)
         if mode == "hybrid" and ids:

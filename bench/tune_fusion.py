@@ -39,7 +39,7 @@ def candidates(dataset: Path, config: Config) -> list[dict]:
         text = f"{q['product_title']}: {q['text']}" if q.get("product_title") else q["text"]
         query = bot.retriever.prepare(text)
         dense = dict(bot.index.vectors.search(query.vector, 100))
-        match = match_expression(query.terms)
+        match = match_expression(query.searched)
         keyword = dict(store.keyword_search(match, 100)) if match else {}
         ids = sorted(set(dense) | set(keyword))
         got, vecs = store.chunk_vectors([i for i in ids if i not in dense])
