@@ -25,11 +25,12 @@ from .text import sentence_spans
 MODES = ("hybrid", "dense", "keyword")
 # The dense share reaches 1 as a question grows from LONG_QUESTION[0] to LONG_QUESTION[1] content terms.
 LONG_QUESTION = (8, 12)
-# In a large library, words found in more than COMMON_SHARE of the chunks (and in at least
-# COMMON_MIN_CHUNKS) are left out of the keyword query: their BM25 weight is next to nothing, and
-# scoring every chunk that contains them made a keyword search of 1M chunks take over a second.
+# In a library of more than COMMON_MIN_LIBRARY chunks, words found in more than COMMON_SHARE of them
+# are left out of the keyword query: their BM25 weight is next to nothing, and scoring every chunk
+# that contains them made a keyword search of 1M chunks take over a second. Smaller libraries keep
+# every word (on a topical library of 3,000 chunks, half the questions would lose a word).
 COMMON_SHARE = 0.05
-COMMON_MIN_CHUNKS = 1000
+COMMON_MIN_LIBRARY = 50_000
 # How strongly a best keyword match that misses part of the question shifts weight to the dense side.
 MISSED_TERMS_SHIFT = 0.5
 KEYWORD_EVIDENCE = 0.4
@@ -80,7 +81,7 @@ class Retriever:
         n = max(store.counts()["chunks"], 1)
         df = store.document_frequency(terms)
         weights = {t: float(np.log(1 + (n - df.get(t, 0) + 0.5) / (df.get(t, 0) + 0.5))) for t in terms}
-        rare = [t for t in terms if df.get(t, 0) <= max(COMMON_MIN_CHUNKS, COMMON_SHARE * n)]
+        rare = [t for t in terms if n <= COMMON_MIN_LIBRARY or df.get(t, 0) <= COMMON_SHARE * n]
         return Query(text, self.index.embedder.encode([text])[0], terms, weights, rare or terms)
 
     def search(self, query: str | Query, k: int = 5, mode: str = "hybrid") -> list[Hit]:
