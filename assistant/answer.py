@@ -1,7 +1,7 @@
 """Answers with citations: the extractive default, the decline, and the objects both return.
 
 The extractive answer quotes the sentences of the retrieved passages that best answer the
-question (by embedding similarity and keyword coverage), in the order they were retrieved,
+question (by embedding similarity and keyword coverage), the best first,
 each followed by its [n]. A citation is only ever made from a passage the answer was given,
 and its quote is a verbatim slice of the stored document: `quote == text[start:end]`.
 """
@@ -115,7 +115,6 @@ def extractive_answer(question: str, query: Query, hits: list[Hit], index: Index
     best = max(c.score for c in candidates)
     chosen = sorted(candidates, key=lambda c: c.score, reverse=True)[: config.answer_sentences]
     chosen = [c for c in chosen if c.score >= KEEP_RATIO * best]
-    chosen.sort(key=lambda c: (c.hit_rank, c.start))
 
     for c in chosen:
         _extend_over_list(c, docs[c.hit.doc_id].text)
