@@ -50,6 +50,14 @@ class IndexReport:
         return bool(self.added or self.updated or self.unchanged)
 
 
+def _check_model(store: Store, folder: Path, model: str) -> None:
+    built_with = store.get_meta("model")
+    if built_with and built_with != model:
+        raise ModelMismatch(
+            f"{folder}/ was built with the embedding model {built_with!r}, but the configured model is {model!r}; "
+            f"set model = {built_with!r}, or rebuild with `assistant index --rebuild` to switch models")
+
+
 def no_progress(label: str, total: int) -> Callable[[int], None]:
     return lambda n: None
 
@@ -65,11 +73,7 @@ class Index:
             raise FileNotFoundError(
                 f"no index in {self.folder}/ — build one first with `assistant index` (or Assistant.build)")
         self.store = Store(db)
-        built_with = self.store.get_meta("model")
-        if built_with and built_with != self.config.model:
-            raise ModelMismatch(
-                f"{self.folder}/ was built with the embedding model {built_with!r}, but the configured model is "
-                f"{self.config.model!r}; set model = {built_with!r} or rebuild with `assistant index --rebuild`")
+        _check_model(self.store, self.folder, self.config.model)
         self.embedder = get_embedder(self.config.model)
         kind = self.store.get_meta("faiss") or self.config.faiss
         generation = self.store.generation
@@ -121,11 +125,7 @@ def update_index(
             p.unlink(missing_ok=True)
     store = Store(folder / DB_NAME)
     try:
-        built_with = store.get_meta("model")
-        if built_with and built_with != config.model:
-            raise ModelMismatch(
-                f"{folder}/ was built with the embedding model {built_with!r}, not {config.model!r}; "
-                f"rebuild it with `assistant index --rebuild` to switch models")
+        _check_model(store, folder, config.model)
         embedder = embedder or get_embedder(config.model)
         return _update(store, files, folder, config, embedder, progress)
     finally:

@@ -145,21 +145,13 @@ class Retriever:
         store = self.index.store
         window = ranked[: 3 * k]
         chunks = store.chunks(window)
-        texts = store.chunk_texts(window)
         tokens = store.chunk_tokens(window)
-        titles: dict[str, str] = {}
         hits: list[Hit] = []
         for cid in window:
             c = chunks.get(cid)
-            if c is None:
+            if c is None or any(_duplicate(c, c.text, h) for h in hits):
                 continue
-            text = texts[cid][0][c.start : c.end]
-            if any(_duplicate(c, text, h) for h in hits):
-                continue
-            if c.doc_id not in titles:
-                doc = store.document(c.doc_id)
-                titles[c.doc_id] = doc.title if doc else ""
-            hits.append(Hit(cid, c.doc_id, titles[c.doc_id], text, c.start, c.end, c.page, float(scores[cid]),
+            hits.append(Hit(cid, c.doc_id, c.title or "", c.text, c.start, c.end, c.page, float(scores[cid]),
                             dense=float(dense.get(cid, 0.0)), keyword=float(keyword.get(cid, 0.0)),
                             coverage=coverage(q, set(tokens.get(cid, "").split()))))
             if len(hits) == k:

@@ -59,6 +59,8 @@ class StoredChunk:
     end: int
     page: int | None
     hash: str
+    title: str  # of its document
+    text: str  # == document text[start:end]
 
 
 class Store:
@@ -173,21 +175,15 @@ class Store:
 
     # --- chunks -------------------------------------------------------------------------------
     def chunks(self, ids: Iterable[int]) -> dict[int, StoredChunk]:
+        """The chunks with their text and document title, without reading whole documents."""
         ids = list(ids)
         if not ids:
             return {}
         marks = ",".join("?" * len(ids))
-        rows = self._rows(f"SELECT id, doc_id, start, end, page, hash FROM chunks WHERE id IN ({marks})", ids)
-        return {r[0]: StoredChunk(*r) for r in rows}
-
-    def chunk_texts(self, ids: Iterable[int]) -> dict[int, tuple[str, int, int]]:
-        """id -> (document text, start, end), for reading chunk text and its neighbourhood."""
-        ids = list(ids)
-        marks = ",".join("?" * len(ids))
         rows = self._rows(
-            f"SELECT c.id, d.text, c.start, c.end FROM chunks c JOIN documents d USING (doc_id) "
-            f"WHERE c.id IN ({marks})", ids)
-        return {r[0]: (r[1], r[2], r[3]) for r in rows}
+            "SELECT c.id, c.doc_id, c.start, c.end, c.page, c.hash, d.title, substr(d.text, c.start + 1, c.end - c.start) "
+            f"FROM chunks c JOIN documents d USING (doc_id) WHERE c.id IN ({marks})", ids)
+        return {r[0]: StoredChunk(*r) for r in rows}
 
     # --- embeddings ---------------------------------------------------------------------------
     def missing_embeddings(self, hashes: Iterable[str]) -> set[str]:
