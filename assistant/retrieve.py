@@ -24,7 +24,7 @@ from .text import sentence_spans
 
 MODES = ("hybrid", "dense", "keyword")
 # The dense share reaches 1 as a question grows from LONG_QUESTION[0] to LONG_QUESTION[1] content terms.
-LONG_QUESTION = (8, 12)
+LONG_QUESTION = (7, 12)
 # In a library of more than COMMON_MIN_LIBRARY chunks, words found in more than COMMON_SHARE of them
 # are left out of the keyword query: their BM25 weight is next to nothing, and scoring every chunk
 # that contains them made a keyword search of 1M chunks take over a second. Smaller libraries keep
@@ -32,7 +32,7 @@ LONG_QUESTION = (8, 12)
 COMMON_SHARE = 0.05
 COMMON_MIN_LIBRARY = 50_000
 # How strongly a best keyword match that misses part of the question shifts weight to the dense side.
-MISSED_TERMS_SHIFT = 0.5
+MISSED_TERMS_SHIFT = 0.7
 KEYWORD_EVIDENCE = 0.4
 
 

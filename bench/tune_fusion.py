@@ -25,7 +25,7 @@ CACHE = Path(tempfile.gettempdir()) / "assistant-tune"
 
 
 def candidates(dataset: Path, config: Config) -> list[dict]:
-    cache = CACHE / f"v2-{dataset.name}-{config.chunk_size}-{config.chunk_overlap}.pkl"
+    cache = CACHE / f"v3-{dataset.name}-{config.chunk_size}-{config.chunk_overlap}.pkl"
     if cache.is_file():
         return pickle.loads(cache.read_bytes())
     folder = CACHE / f"{dataset.name}-{config.chunk_size}-{config.chunk_overlap}-index"
@@ -48,15 +48,18 @@ def candidates(dataset: Path, config: Config) -> list[dict]:
         missing = [i for i in ids if i not in keyword]
         if missing and match:
             keyword.update(store.keyword_search(match, len(missing), within=missing))
-        top_keyword = max(keyword, key=keyword.get) if keyword else None
-        tokens = set(store.chunk_tokens([top_keyword]).get(top_keyword, "").split()) if top_keyword else set()
+        top_keyword = sorted(keyword, key=keyword.get, reverse=True)[:5]
+        top_tokens = store.chunk_tokens(top_keyword)
+        top_tokens = [set(top_tokens.get(i, "").split()) for i in top_keyword]
+        tokens = top_tokens[0] if top_tokens else set()
         doc_of = {cid: c.doc_id for cid, c in store.chunks(ids).items()}
         gains = {d: float(g) for d, g in (q.get("graded_relevance") or {}).items()} or {
             d: 1.0 for d in q["relevant_doc_ids"]}
         rows.append({"ids": ids, "dense": np.array([dense[i] for i in ids]),
                      "keyword": np.array([keyword.get(i, 0.0) for i in ids]), "doc": [doc_of[i] for i in ids],
                      "relevant": set(q["relevant_doc_ids"]), "gains": gains, "lang": detect_lang(text),
-                     "kcov": coverage(query, tokens), "nterms": len(query.terms)})
+                     "kcov": coverage(query, tokens), "nterms": len(query.terms),
+                     "weights": query.weights, "top_tokens": top_tokens})
     CACHE.mkdir(exist_ok=True)
     cache.write_bytes(pickle.dumps(rows))
     return rows
