@@ -14,6 +14,7 @@ from .config import Config, load_config
 from .index import Index, IndexReport, Progress, update_index, no_progress
 from .load import Document
 from .retrieve import Hit, Retriever
+from .text import mentions, specifics
 
 Message = dict  # {"role": "user" | "assistant", "content": str}
 
@@ -65,12 +66,18 @@ class Assistant:
         hits = self.retriever.search(query, k=self.config.top_k)
         relevant = [self.retriever.widen(h, self.config.context_chars)
                     for h in hits if h.relevance >= self.config.min_relevance]
-        if not relevant:
-            best = max((h.relevance for h in hits), default=0.0)
-            answer = decline(question, hits, reason="below relevance floor", best_relevance=round(best, 4))
+        named = specifics(question)
+        on_point = [h for h in relevant if all(mentions(f"{h.title}\n{h.text}", s) for s in named)]
+        if not on_point:
+            if relevant:
+                answer = decline(question, hits, unnamed=named)
+            else:
+                best = max((h.relevance for h in hits), default=0.0)
+                answer = decline(question, hits, reason="below relevance floor", best_relevance=round(best, 4))
             yield answer.text
             yield answer
             return
+        relevant = on_point
         extractive = extractive_answer(question, query, relevant, self.index, self.config)
         if self.config.generator == "openai":
             from .generate import stream_generated

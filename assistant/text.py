@@ -1,4 +1,4 @@
-"""Language-aware text helpers shared by chunking and answering: language detection and sentence spans.
+"""Language-aware text helpers shared by chunking and answering: language, sentence spans, specifics.
 
 Sentences are returned as (start, end) character offsets into the original string, never as
 copies, so that every quote built from them can be checked against the source text.
@@ -46,3 +46,28 @@ def _add_trimmed(text: str, a: int, b: int, spans: list[tuple[int, int]]) -> Non
     if b > a:
         spans.append((a, b))
 
+
+
+# The specifics a question names and an answer must not swap for look-alikes: quoted titles
+# (《人世间》, “歼敌者”), codes that mix letters and digits (U14, MU5735, G20), ordinals (第三) and
+# quantities with a Chinese unit (500米, 2021年). A passage about the 1500米 race does not answer a
+# question about the 500米 race, however close its words and meaning are.
+_SPECIFIC = re.compile(
+    r"《(?P<title>[^》]+)》|“(?P<quoted>[^”]+)”"
+    r"|(?<![A-Za-z0-9])(?P<code>[A-Za-z]+\d+[A-Za-z0-9]*|\d+[A-Za-z]+\d+[A-Za-z0-9]*)"
+    r"|(?P<ordinal>第[一二三四五六七八九十百\d]+)"
+    r"|(?<![\d.])(?P<quantity>\d+(?:\.\d+)?)(?=[米岁年届次号])"
+)
+
+
+def specifics(question: str) -> list[str]:
+    """The quoted titles, codes, ordinals and quantities that `question` names, in order (see `_SPECIFIC`)."""
+    found = (next(v for v in m.groupdict().values() if v) for m in _SPECIFIC.finditer(question))
+    return list(dict.fromkeys(found))
+
+
+def mentions(text: str, specific: str) -> bool:
+    """Whether `text` names `specific`; a number only counts whole (500 is not in 1500)."""
+    if specific[0].isdigit():
+        return re.search(rf"(?<![\d.]){re.escape(specific)}(?![\d])", text) is not None
+    return specific.lower() in text.lower()

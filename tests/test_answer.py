@@ -57,6 +57,15 @@ def test_off_topic_questions_are_declined_in_their_language(seed_bot, question, 
     assert answer.text.startswith(reply)
 
 
+def test_a_question_about_specifics_the_library_does_not_name_is_declined(seed_bot):
+    # The seed article reports the TikTok-Shopify deal without a year; the passage is about the same
+    # deal in meaning and words, but it cannot say what happened in 2023.
+    assert not seed_bot.ask("TikTok和哪个电商平台达成了合作？").declined
+    answer = seed_bot.ask("2023年TikTok和哪个电商平台达成了合作？")
+    assert answer.declined and not answer.citations
+    assert answer.text.startswith("资料库中没有提到“2023”的文章") and answer.meta["reason"] == "no passage names 2023"
+
+
 def test_english_citations_have_exact_offsets(built):
     bot, _, _ = built
     answer = bot.ask("How long does sea freight take from Shenzhen to Hamburg?")

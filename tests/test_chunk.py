@@ -1,10 +1,10 @@
-"""Sentence splitting and chunking: exact offsets, whole sentences, overlap, long sentences."""
+"""Text helpers and chunking: sentence splitting, language, question specifics; exact, overlapping chunks."""
 
 from __future__ import annotations
 
 from assistant.chunk import chunk_document
 from assistant.load import Document
-from assistant.text import detect_lang, sentence_spans
+from assistant.text import detect_lang, mentions, sentence_spans, specifics
 
 
 def sentences(text):
@@ -33,6 +33,21 @@ def test_paragraph_breaks_end_a_sentence():
 def test_language_detection():
     assert detect_lang("品牌应该all in直播带货吗？") == "zh"
     assert detect_lang("Should a brand go all in on TikTok?") == "en"
+
+
+def test_specifics_a_question_names():
+    assert specifics("印度第三艘“歼敌者”级核潜艇下水的时间") == ["第三", "歼敌者"]
+    assert specifics("北京冬奥会男子500米速度滑冰金牌") == ["500"]
+    assert specifics("《人世间》的编剧是谁？《人世间》的导演呢？") == ["人世间"]
+    assert specifics("2022年G20峰会在哪里举行？U14组冠军是谁？") == ["2022", "G20", "U14"]
+    # Plain words and bare numbers are left to retrieval: product names carry sizes ("5 Lbs").
+    assert specifics("Thai Sticky Rice 5 Lbs: can you use it for sushi?") == []
+    assert specifics("TikTok和哪个电商平台达成了合作？") == []
+
+
+def test_a_number_is_only_mentioned_whole():
+    assert mentions("男子500米决赛", "500") and not mentions("男子1500米决赛", "500")
+    assert not mentions("增长2.500倍", "500") and mentions("U14组男单", "u14")
 
 
 def _doc(text):
