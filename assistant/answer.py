@@ -34,6 +34,10 @@ DECLINE = {
     "en": "The library has nothing on this question, so I can't answer it. Try rephrasing, or add articles "
           "on the topic to the library.",
 }
+DECLINE_UNNAMED = {
+    "zh": "资料库中没有提到{names}的文章，无法回答这个问题。",
+    "en": "No passage in the library mentions {names}, so I can't answer this question.",
+}
 _LEAD = {
     "zh": "根据资料库中的文章：",
     "en": "From the library:",
@@ -79,8 +83,14 @@ class Answer:
         }
 
 
-def decline(question: str, contexts: list[Hit] | None = None, **meta) -> Answer:
+def decline(question: str, contexts: list[Hit] | None = None, *, unnamed: list[str] | None = None,
+            **meta) -> Answer:
+    """The reply when the library does not answer `question`; `unnamed`: specifics no passage names together."""
     lang = detect_lang(question)
+    if unnamed:
+        names = ("、" if lang == "zh" else " and ").join(f"“{n}”" for n in unnamed)
+        return Answer(DECLINE_UNNAMED[lang].format(names=names), [], True, lang, contexts or [],
+                      {"reason": "no passage names " + ", ".join(unnamed), **meta})
     return Answer(DECLINE[lang], [], True, lang, contexts or [], dict(meta))
 
 
@@ -113,6 +123,11 @@ def extractive_answer(question: str, query: Query, hits: list[Hit], index: Index
     for c, sentence, sim in zip(candidates, sentences, similarity):
         c.score = float(sim) + COVERAGE_WEIGHT * coverage(query, set(tokenize(sentence))) + RANK_BONUS / (1 + c.hit_rank)
     best = max(c.score for c in candidates)
+    top = max(candidates, key=lambda c: c.score)
+    # A sentence in another language shares no words with the question, so its score is cosine
+    # alone; the relevance floor of its passage stands for it instead.
+    if best < config.min_answer_score and detect_lang(docs[top.hit.doc_id].text[top.start : top.end]) == lang:
+        return decline(question, hits, reason="no sentence answers the question", best_sentence_score=round(best, 4))
     chosen = sorted(candidates, key=lambda c: c.score, reverse=True)[: config.answer_sentences]
     chosen = [c for c in chosen if c.score >= KEEP_RATIO * best]
 
