@@ -35,10 +35,10 @@ class Config:
     min_relevance: float = 0.2
     # Answers read each retrieved chunk with this many characters of whole sentences around it.
     context_chars: int = 200
-    # Extractive answers: at most this many quoted sentences; decline when the best sentence of the
-    # question's language scores under min_answer_score (cosine + share of the question's keywords).
+    # Extractive answers: at most this many quoted sentences; decline when no sentence in the
+    # question's language reaches min_answer_score (cosine + share of the question's keyword weight).
     answer_sentences: int = 4
-    min_answer_score: float = 0.4
+    min_answer_score: float = 0.35
     # Generated answers (opt-in): "extractive" (default, offline) or "openai".
     generator: str = "extractive"
     llm_base_url: str = ""

@@ -66,6 +66,19 @@ def test_a_question_about_specifics_the_library_does_not_name_is_declined(seed_b
     assert answer.text.startswith("资料库中没有提到“2023”的文章") and answer.meta["reason"] == "no passage names 2023"
 
 
+def test_the_sentence_floor_applies_to_sentences_in_the_question_language(built, seed_bot):
+    bot, _, _ = built
+    question = "How long does sea freight take from Shenzhen to Hamburg?"
+    strict = Assistant(bot.index, bot.config.replace(min_answer_score=5.0))
+    assert not bot.ask(question).declined
+    answer = strict.ask(question)
+    assert answer.declined and answer.meta["reason"] == "no sentence answers the question"
+    # An English question quoting Chinese sentences shares no words with them: only the passage's
+    # relevance floor applies.
+    cross = Assistant(seed_bot.index, seed_bot.config.replace(min_answer_score=5.0))
+    assert not cross.ask("Should a brand go all in on live-stream selling?").declined
+
+
 def test_english_citations_have_exact_offsets(built):
     bot, _, _ = built
     answer = bot.ask("How long does sea freight take from Shenzhen to Hamburg?")
