@@ -31,7 +31,7 @@ class Config:
     faiss: str = "flat"
     # Retrieval: passages returned, least share of the dense ranking in the fusion, relevance floor.
     top_k: int = 5
-    dense_weight: float = 0.4
+    dense_weight: float = 0.6
     min_relevance: float = 0.2
     # Answers read each retrieved chunk with this many characters of whole sentences around it.
     context_chars: int = 200

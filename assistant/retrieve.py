@@ -4,8 +4,10 @@ Plain reciprocal-rank fusion throws scores away and loses to BM25 alone on Chine
 each candidate from either list gets both its cosine and its BM25 score; the two are min-max
 normalised per query and mixed. The dense share starts at `dense_weight` and grows when keyword
 matching is weak evidence for this question: when the question is long (BM25 drowns in the terms
-of conversational questions) or when the best keyword match misses much of it. The constants
-were tuned with bench/tune_fusion.py on the evaluation sets (see README). Overlapping chunks of one document and
+of conversational questions) or when the best keyword match misses much of it. To the mix is added
+the candidate's coverage: the share of the question's keyword weight (IDF) it contains, which
+BM25's length normalisation and term-frequency saturation blur. The constants were tuned with
+bench/tune_fusion.py on the evaluation sets (see README). Overlapping chunks of one document and
 near-identical chunks of different documents are collapsed to the best of them. Each hit also
 carries `relevance`, the evidence used to decide whether the library covers the question at all.
 """
@@ -33,6 +35,8 @@ COMMON_SHARE = 0.05
 COMMON_MIN_LIBRARY = 50_000
 # How strongly a best keyword match that misses part of the question shifts weight to the dense side.
 MISSED_TERMS_SHIFT = 0.7
+# Weight of coverage added to the fused (0..1) score of each candidate.
+COVERAGE_WEIGHT = 0.8
 KEYWORD_EVIDENCE = 0.4
 
 
@@ -94,6 +98,7 @@ class Retriever:
         match = match_expression(q.searched)
         keyword = dict(store.keyword_search(match, pool)) if match and mode != "dense" else {}
         ids = set(dense) | set(keyword)
+        covered: dict[int, float] = {}
         if mode == "hybrid" and ids:
             # Score every candidate on both sides, so that fusion compares like with like.
             missing = [i for i in ids if i not in dense]
@@ -103,14 +108,16 @@ class Retriever:
             missing = [i for i in ids if i not in keyword]
             if missing and match:
                 keyword.update(store.keyword_search(match, len(missing), within=missing))
+            covered = self._coverage(q, ids)
         if mode == "dense":
             scores = dense
         elif mode == "keyword":
             scores = keyword
         else:
-            scores = _fuse(dense, keyword, self._dense_share(q, keyword))
+            fused = _fuse(dense, keyword, self._dense_share(q, keyword, covered))
+            scores = {i: s + COVERAGE_WEIGHT * covered.get(i, 0.0) for i, s in fused.items()}
         ranked = sorted(scores, key=scores.get, reverse=True)
-        return self._hits(ranked, scores, dense, keyword, q, k)
+        return self._hits(ranked, scores, dense, keyword, covered, q, k)
 
     def widen(self, hit: Hit, chars: int) -> Hit:
         """The hit with up to `chars` characters of whole sentences around it, as context for answering.
@@ -130,22 +137,23 @@ class Retriever:
         end = max(inner_ends, default=hit.end)
         return dataclasses.replace(hit, start=start, end=end, text=doc.text[start:end])
 
-    def _dense_share(self, q: Query, keyword: dict[int, float]) -> float:
+    def _coverage(self, q: Query, ids) -> dict[int, float]:
+        return {i: coverage(q, set(tokens.split())) for i, tokens in self.index.store.chunk_tokens(ids).items()}
+
+    def _dense_share(self, q: Query, keyword: dict[int, float], covered: dict[int, float]) -> float:
         if not keyword:
             return 1.0
-        top = max(keyword, key=keyword.get)
-        missed = 1.0 - coverage(q, set(self.index.store.chunk_tokens([top]).get(top, "").split()))
+        missed = 1.0 - covered.get(max(keyword, key=keyword.get), 0.0)
         low, high = LONG_QUESTION
         length = min(1.0, max(0.0, (len(q.terms) - low) / (high - low)))
         w = self.config.dense_weight
         return w + (1 - w) * min(1.0, max(length, MISSED_TERMS_SHIFT * missed))
 
     def _hits(self, ranked: list[int], scores: dict[int, float], dense: dict[int, float],
-              keyword: dict[int, float], q: Query, k: int) -> list[Hit]:
-        store = self.index.store
+              keyword: dict[int, float], covered: dict[int, float], q: Query, k: int) -> list[Hit]:
         window = ranked[: 3 * k]
-        chunks = store.chunks(window)
-        tokens = store.chunk_tokens(window)
+        chunks = self.index.store.chunks(window)
+        covered = covered or self._coverage(q, window)
         hits: list[Hit] = []
         for cid in window:
             c = chunks.get(cid)
@@ -153,7 +161,7 @@ class Retriever:
                 continue
             hits.append(Hit(cid, c.doc_id, c.title or "", c.text, c.start, c.end, c.page, float(scores[cid]),
                             dense=float(dense.get(cid, 0.0)), keyword=float(keyword.get(cid, 0.0)),
-                            coverage=coverage(q, set(tokens.get(cid, "").split()))))
+                            coverage=covered.get(cid, 0.0)))
             if len(hits) == k:
                 break
         return hits

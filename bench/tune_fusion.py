@@ -18,14 +18,14 @@ import numpy as np
 from assistant import Assistant, Config, index_library, load_config
 from assistant.evaluate import hit_at, ndcg_at, read_jsonl
 from assistant.keyword import match_expression
-from assistant.retrieve import coverage
+from assistant.retrieve import COVERAGE_WEIGHT, LONG_QUESTION, MISSED_TERMS_SHIFT, coverage
 from assistant.text import detect_lang
 
 CACHE = Path(tempfile.gettempdir()) / "assistant-tune"
 
 
 def candidates(dataset: Path, config: Config) -> list[dict]:
-    cache = CACHE / f"v3-{dataset.name}-{config.chunk_size}-{config.chunk_overlap}.pkl"
+    cache = CACHE / f"v4-{dataset.name}-{config.chunk_size}-{config.chunk_overlap}.pkl"
     if cache.is_file():
         return pickle.loads(cache.read_bytes())
     folder = CACHE / f"{dataset.name}-{config.chunk_size}-{config.chunk_overlap}-index"
@@ -52,6 +52,7 @@ def candidates(dataset: Path, config: Config) -> list[dict]:
         top_tokens = store.chunk_tokens(top_keyword)
         top_tokens = [set(top_tokens.get(i, "").split()) for i in top_keyword]
         tokens = top_tokens[0] if top_tokens else set()
+        all_tokens = store.chunk_tokens(ids)
         doc_of = {cid: c.doc_id for cid, c in store.chunks(ids).items()}
         gains = {d: float(g) for d, g in (q.get("graded_relevance") or {}).items()} or {
             d: 1.0 for d in q["relevant_doc_ids"]}
@@ -59,7 +60,8 @@ def candidates(dataset: Path, config: Config) -> list[dict]:
                      "keyword": np.array([keyword.get(i, 0.0) for i in ids]), "doc": [doc_of[i] for i in ids],
                      "relevant": set(q["relevant_doc_ids"]), "gains": gains, "lang": detect_lang(text),
                      "kcov": coverage(query, tokens), "nterms": len(query.terms),
-                     "weights": query.weights, "top_tokens": top_tokens})
+                     "weights": query.weights, "top_tokens": top_tokens,
+                     "coverage": np.array([coverage(query, set(all_tokens.get(i, "").split())) for i in ids])})
     CACHE.mkdir(exist_ok=True)
     cache.write_bytes(pickle.dumps(rows))
     return rows
@@ -112,6 +114,17 @@ def by_coverage(r: dict, w: float) -> np.ndarray:
 
 
 VARIANTS["by_coverage"] = by_coverage
+
+
+def shipped(r: dict, w: float) -> np.ndarray:
+    """The fusion in assistant/retrieve.py, with w as its dense_weight."""
+    low, high = LONG_QUESTION
+    length = min(1.0, max(0.0, (r["nterms"] - low) / (high - low)))
+    wd = w + (1 - w) * min(1.0, max(length, MISSED_TERMS_SHIFT * (1 - r["kcov"])))
+    return wd * minmax(r["dense"]) + (1 - wd) * minmax(r["keyword"]) + COVERAGE_WEIGHT * r["coverage"]
+
+
+VARIANTS["shipped"] = shipped
 
 
 def score(rows: list[dict], fuse, w: float) -> tuple[float, float]:
