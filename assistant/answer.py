@@ -21,15 +21,18 @@ _MIN_SENTENCE_CHARS = 12
 # Sentence score = cosine with the question + COVERAGE_WEIGHT x share of the question's keyword weight
 # in the sentence + RANK_BONUS / (1 + passage rank) + NEW_WORDS_BONUS x min(1, words the question does
 # not have / NEW_WORDS_FULL) + ANSWER_TYPE_BONUS when a "when" / "how many" question meets a sentence
-# with a date / number; sentences under KEEP_RATIO x the best are left out. The two bonuses favour
-# sentences that add something over those that only restate the question. Tuned on the evaluation
-# sets for quotes that contain the gold evidence (README: Quality).
+# with a date / number - QUESTION_PENALTY for a sentence that is itself a question; sentences under
+# KEEP_RATIO x the best are left out. The bonuses favour sentences that add something over those that
+# only restate the question. Tuned on the evaluation sets for quotes that contain the gold evidence
+# (README: Quality).
 COVERAGE_WEIGHT = 1.0
 RANK_BONUS = 0.1
 NEW_WORDS_BONUS = 0.2
 NEW_WORDS_FULL = 10
 ANSWER_TYPE_BONUS = 0.2
+QUESTION_PENALTY = 0.5
 KEEP_RATIO = 0.5
+_IS_QUESTION = re.compile(r"[?？][”’\"'」』）)\]】]*$")
 _ASKS_WHEN = re.compile(r"什么时候|何时|哪一?天|哪一?年|时间|日期|几月|几号|^\s*when\b|what (?:year|date|day|month|time)", re.I)
 _ASKS_NUMBER = re.compile(r"多少|几[个名位次届天年人种家]|多[大高长重远久]|how (?:many|much|long|old|far|big|tall|high)", re.I)
 _DATE = re.compile(r"\d{1,4}\s*[年月日号]|[一二三四五六七八九十]+月|[今去明前]年|\b(?:1[5-9]|20)\d\d\b|\b(?:January|February|"
@@ -112,7 +115,8 @@ class _Candidate:
     hit: Hit
     start: int
     end: int
-    score: float = 0.0
+    match: float = 0.0  # cosine + keyword coverage: how well the sentence matches the question
+    score: float = 0.0  # match + the bonuses and penalty that rank candidates
 
 
 def extractive_answer(question: str, query: Query, hits: list[Hit], index: Index, config: Config) -> Answer:
@@ -133,19 +137,14 @@ def extractive_answer(question: str, query: Query, hits: list[Hit], index: Index
     sentences = [docs[c.hit.doc_id].text[c.start : c.end] for c in candidates]
     similarity = index.embedder.encode(sentences) @ query.vector
     expected = _DATE if _ASKS_WHEN.search(question) else _NUMBER if _ASKS_NUMBER.search(question) else None
-    asked = set(query.terms)
-    matches = []
     for c, sentence, sim in zip(candidates, sentences, similarity):
-        tokens = tokenize(sentence)
-        matches.append(float(sim) + COVERAGE_WEIGHT * coverage(query, set(tokens)))
-        new_words = sum(1 for t in tokens if t not in asked)
-        c.score = matches[-1] + (RANK_BONUS / (1 + c.hit_rank) + NEW_WORDS_BONUS * min(1.0, new_words / NEW_WORDS_FULL)
-                                 + (ANSWER_TYPE_BONUS if expected and expected.search(sentence) else 0.0))
+        _score(c, sentence, float(sim), query, expected)
     top = max(range(len(candidates)), key=lambda i: candidates[i].score)
+    match = max(c.match for c in candidates)
     # A sentence in another language shares no words with the question, so its match is cosine
     # alone: when such a sentence is the best, the relevance floor of its passage stands for it.
-    if max(matches) < config.min_answer_score and detect_lang(sentences[top]) == lang:
-        return decline(question, hits, reason="no sentence answers the question", best_match=round(max(matches), 4))
+    if match < config.min_answer_score and detect_lang(sentences[top]) == lang:
+        return decline(question, hits, reason="no sentence answers the question", best_match=round(match, 4))
     best = candidates[top].score
     chosen = sorted(candidates, key=lambda c: c.score, reverse=True)[: config.answer_sentences]
     chosen = [c for c in chosen if c.score >= KEEP_RATIO * best]
@@ -165,6 +164,16 @@ def extractive_answer(question: str, query: Query, hits: list[Hit], index: Index
     lead = (_LEAD if same_language else _LEAD_OTHER_LANGUAGE)[lang]
     return Answer(lead + "\n\n" + "\n\n".join(lines), citations, False, lang, hits,
                   {"generator": "extractive", "best_sentence_score": round(best, 4)})
+
+
+def _score(c: _Candidate, sentence: str, similarity: float, query: Query, expected: re.Pattern | None) -> None:
+    tokens = tokenize(sentence)
+    c.match = similarity + COVERAGE_WEIGHT * coverage(query, set(tokens))
+    asked = set(query.terms)
+    new_words = sum(1 for t in tokens if t not in asked)
+    c.score = (c.match + RANK_BONUS / (1 + c.hit_rank) + NEW_WORDS_BONUS * min(1.0, new_words / NEW_WORDS_FULL)
+               + (ANSWER_TYPE_BONUS if expected and expected.search(sentence) else 0.0)
+               - (QUESTION_PENALTY if _IS_QUESTION.search(sentence) else 0.0))
 
 
 def _extend_over_list(c: _Candidate, text: str) -> None:

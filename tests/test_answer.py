@@ -79,6 +79,13 @@ def test_the_sentence_floor_applies_to_sentences_in_the_question_language(built,
     assert not cross.ask("Should a brand go all in on live-stream selling?").declined
 
 
+def test_an_answer_opens_with_an_answer_not_with_a_question_from_the_text(seed_bot):
+    # The article asks "社交电商中什么是促成交易的决定性因素?" close to this topic; that sentence asks,
+    # the list of risks answers.
+    answer = seed_bot.ask("What are the risks of influencer marketing for brands?")
+    assert "网红营销的风险有很多" in answer.citations[0].quote, answer.text
+
+
 def test_english_citations_have_exact_offsets(built):
     bot, _, _ = built
     answer = bot.ask("How long does sea freight take from Shenzhen to Hamburg?")
