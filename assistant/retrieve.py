@@ -144,10 +144,7 @@ class Retriever:
         if not keyword:
             return 1.0
         missed = 1.0 - covered.get(max(keyword, key=keyword.get), 0.0)
-        low, high = LONG_QUESTION
-        length = min(1.0, max(0.0, (len(q.terms) - low) / (high - low)))
-        w = self.config.dense_weight
-        return w + (1 - w) * min(1.0, max(length, MISSED_TERMS_SHIFT * missed))
+        return dense_share(len(q.terms), missed, self.config.dense_weight)
 
     def _hits(self, ranked: list[int], scores: dict[int, float], dense: dict[int, float],
               keyword: dict[int, float], covered: dict[int, float], q: Query, k: int) -> list[Hit]:
@@ -165,6 +162,14 @@ class Retriever:
             if len(hits) == k:
                 break
         return hits
+
+
+def dense_share(terms: int, missed: float, weight: float) -> float:
+    """The dense share of the fusion for a question of `terms` content terms whose best keyword
+    match misses `missed` of its keyword weight; at least `weight`."""
+    low, high = LONG_QUESTION
+    length = min(1.0, max(0.0, (terms - low) / (high - low)))
+    return weight + (1 - weight) * min(1.0, max(length, MISSED_TERMS_SHIFT * missed))
 
 
 def coverage(q: Query, tokens: set[str]) -> float:

@@ -47,7 +47,6 @@ def _add_trimmed(text: str, a: int, b: int, spans: list[tuple[int, int]]) -> Non
         spans.append((a, b))
 
 
-
 # The specifics a question names and an answer must not swap for look-alikes: quoted titles
 # (《人世间》, “歼敌者”), codes that mix letters and digits (U14, MU5735, G20), ordinals (第三) and
 # quantities with a Chinese unit (500米, 2021年). A passage about the 1500米 race does not answer a

@@ -18,7 +18,7 @@ import numpy as np
 from assistant import Assistant, Config, index_library, load_config
 from assistant.evaluate import hit_at, ndcg_at, read_jsonl
 from assistant.keyword import match_expression
-from assistant.retrieve import COVERAGE_WEIGHT, LONG_QUESTION, MISSED_TERMS_SHIFT, coverage
+from assistant.retrieve import COVERAGE_WEIGHT, coverage, dense_share
 from assistant.text import detect_lang
 
 CACHE = Path(tempfile.gettempdir()) / "assistant-tune"
@@ -118,9 +118,7 @@ VARIANTS["by_coverage"] = by_coverage
 
 def shipped(r: dict, w: float) -> np.ndarray:
     """The fusion in assistant/retrieve.py, with w as its dense_weight."""
-    low, high = LONG_QUESTION
-    length = min(1.0, max(0.0, (r["nterms"] - low) / (high - low)))
-    wd = w + (1 - w) * min(1.0, max(length, MISSED_TERMS_SHIFT * (1 - r["kcov"])))
+    wd = dense_share(r["nterms"], 1 - r["kcov"], w)
     return wd * minmax(r["dense"]) + (1 - wd) * minmax(r["keyword"]) + COVERAGE_WEIGHT * r["coverage"]
 
 
