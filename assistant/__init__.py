@@ -9,11 +9,11 @@
 from .answer import Answer, Citation
 from .config import Config, load_config
 from .core import Assistant, index_library
-from .index import IndexReport, ModelMismatch
+from .index import IndexReport
 from .load import Document, LoadError
 from .retrieve import Hit
 
 __all__ = [
-    "Answer", "Assistant", "Citation", "Config", "Document", "Hit", "IndexReport", "LoadError", "ModelMismatch",
+    "Answer", "Assistant", "Citation", "Config", "Document", "Hit", "IndexReport", "LoadError",
     "index_library", "load_config",
 ]

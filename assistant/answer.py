@@ -15,23 +15,8 @@ from .config import Config
 from .index import Index
 from .keyword import tokenize
 from .retrieve import Hit, Query, coverage
-from .text import detect_lang, sentence_spans
+from .text import detect_lang, quotable, sentence_spans
 
-_MIN_SENTENCE_CHARS = 12
-# Sentence score = cosine with the question + COVERAGE_WEIGHT x share of the question's keyword weight
-# in the sentence + RANK_BONUS / (1 + passage rank) + NEW_WORDS_BONUS x min(1, words the question does
-# not have / NEW_WORDS_FULL) + ANSWER_TYPE_BONUS when a "when" / "how many" question meets a sentence
-# with a date / number - QUESTION_PENALTY for a sentence that is itself a question; sentences under
-# KEEP_RATIO x the best are left out. The bonuses favour sentences that add something over those that
-# only restate the question. Tuned on the evaluation sets for quotes that contain the gold evidence
-# (README: Quality).
-COVERAGE_WEIGHT = 1.0
-RANK_BONUS = 0.1
-NEW_WORDS_BONUS = 0.2
-NEW_WORDS_FULL = 10
-ANSWER_TYPE_BONUS = 0.2
-QUESTION_PENALTY = 0.5
-KEEP_RATIO = 0.5
 _IS_QUESTION = re.compile(r"[?？][”’\"'」』）)\]】]*$")
 _ASKS_WHEN = re.compile(r"什么时候|何时|哪一?天|哪一?年|时间|日期|几月|几号|^\s*when\b|what (?:year|date|day|month|time)", re.I)
 _ASKS_NUMBER = re.compile(r"多少|几[个名位次届天年人种家]|多[大高长重远久]|how (?:many|much|long|old|far|big|tall|high)", re.I)
@@ -41,8 +26,6 @@ _NUMBER = re.compile(r"\d|[一二两三四五六七八九十百千万亿]+[个�
                      r"seven|eight|nine|ten|eleven|twelve|dozen|hundred|thousand|million|billion)\b", re.I)
 _MAX_QUOTE_CHARS = 400
 _INTRODUCES_LIST = (":", "：")
-# Reference-list entries and bare links are sources, not answers: "[2] Woods, S. (2016)…", "https://…".
-_REFERENCE = re.compile(r"^\s*(?:\[\d+\]|\d+\.\s*\[)|https?://|www\.", re.I)
 
 DECLINE = {
     "zh": "资料库中没有与这个问题相关的内容，无法回答。可以换个问法，或把相关文章加入资料库后再问。",
@@ -109,46 +92,94 @@ def decline(question: str, contexts: list[Hit] | None = None, *, unnamed: list[s
     return Answer(DECLINE[lang], [], True, lang, contexts or [], dict(meta))
 
 
+@dataclass(frozen=True)
+class Scoring:
+    """How candidate sentences are scored. match = cosine with the question (sentence model) + coverage x
+    share of the question's keyword weight in the sentence: how well the sentence matches the question,
+    compared with min_answer_score. score = match + rank / (1 + passage rank) + new_words x min(1, words
+    the question does not have / new_words_full) + answer_type when a "when" / "how many" question meets a
+    sentence with a date / number - question_penalty for a sentence that is itself a question; it orders
+    the quotes, and those under keep x the best are left out. The bonuses favour sentences that add
+    something over those that only restate the question. Tuned with bench/tune_answer.py (README: Quality)."""
+
+    coverage: float = 1.0
+    rank: float = 0.1
+    new_words: float = 0.2
+    new_words_full: int = 10
+    answer_type: float = 0.2
+    question_penalty: float = 0.5
+    keep: float = 0.5
+
+    def match(self, c: Candidate) -> float:
+        return c.similarity + self.coverage * c.coverage
+
+    def score(self, c: Candidate) -> float:
+        return (self.match(c) + self.rank / (1 + c.hit_rank) + self.new_words * min(1.0, c.new_words / self.new_words_full)
+                + (self.answer_type if c.typed else 0.0) - (self.question_penalty if c.is_question else 0.0))
+
+
+SCORING = Scoring()
+
+
 @dataclass
-class _Candidate:
+class Candidate:
+    """A sentence of a retrieved passage that an answer may quote, with what its score is made of."""
+
     hit_rank: int
     hit: Hit
     start: int
     end: int
-    match: float = 0.0  # cosine + keyword coverage: how well the sentence matches the question
-    score: float = 0.0  # match + the bonuses and penalty that rank candidates
+    lang: str = ""
+    similarity: float = 0.0  # cosine with the question in the sentence model
+    coverage: float = 0.0  # share of the question's keyword weight in the sentence
+    new_words: int = 0  # words the question does not have
+    typed: bool = False  # a date / number for a "when" / "how many" question
+    is_question: bool = False
 
 
-def extractive_answer(question: str, query: Query, hits: list[Hit], index: Index, config: Config) -> Answer:
-    """Quote the sentences of `hits` that answer `question`; decline when none is good enough."""
-    lang = detect_lang(question)
-    candidates: list[_Candidate] = []
+def candidates(question: str, query: Query, hits: list[Hit], index: Index) -> list[Candidate]:
+    """Every quotable sentence of `hits` (each once), with its features."""
+    found: list[Candidate] = []
     seen: set[tuple[str, int]] = set()
     docs = {h.doc_id: index.document(h.doc_id) for h in hits}
     for rank, hit in enumerate(hits):
         text = docs[hit.doc_id].text
         for start, end in sentence_spans(text, hit.start, hit.end):
-            sentence = text[start:end]
-            if len(sentence) >= _MIN_SENTENCE_CHARS and not _REFERENCE.search(sentence) and (hit.doc_id, start) not in seen:
+            if quotable(text[start:end]) and (hit.doc_id, start) not in seen:
                 seen.add((hit.doc_id, start))
-                candidates.append(_Candidate(rank, hit, start, end))
-    if not candidates:
-        return decline(question, hits, reason="no sentences")
-    sentences = [docs[c.hit.doc_id].text[c.start : c.end] for c in candidates]
-    similarity = index.embedder.encode(sentences) @ query.vector
+                found.append(Candidate(rank, hit, start, end))
+    sentences = [docs[c.hit.doc_id].text[c.start : c.end] for c in found]
+    similarity = index.sentence_similarity(query.text, query.vector, sentences)
     expected = _DATE if _ASKS_WHEN.search(question) else _NUMBER if _ASKS_NUMBER.search(question) else None
-    for c, sentence, sim in zip(candidates, sentences, similarity):
-        _score(c, sentence, float(sim), query, expected)
-    top = max(range(len(candidates)), key=lambda i: candidates[i].score)
-    match = max(c.match for c in candidates)
+    asked = set(query.terms)
+    for c, sentence, sim in zip(found, sentences, similarity):
+        tokens = tokenize(sentence)
+        c.lang, c.similarity, c.coverage = detect_lang(sentence), float(sim), coverage(query, set(tokens))
+        c.new_words = sum(1 for t in tokens if t not in asked)
+        c.typed = bool(expected and expected.search(sentence))
+        c.is_question = bool(_IS_QUESTION.search(sentence))
+    return found
+
+
+def extractive_answer(question: str, query: Query, hits: list[Hit], index: Index, config: Config,
+                      scoring: Scoring = SCORING) -> Answer:
+    """Quote the sentences of `hits` that answer `question`; decline when none is good enough."""
+    lang = detect_lang(question)
+    found = candidates(question, query, hits, index)
+    if not found:
+        return decline(question, hits, reason="no sentences")
+    scores = {id(c): scoring.score(c) for c in found}
+    top = max(found, key=lambda c: scores[id(c)])
+    match = max(scoring.match(c) for c in found)
     # A sentence in another language shares no words with the question, so its match is cosine
     # alone: when such a sentence is the best, the relevance floor of its passage stands for it.
-    if match < config.min_answer_score and detect_lang(sentences[top]) == lang:
+    if match < config.min_answer_score and top.lang == lang:
         return decline(question, hits, reason="no sentence answers the question", best_match=round(match, 4))
-    best = candidates[top].score
-    chosen = sorted(candidates, key=lambda c: c.score, reverse=True)[: config.answer_sentences]
-    chosen = [c for c in chosen if c.score >= KEEP_RATIO * best]
+    best = scores[id(top)]
+    chosen = sorted(found, key=lambda c: scores[id(c)], reverse=True)[: config.answer_sentences]
+    chosen = [c for c in chosen if scores[id(c)] >= scoring.keep * best]
 
+    docs = {c.hit.doc_id: index.document(c.hit.doc_id) for c in chosen}
     for c in chosen:
         _extend_over_list(c, docs[c.hit.doc_id].text)
     chosen = [c for i, c in enumerate(chosen) if not any(_overlaps(c, o) for o in chosen[:i])]
@@ -166,17 +197,7 @@ def extractive_answer(question: str, query: Query, hits: list[Hit], index: Index
                   {"generator": "extractive", "best_sentence_score": round(best, 4)})
 
 
-def _score(c: _Candidate, sentence: str, similarity: float, query: Query, expected: re.Pattern | None) -> None:
-    tokens = tokenize(sentence)
-    c.match = similarity + COVERAGE_WEIGHT * coverage(query, set(tokens))
-    asked = set(query.terms)
-    new_words = sum(1 for t in tokens if t not in asked)
-    c.score = (c.match + RANK_BONUS / (1 + c.hit_rank) + NEW_WORDS_BONUS * min(1.0, new_words / NEW_WORDS_FULL)
-               + (ANSWER_TYPE_BONUS if expected and expected.search(sentence) else 0.0)
-               - (QUESTION_PENALTY if _IS_QUESTION.search(sentence) else 0.0))
-
-
-def _extend_over_list(c: _Candidate, text: str) -> None:
+def _extend_over_list(c: Candidate, text: str) -> None:
     """A sentence that introduces a list ("the risks are:") is quoted with the items that follow it."""
     if not text[c.start : c.end].endswith(_INTRODUCES_LIST):
         return
@@ -186,7 +207,7 @@ def _extend_over_list(c: _Candidate, text: str) -> None:
         c.end = end
 
 
-def _overlaps(a: _Candidate, b: _Candidate) -> bool:
+def _overlaps(a: Candidate, b: Candidate) -> bool:
     return a.hit.doc_id == b.hit.doc_id and a.start < b.end and b.start < a.end
 
 

@@ -11,7 +11,6 @@ import click
 
 from . import Assistant, index_library, load_config
 from .answer import Answer
-from .index import ModelMismatch
 from .load import LoadError
 
 
@@ -25,7 +24,7 @@ def _config(ctx: click.Context, **overrides):
 def _open(ctx: click.Context, index: str | None) -> Assistant:
     try:
         return Assistant.open(index, _config(ctx))
-    except (FileNotFoundError, ModelMismatch, ValueError) as exc:
+    except (FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
 
 
@@ -78,7 +77,7 @@ def index(ctx: click.Context, paths: tuple[str, ...], index_dir: str | None, reb
     try:
         with _progress_bars() as progress:
             report = index_library(list(paths) or None, folder, config, rebuild=rebuild, progress=progress)
-    except (LoadError, ModelMismatch, ValueError) as exc:
+    except (LoadError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     except KeyboardInterrupt:
         click.echo(f"\nInterrupted: the previous index in {folder}/ is unchanged.", err=True)
@@ -179,9 +178,14 @@ def chat(ctx: click.Context, index_dir: str | None) -> None:
 @click.argument("datasets", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--k", "k", default=5, show_default=True, help="Cut-off for hit@k and recall@k.")
 @click.option("--limit", type=int, default=None, help="Only the first N questions of each set.")
+@click.option("--half", type=click.Choice(["dev", "test"]), default=None,
+              help="Only the even-numbered (dev) or odd-numbered (test) questions: tune on one, report the other.")
+@click.option("--cache", type=click.Path(file_okay=False), default=None,
+              help="Keep each set's index in CACHE/<set> and reuse it (only new text is embedded).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
-def eval_(ctx: click.Context, datasets: tuple[str, ...], k: int, limit: int | None, as_json: bool) -> None:
+def eval_(ctx: click.Context, datasets: tuple[str, ...], k: int, limit: int | None, half: str | None,
+          cache: str | None, as_json: bool) -> None:
     """Measure retrieval, answers, citations and speed on question sets (folders with docs.jsonl, queries.jsonl).
 
     Each set's documents are indexed into a temporary folder with the configured pipeline.
@@ -192,7 +196,7 @@ def eval_(ctx: click.Context, datasets: tuple[str, ...], k: int, limit: int | No
     results = []
     for dataset in datasets:
         with _progress_bars() as progress:
-            results.append(evaluate(dataset, config, k, progress=progress, limit=limit))
+            results.append(evaluate(dataset, config, k, progress=progress, limit=limit, half=half, cache=cache))
         if not as_json:
             click.echo(format_report(results[-1]) + "\n")
     if as_json:

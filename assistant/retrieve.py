@@ -20,9 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import Config
+from .embed import Calibration, calibration
 from .index import Index
 from .keyword import match_expression, query_terms
-from .text import sentence_spans
+from .text import detect_lang, sentence_spans
 
 MODES = ("hybrid", "dense", "keyword")
 # The dense share reaches 1 as a question grows from LONG_QUESTION[0] to LONG_QUESTION[1] content terms.
@@ -37,7 +38,6 @@ COMMON_MIN_LIBRARY = 50_000
 MISSED_TERMS_SHIFT = 0.7
 # Weight of coverage added to the fused (0..1) score of each candidate.
 COVERAGE_WEIGHT = 0.8
-KEYWORD_EVIDENCE = 0.4
 
 
 @dataclass
@@ -53,15 +53,7 @@ class Hit:
     dense: float = 0.0  # cosine similarity with the question
     keyword: float = 0.0  # BM25
     coverage: float = 0.0  # share of the question's keyword weight found in the chunk
-
-    @property
-    def relevance(self) -> float:
-        """Evidence that the chunk is on the question's topic, comparable with `Config.min_relevance`.
-
-        Either the meaning matches (cosine) or most of the question's rarer words occur in it;
-        keyword coverage is scaled down because a few shared words are weaker evidence.
-        """
-        return max(self.dense, KEYWORD_EVIDENCE * self.coverage)
+    relevance: float = 0.0  # evidence that the chunk is on the question's topic (see `relevance`)
 
 
 @dataclass
@@ -86,7 +78,7 @@ class Retriever:
         df = store.document_frequency(terms)
         weights = {t: float(np.log(1 + (n - df.get(t, 0) + 0.5) / (df.get(t, 0) + 0.5))) for t in terms}
         rare = [t for t in terms if n <= COMMON_MIN_LIBRARY or df.get(t, 0) <= COMMON_SHARE * n]
-        return Query(text, self.index.embedder.encode([text])[0], terms, weights, rare or terms)
+        return Query(text, self.index.embedder.encode_query([text])[0], terms, weights, rare or terms)
 
     def search(self, query: str | Query, k: int = 5, mode: str = "hybrid") -> list[Hit]:
         if mode not in MODES:
@@ -151,6 +143,8 @@ class Retriever:
         window = ranked[: 3 * k]
         chunks = self.index.store.chunks(window)
         covered = covered or self._coverage(q, window)
+        scale = calibration(self.index.models.passages)
+        lang = detect_lang(q.text)
         hits: list[Hit] = []
         for cid in window:
             c = chunks.get(cid)
@@ -158,18 +152,28 @@ class Retriever:
                 continue
             hits.append(Hit(cid, c.doc_id, c.title or "", c.text, c.start, c.end, c.page, float(scores[cid]),
                             dense=float(dense.get(cid, 0.0)), keyword=float(keyword.get(cid, 0.0)),
-                            coverage=covered.get(cid, 0.0)))
+                            coverage=covered.get(cid, 0.0),
+                            relevance=relevance(scale, dense.get(cid, 0.0), covered.get(cid, 0.0),
+                                                detect_lang(c.text) != lang)))
             if len(hits) == k:
                 break
         return hits
 
 
-def dense_share(terms: int, missed: float, weight: float) -> float:
+def relevance(scale: Calibration, cosine: float, coverage: float, other_language: bool) -> float:
+    """Evidence that a chunk is on the question's topic, comparable with `Config.min_relevance`: either
+    the meaning matches (cosine; across languages a model's cosines run lower, by the calibrated
+    gap) or most of the question's rarer words occur in it (coverage, weighed as weaker evidence)."""
+    return max(cosine + (scale.cross_language_gap if other_language else 0.0), scale.keyword_evidence * coverage)
+
+
+def dense_share(terms: int, missed: float, weight: float, long: tuple[int, int] = LONG_QUESTION,
+                shift: float = MISSED_TERMS_SHIFT) -> float:
     """The dense share of the fusion for a question of `terms` content terms whose best keyword
-    match misses `missed` of its keyword weight; at least `weight`."""
-    low, high = LONG_QUESTION
+    match misses `missed` of its keyword weight; at least `weight` (bench/tune_fusion.py varies the rest)."""
+    low, high = long
     length = min(1.0, max(0.0, (terms - low) / (high - low)))
-    return weight + (1 - weight) * min(1.0, max(length, MISSED_TERMS_SHIFT * missed))
+    return weight + (1 - weight) * min(1.0, max(length, shift * missed))
 
 
 def coverage(q: Query, tokens: set[str]) -> float:

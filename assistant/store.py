@@ -21,35 +21,7 @@ import numpy as np
 
 from .chunk import Chunk
 from .load import Document
-
-SCHEMA_VERSION = "1"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS files (
-    path TEXT PRIMARY KEY, sha256 TEXT NOT NULL, mtime REAL NOT NULL, size INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS file_docs (
-    path TEXT NOT NULL REFERENCES files(path) ON DELETE CASCADE, doc_id TEXT NOT NULL,
-    PRIMARY KEY (path, doc_id)
-);
-CREATE TABLE IF NOT EXISTS documents (
-    doc_id TEXT PRIMARY KEY, title TEXT, author TEXT, date TEXT, source TEXT, path TEXT, lang TEXT,
-    text TEXT NOT NULL, pages TEXT, meta TEXT
-);
-CREATE TABLE IF NOT EXISTS chunks (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    doc_id TEXT NOT NULL REFERENCES documents(doc_id) ON DELETE CASCADE,
-    seq INTEGER NOT NULL, start INTEGER NOT NULL, end INTEGER NOT NULL, page INTEGER,
-    hash TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
-CREATE INDEX IF NOT EXISTS chunks_hash ON chunks(hash);
-CREATE TABLE IF NOT EXISTS embeddings (hash TEXT PRIMARY KEY, vector BLOB NOT NULL);
-CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(tokens);
-CREATE VIRTUAL TABLE IF NOT EXISTS chunks_vocab USING fts5vocab(chunks_fts, row);
-"""
-
+from .migrations import migrate
 
 @dataclass(frozen=True)
 class StoredChunk:
@@ -74,9 +46,7 @@ class Store:
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.execute("PRAGMA synchronous=NORMAL")
         with self._lock:
-            self._db.executescript(_SCHEMA)
-            if self.get_meta("schema") is None:
-                self.set_meta("schema", SCHEMA_VERSION)
+            migrate(self._db)
 
     def close(self) -> None:
         self._db.close()
@@ -96,6 +66,14 @@ class Store:
     def _rows(self, sql: str, args: Iterable = ()) -> list[tuple]:
         with self._lock:
             return self._db.execute(sql, tuple(args)).fetchall()
+
+    def _rows_in(self, sql: str, items: Iterable) -> list[tuple]:
+        """`sql` with its `IN ({})` filled for every item, 500 at a time (SQLite's variable limit)."""
+        items, rows = list(items), []
+        for i in range(0, len(items), 500):
+            part = items[i : i + 500]
+            rows += self._rows(sql.format(",".join("?" * len(part))), part)
+        return rows
 
     # --- meta -------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
@@ -144,8 +122,10 @@ class Store:
         return Document(d, text, title or "", author or "", date or "", source or "", path or "", lang or "",
                         json.loads(pages) if pages else None, json.loads(meta) if meta else {})
 
-    def add_document(self, doc: Document, chunks: list[Chunk], hashes: list[str], tokens: list[str]) -> list[int]:
-        """Insert a document with its chunks; returns the new chunk ids (stable int64 FAISS ids)."""
+    def add_document(self, doc: Document, chunks: list[Chunk], hashes: list[str], tokens: list[str],
+                     sentence_hashes: list[str]) -> list[int]:
+        """Insert a document with its chunks and the hashes of its sentences' vectors; returns the new
+        chunk ids (stable int64 FAISS ids)."""
         with self._lock:
             self._db.execute(
                 "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -160,6 +140,7 @@ class Store:
                 )
                 ids.append(cur.lastrowid)
                 self._db.execute("INSERT INTO chunks_fts (rowid, tokens) VALUES (?, ?)", (cur.lastrowid, toks))
+            self._db.executemany("INSERT INTO sentences VALUES (?, ?)", [(doc.doc_id, h) for h in sentence_hashes])
             return ids
 
     def delete_document(self, doc_id: str) -> list[int]:
@@ -188,13 +169,7 @@ class Store:
     # --- embeddings ---------------------------------------------------------------------------
     def missing_embeddings(self, hashes: Iterable[str]) -> set[str]:
         hashes = set(hashes)
-        have: set[str] = set()
-        items = list(hashes)
-        for i in range(0, len(items), 500):
-            part = items[i : i + 500]
-            have |= {r[0] for r in self._rows(
-                f"SELECT hash FROM embeddings WHERE hash IN ({','.join('?' * len(part))})", part)}
-        return hashes - have
+        return hashes - {r[0] for r in self._rows_in("SELECT hash FROM embeddings WHERE hash IN ({})", hashes)}
 
     def put_embeddings(self, hashes: list[str], vectors: np.ndarray) -> None:
         """Committed at once, outside the library transaction: finished embedding work survives Ctrl-C."""
@@ -203,6 +178,11 @@ class Store:
                 "INSERT OR REPLACE INTO embeddings VALUES (?, ?)",
                 [(h, v.astype(np.float32).tobytes()) for h, v in zip(hashes, vectors)],
             )
+
+    def vectors(self, hashes: Iterable[str]) -> dict[str, np.ndarray]:
+        """The stored vectors of these content hashes (those that have one)."""
+        return {h: np.frombuffer(v, dtype=np.float32)
+                for h, v in self._rows_in("SELECT hash, vector FROM embeddings WHERE hash IN ({})", set(hashes))}
 
     def chunk_vectors(self, ids: Iterable[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(chunk ids, vectors) of the given chunks, or of all chunks."""
@@ -219,7 +199,8 @@ class Store:
 
     def drop_unused_embeddings(self) -> None:
         with self._lock:
-            self._db.execute("DELETE FROM embeddings WHERE hash NOT IN (SELECT hash FROM chunks)")
+            self._db.execute("DELETE FROM embeddings WHERE hash NOT IN (SELECT hash FROM chunks) "
+                             "AND hash NOT IN (SELECT hash FROM sentences)")
 
     # --- keyword search -----------------------------------------------------------------------
     def keyword_search(self, match: str, limit: int, within: Iterable[int] | None = None) -> list[tuple[int, float]]:

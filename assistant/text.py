@@ -38,6 +38,16 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
     return spans
 
 
+# Reference-list entries and bare links are sources, not answers: "[2] Woods, S. (2016)…", "https://…".
+_REFERENCE = re.compile(r"^\s*(?:\[\d+\]|\d+\.\s*\[)|https?://|www\.", re.I)
+_MIN_QUOTE_CHARS = 12
+
+
+def quotable(sentence: str) -> bool:
+    """Whether an answer may quote this sentence: long enough to say something, and not a reference."""
+    return len(sentence) >= _MIN_QUOTE_CHARS and not _REFERENCE.search(sentence)
+
+
 def _add_trimmed(text: str, a: int, b: int, spans: list[tuple[int, int]]) -> None:
     while a < b and text[a].isspace():
         a += 1

