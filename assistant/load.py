@@ -166,12 +166,12 @@ def read_file(path: Path, max_file_mb: float) -> bytes:
             raise LoadError(path, f"{size / 1e6:.1f} MB, larger than max_file_mb ({max_file_mb:g} MB); split the "
                                   "file, or raise max_file_mb if the machine has the memory for it")
         with open(path, "rb") as f:
-            data = f.read(limit + 1)
+            data = f.read(size + 1)
     except OSError as exc:
         hint = "check its permissions" if exc.errno in (errno.EACCES, errno.EPERM) else "check the disk, or copy the file again"
         raise LoadError(path, f"cannot read the file ({exc.strerror}); {hint}") from exc
-    if len(data) > limit:
-        raise LoadError(path, f"grew beyond max_file_mb ({max_file_mb:g} MB) while it was read; index it again")
+    if len(data) > size:
+        raise LoadError(path, "the file grew while it was read; index again when it is written")
     return data
 
 

@@ -68,6 +68,8 @@ class TextChatbot(gr.Chatbot):
     unescaped on the way back; the assistant's messages are HTML made by `render`.
     """
 
+    is_template = True  # the page shows it with Gradio's own Chatbot, not as a custom component
+
     def postprocess(self, value):
         data = super().postprocess(value)
         for message in data.root:
