@@ -134,6 +134,8 @@ def test_lone_surrogates_are_a_clean_422(guarded, searched):
     assert event == "error" and "U+D800" in json.dumps(data)
     event, data = gradio_call(guarded, "chat", ["\ud800 网红"])
     assert event == "complete" and "U+D800" in data[0]
+    event, data = gradio_call(guarded, "ask", [42, {"role": "user"}], **AUTH)  # Gradio passes any JSON value on
+    assert event == "error" and "must be a string" in json.dumps(data)
     for text in ("\x00", "网红\u0000营销", "\ufeff", "\u202e", "\U0010ffff"):  # other strings JSON allows
         r = guarded.post("/api/ask", headers=AUTH, json={"question": text})
         assert r.status_code in (200, 422), (text, r.status_code)

@@ -36,7 +36,7 @@ def plain_history(history: list[dict] | None) -> list[dict]:
     that failed is left out with its error, so that it does not become the context of the next one.
     """
     out: list[dict] = []
-    for m in history or []:
+    for m in history if isinstance(history, list) else []:
         role = m.get("role") if isinstance(m, dict) else None
         if role not in ("user", "assistant"):
             continue
@@ -115,15 +115,19 @@ if (new URLSearchParams(location.search).get("embed") === "widget") document.doc
 </script>"""
 
 
+def _lang(text: object) -> str:
+    return lang_of(text) if isinstance(text, str) else "en"  # Gradio's API passes on any JSON value
+
+
 def create_chat(bot: Assistant, config: Config):
     """The Gradio Blocks of the chat: streaming answers, sources with passages, examples, visible errors."""
 
     def respond(message: str, history: list[dict]):
         # Failures are shown as a message in the chat, not raised: a raised gr.Error leaves Gradio's
         # chat input disabled. The message says what happened; the traceback goes to the server log.
-        lang = lang_of(message or "")
+        lang = _lang(message)
         try:
-            question = check_question(message or "", config)
+            question = check_question(message, config)
             context = recent_history(plain_history(history), config)
         except Refused as refused:
             yield render_error(refused.message(lang))
@@ -150,9 +154,9 @@ def create_chat(bot: Assistant, config: Config):
         if not token_ok(bearer.removeprefix("Bearer ").strip(), config):
             raise gr.Error("A valid API token is required: send `Authorization: Bearer <token>`.",
                            print_exception=False)
-        lang = lang_of(question or "")
+        lang = _lang(question)
         try:
-            q = check_question(question or "", config)
+            q = check_question(question, config)
             context = check_history(plain_history(history), config)
         except Refused as refused:
             raise gr.Error(refused.message(lang), print_exception=False) from None

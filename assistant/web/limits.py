@@ -35,8 +35,10 @@ def check_text(text: str, what: str) -> None:
                       f"{_ZH.get(what, what)}中含有无效字符（U+{ord(m.group()):04X}），请发送有效的 Unicode 文本。")
 
 
-def check_question(question: str, config: Config, what: str = "question") -> str:
-    """The question stripped, or Refused: empty (422), too long (413), not valid Unicode (422)."""
+def check_question(question: object, config: Config, what: str = "question") -> str:
+    """The question stripped, or Refused: not text or empty (422), too long (413), not valid Unicode (422)."""
+    if not isinstance(question, str):
+        raise Refused(422, f"The {what} must be a string.", "问题必须是文本。")
     q = question.strip()
     if not q:
         raise Refused(422, f"The {what} is empty.", "请先输入问题。")
