@@ -144,7 +144,7 @@ def _unreadable(path: Path, library: list[Path]) -> str | None:
     try:
         os.fsencode(path).decode("utf-8")
     except UnicodeDecodeError:
-        return "the file name is not valid UTF-8; rename the file"
+        return "the path is not valid UTF-8 (shown with \\xNN for the odd bytes); rename the file or its folder"
     if path.is_symlink() and (reason := _bad_link(path, library)):
         return reason
     try:
@@ -168,7 +168,8 @@ def read_file(path: Path, max_file_mb: float) -> bytes:
         with open(path, "rb") as f:
             data = f.read(size + 1)
     except OSError as exc:
-        hint = "check its permissions" if exc.errno in (errno.EACCES, errno.EPERM) else "check the disk, or copy the file again"
+        denied = exc.errno in (errno.EACCES, errno.EPERM)
+        hint = "check its permissions" if denied else "check the disk, or copy the file again"
         raise LoadError(path, f"cannot read the file ({exc.strerror}); {hint}") from exc
     if len(data) > size:
         raise LoadError(path, "the file grew while it was read; index again when it is written")

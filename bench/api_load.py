@@ -73,8 +73,8 @@ HOSTILE = [
     ("4.1 MB body", lambda c: c.post("/api/ask", headers=JSON, content=b" " * 4_100_000).status_code, 413),
     ("lone surrogate", lambda c: c.post("/api/ask", headers=JSON,
                                         content=b'{"question": "\\ud800 \\u7f51\\u7ea2"}').status_code, 422),
-    ("gradio /ask, 11 MB history", lambda c: _gradio(c, "ask", [FOLLOW_UP, [{"role": "user", "content": "x" * 11_000_000}]],
-                                                     AUTH), "413"),
+    ("gradio /ask, 11 MB history", lambda c: _gradio(
+        c, "ask", [FOLLOW_UP, [{"role": "user", "content": "x" * 11_000_000}]], AUTH), "413"),
     ("gradio /ask without token", lambda c: _gradio(c, "ask", [QUESTIONS[0], []], {}), "error:"),
     ("gradio /ask, 5000 messages", lambda c: _gradio(c, "ask", [FOLLOW_UP, [{"role": "user", "content": "q"}] * 5000],
                                                      AUTH), "error:"),

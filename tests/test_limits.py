@@ -66,7 +66,8 @@ def test_a_follow_up_searches_a_bounded_tail_of_the_previous_message(guarded, se
     assert r.status_code == 200 and not r.json()["declined"]
     limit = Config().max_question_chars
     assert searched and max(len(t) for t in searched) <= limit + 1 + len(FOLLOW_UP)
-    assert _with_context(FOLLOW_UP, [{"role": "user", "content": pasted}], limit).endswith(USER["content"] + "\n" + FOLLOW_UP)
+    searched_for = _with_context(FOLLOW_UP, [{"role": "user", "content": pasted}], limit)
+    assert searched_for.endswith(USER["content"] + "\n" + FOLLOW_UP)
 
     huge = guarded.post("/api/ask", headers=AUTH, json={"question": FOLLOW_UP,
                                                         "history": [{"role": "user", "content": "x" * 990_000}]})
@@ -153,7 +154,8 @@ def test_only_the_allowed_host_names_are_answered(guarded, built):
         assert guarded.get("/healthz", headers={"Host": host}).status_code == 200, host
 
     bot, _, _ = built
-    with running(create_app(bot, Config(allowed_hosts=("assistant.intranet",)))) as url, httpx.Client(base_url=url) as c:
+    intranet = Config(allowed_hosts=("assistant.intranet",))
+    with running(create_app(bot, intranet)) as url, httpx.Client(base_url=url) as c:
         assert c.get("/healthz", headers={"Host": "assistant.intranet:7860"}).status_code == 200
         assert c.get("/healthz").status_code == 400  # 127.0.0.1 is not in the list
     with running(create_app(bot, Config(host="0.0.0.0"))) as url, httpx.Client(base_url=url) as c:

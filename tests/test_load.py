@@ -202,8 +202,8 @@ def test_a_yaml_alias_bomb_in_front_matter_stays_small(tmp_path):
     levels = ['a0: &a0 "' + "x" * 100 + '"'] + [f"a{n}: &a{n} [" + ", ".join([f"*a{n - 1}"] * 10) + "]"
                                                  for n in range(1, 7)]
     path = tmp_path / "bomb.md"
-    path.write_text("---\n" + "\n".join(levels) + "\ntitle: *a6\nauthor: *a6\ntags: *a1\n---\n\n# Real title\n\nBody text.",
-                    encoding="utf-8")
+    front = "\n".join([*levels, "title: *a6", "author: *a6", "tags: *a1"])
+    path.write_text(f"---\n{front}\n---\n\n# Real title\n\nBody text.", encoding="utf-8")
     assert path.stat().st_size < 2000
     tracemalloc.start()
     try:
