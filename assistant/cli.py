@@ -210,7 +210,7 @@ def eval_(ctx: click.Context, datasets: tuple[str, ...], k: int, limit: int | No
 @click.pass_context
 def serve(ctx: click.Context, index_dir: str | None, host: str | None, port: int | None) -> None:
     """Serve the web chat (/), the REST API (/api, docs at /docs) and the embeddable widget (/widget.js)."""
-    from .serve import run_server
+    from .web import run_server
 
     config = _config(ctx, host=host, port=port)
     bot = _open(ctx, index_dir)

@@ -22,6 +22,8 @@ class Config:
     # Where the article library and the built index live.
     library: str = "corpus"
     index: str = "index"
+    # Larger files are refused by name when indexing, before they are read (memory stays bounded).
+    max_file_mb: float = 50.0
     # The embedding model of new indexes (an index keeps the one it was built with): "multilingual-e5-small"
     # or "use-multilingual-v3" (both ship on PyPI), a sentence-transformers model name, path or package:NAME.
     model: str = "multilingual-e5-small"
@@ -54,7 +56,12 @@ class Config:
     host: str = "127.0.0.1"
     port: int = 7860
     max_question_chars: int = 2000
+    # A request's history: at most this many messages, of this many characters in all.
+    max_history_messages: int = 100
+    max_history_chars: int = 100_000
     allowed_origins: tuple[str, ...] = ()
+    # Host names the server answers to; empty: the loopback names when it listens on loopback, any otherwise.
+    allowed_hosts: tuple[str, ...] = ()
     api_token: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:

@@ -67,7 +67,7 @@ class Assistant:
         question = question.strip()
         if not question:
             raise ValueError("the question is empty")
-        query = self.retriever.prepare(_with_context(question, history))
+        query = self.retriever.prepare(_with_context(question, history, self.config.max_question_chars))
         hits = self.retriever.search(query, k=self.config.top_k)
         relevant = [self.retriever.widen(h, self.config.context_chars)
                     for h in hits if h.relevance >= self.config.min_relevance]
@@ -110,15 +110,18 @@ def index_library(library: str | Path | list[str | Path] | None, folder: str | P
     return update_index(paths, folder, config, rebuild=rebuild, progress=progress)
 
 
-def _with_context(question: str, history: list[Message] | None) -> str:
+def _with_context(question: str, history: list[Message] | None, limit: int) -> str:
     """A follow-up ("what about its risks?") is searched together with the previous question.
 
     Only questions that point back (a pronoun, "what about", "那…") get the context, so a new
-    topic in the same conversation is answered, or declined, on its own.
+    topic in the same conversation is answered, or declined, on its own. The previous message
+    counts with its last `limit` characters only (a question is at most that long): a pasted
+    article as the previous message must not make searching cost in proportion to it.
     """
-    previous = [m["content"] for m in history or [] if m.get("role") == "user" and m.get("content")]
+    previous = next((m["content"] for m in reversed(history or []) if m.get("role") == "user" and m.get("content")),
+                    None)
     if previous and _FOLLOW_UP.search(question):
-        return f"{previous[-1]}\n{question}"
+        return f"{previous[-limit:]}\n{question}"
     return question
 
 

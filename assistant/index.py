@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from .chunk import Chunk, chunk_document
 from .config import Config
 from .embed import get_embedder
 from .keyword import tokenize
-from .load import Document, LoadError, iter_files, load_file
+from .load import Document, LoadError, iter_files, load_file, read_file
 from .store import Store
 from .text import quotable, sentence_spans
 from .vectors import VectorIndex
@@ -104,7 +105,25 @@ class Index:
                 vectors.save(self.folder, generation)
             except OSError:
                 pass  # a read-only index folder still serves from the rebuilt in-memory copy
-        self.vectors = vectors
+        self._vectors, self._generation, self._kind = vectors, generation, kind
+        self._reload_lock = threading.Lock()
+
+    @property
+    def vectors(self) -> VectorIndex:
+        """The FAISS index of the last committed indexing run, also one committed while this Index is open.
+
+        An indexing run commits the database first and then writes `vectors-<generation>.faiss`;
+        until that file is there, the previous vectors keep serving (the retriever tolerates ids
+        they still hold). The check is one SQLite read per search.
+        """
+        generation = self.store.generation
+        if generation != self._generation:
+            with self._reload_lock:
+                if generation != self._generation:
+                    loaded = VectorIndex.load(self.folder, generation, self.embedder.dim, self._kind)
+                    if loaded is not None:
+                        self._vectors, self._generation = loaded, generation
+        return self._vectors
 
     def _all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         ids, vecs = self.store.chunk_vectors()
@@ -152,20 +171,21 @@ def update_index(
     config = config or Config()
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    files = [p.resolve() for p in iter_files(paths)]
+    problems: list[LoadError] = []
+    files = list(dict.fromkeys(p.resolve() for p in iter_files(paths, problems)))  # a link and its target: once
     if rebuild:
         for p in [folder / DB_NAME, folder / f"{DB_NAME}-wal", folder / f"{DB_NAME}-shm", *folder.glob("vectors-*")]:
             p.unlink(missing_ok=True)
     store = Store(folder / DB_NAME)
     try:
-        return _update(store, files, folder, config, Models.of(store, config), progress)
+        return _update(store, files, problems, folder, config, Models.of(store, config), progress)
     finally:
         store.close()
 
 
-def _update(store: Store, files: list[Path], folder: Path, config: Config, models: Models,
-            progress: Progress) -> IndexReport:
-    report = IndexReport()
+def _update(store: Store, files: list[Path], problems: list[LoadError], folder: Path, config: Config,
+            models: Models, progress: Progress) -> IndexReport:
+    report = IndexReport(skipped=[(p.path, p.reason) for p in problems])
     if note := models.differ(config):
         report.warnings.append(f"{folder}/: {note}")
     known = store.files()
@@ -175,29 +195,33 @@ def _update(store: Store, files: list[Path], folder: Path, config: Config, model
 
     advance = progress("reading", len(files))
     for path in files:
+        # Nothing about one file stops the run: whatever fails is reported by name and skipped,
+        # and the last good version of a file that went bad is kept.
         key = str(path)
-        stat = path.stat()
         old = known.get(key)
-        if old and old[1] == stat.st_mtime and old[2] == stat.st_size:
-            links[key] = old[3]
-            report.unchanged.append(key)
-            advance(1)
-            continue
-        data = path.read_bytes()
-        sha = hashlib.sha256(data).hexdigest()
-        if old and old[0] == sha:
-            links[key], file_rows[key] = old[3], (sha, stat.st_mtime, stat.st_size)
-            report.unchanged.append(key)
-            advance(1)
-            continue
         try:
-            docs, warnings = load_file(path)
-        except LoadError as exc:
-            report.skipped.append((key, exc.reason))
-            if old:  # keep the last good version of a file that went bad
+            stat = path.stat()
+            if old and old[1] == stat.st_mtime and old[2] == stat.st_size:
+                links[key] = old[3]
+                report.unchanged.append(key)
+                advance(1)
+                continue
+            data = read_file(path, config.max_file_mb)
+            sha = hashlib.sha256(data).hexdigest()
+            if old and old[0] == sha:
+                links[key], file_rows[key] = old[3], (sha, stat.st_mtime, stat.st_size)
+                report.unchanged.append(key)
+                advance(1)
+                continue
+            docs, warnings = load_file(path, data)
+        except (LoadError, OSError) as exc:
+            report.skipped.append((key, exc.reason if isinstance(exc, LoadError)
+                                   else f"cannot read the file ({exc.strerror})"))
+            if old:
                 links[key] = old[3]
             advance(1)
             continue
+        del data  # the documents hold the text; a large file's bytes need not stay
         report.warnings += [f"{key}: {w}" for w in warnings]
         for doc in docs:
             if doc.doc_id in new_docs and new_docs[doc.doc_id].text != doc.text:

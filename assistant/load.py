@@ -3,14 +3,19 @@
 Supported: .txt, .md (optional YAML front matter), .html/.htm (saved web pages), .pdf (text
 per page) and .jsonl (one document per line). Text encodings are detected from the bytes
 (UTF-8 with or without BOM, UTF-16 with BOM, GBK/GB18030 and others charset-normalizer knows).
-A file that cannot be read raises `LoadError`, naming the file and what to do about it.
+A file that cannot be read raises `LoadError`, naming the file and what to do about it; so does a
+file larger than `max_file_mb`, before it is read. Metadata fields are cut to sane lengths.
 """
 
 from __future__ import annotations
 
+import datetime
+import errno
 import hashlib
 import json
+import os
 import re
+import stat
 from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,9 +24,19 @@ from pathlib import Path
 import yaml
 
 from .clean import clean_saved_text, extract_html, find_date
+from .config import Config
 from .text import detect_lang
 
 SUPPORTED = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".jsonl")
+# Longest metadata values kept (characters); longer ones are cut with a warning. Titles are
+# embedded with every chunk of their document, so an unbounded title costs memory per chunk.
+FIELD_LIMITS = {"title": 300, "author": 200, "date": 100, "source": 2000}
+META_VALUE_CHARS = 1000
+META_KEYS = 50
+# Front matter is a few lines of metadata; a larger block is refused before it is parsed.
+FRONT_MATTER_CHARS = 64_000
+# A document's language is told from its beginning: the check costs memory per character.
+LANG_SAMPLE_CHARS = 20_000
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.S)
 _MD_HEADING = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.M)
 
@@ -29,10 +44,10 @@ _MD_HEADING = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.M)
 class LoadError(Exception):
     """A file of the library that could not be read; str() names the file and the reason."""
 
-    def __init__(self, path: str | Path, reason: str):
-        self.path = str(path)
+    def __init__(self, path: str | os.PathLike[str], reason: str):
+        self.path = printable(path)
         self.reason = reason
-        super().__init__(f"{path}: {reason}")
+        super().__init__(f"{self.path}: {reason}")
 
 
 @dataclass
@@ -61,33 +76,117 @@ def content_id(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def iter_files(paths: list[str | Path]) -> Iterator[Path]:
-    """Supported files under `paths` (files or folders), sorted, hidden files skipped."""
-    for root in paths:
-        root = Path(root)
-        if root.is_file():
-            yield root
-        elif root.is_dir():
-            for p in sorted(root.rglob("*")):
-                rel = p.relative_to(root).parts
-                if p.is_file() and p.suffix.lower() in SUPPORTED and not any(s.startswith(".") for s in rel):
-                    yield p
-        else:
+def printable(path: str | os.PathLike[str]) -> str:
+    """A path as text that prints and stores whatever bytes its name holds (undecodable ones as \\xNN)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def iter_files(paths: list[str | Path], problems: list[LoadError] | None = None) -> Iterator[Path]:
+    """Supported files under `paths` (files or folders), sorted, hidden files skipped.
+
+    What cannot be indexed is added to `problems`, by name and with the reason, and skipped:
+    folders that cannot be opened, names that are not UTF-8, FIFOs and other special files, and
+    links that dangle, loop or lead out of the library (a link within it is followed). A path
+    that does not exist raises LoadError.
+    """
+    problems = [] if problems is None else problems
+    roots = [Path(p) for p in paths]
+    library = [r.resolve() for r in roots if r.exists()]
+    for root in roots:
+        if not root.exists():
             raise LoadError(root, "no such file or folder")
+        if root.is_dir():
+            yield from _walk(root, library, problems)
+        elif (reason := _unreadable(root, library)) is None:
+            yield root
+        else:
+            problems.append(LoadError(root, reason))
 
 
-def load_file(path: str | Path) -> tuple[list[Document], list[str]]:
-    """The documents in one file (several for .jsonl) and warnings about parts that were skipped.
+def _walk(root: Path, library: list[Path], problems: list[LoadError]) -> Iterator[Path]:
+    def folder_error(exc: OSError) -> None:
+        problems.append(LoadError(exc.filename, f"cannot open the folder ({exc.strerror}); check its permissions"))
 
-    Raises LoadError when nothing in the file can be read.
+    for folder, dirs, names in os.walk(root, onerror=folder_error):
+        # Links to folders are not descended into (os.walk does not follow them); report those
+        # that would have led somewhere bad, the others' files are indexed where they are.
+        for d in [d for d in dirs if os.path.islink(os.path.join(folder, d))]:
+            dirs.remove(d)
+            if not d.startswith(".") and (reason := _bad_link(Path(folder, d), library)):
+                problems.append(LoadError(Path(folder, d), reason))
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(names):
+            path = Path(folder, name)
+            if name.startswith(".") or path.suffix.lower() not in SUPPORTED:
+                continue
+            if (reason := _unreadable(path, library)) is None:
+                yield path
+            else:
+                problems.append(LoadError(path, reason))
+
+
+def _bad_link(path: Path, library: list[Path]) -> str | None:
+    """Why the link `path` cannot be followed, or None when it leads to something in the library."""
+    try:
+        target = path.resolve(strict=True)
+    except FileNotFoundError:
+        return f"a link to {printable(os.readlink(path))}, which does not exist; remove the link"
+    except (RuntimeError, OSError):  # RuntimeError: Python 3.11's "Symlink loop"
+        return "a link that loops back on itself; remove the link"
+    if not any(target.is_relative_to(r) for r in library):
+        return (f"a link to {printable(target)}, outside the library; copy the file into the library "
+                "or index its folder too")
+    return None
+
+
+def _unreadable(path: Path, library: list[Path]) -> str | None:
+    """Why the file `path` cannot be indexed, or None."""
+    try:
+        os.fsencode(path).decode("utf-8")
+    except UnicodeDecodeError:
+        return "the path is not valid UTF-8 (shown with \\xNN for the odd bytes); rename the file or its folder"
+    if path.is_symlink() and (reason := _bad_link(path, library)):
+        return reason
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        return f"cannot read the file ({exc.strerror}); check its permissions"
+    if not stat.S_ISREG(mode):
+        return "not a regular file (a FIFO, socket or device); remove it from the library"
+    return None
+
+
+def read_file(path: Path, max_file_mb: float) -> bytes:
+    """The bytes of a library file; LoadError when it is larger than `max_file_mb` (checked before
+    reading, so memory stays bounded) or cannot be read."""
+    limit = int(max_file_mb * 1_000_000)
+    try:
+        size = path.stat().st_size
+        if size > limit:
+            raise LoadError(path, f"{size / 1e6:.1f} MB, larger than max_file_mb ({max_file_mb:g} MB); split the "
+                                  "file, or raise max_file_mb if the machine has the memory for it")
+        with open(path, "rb") as f:
+            data = f.read(size + 1)
+    except OSError as exc:
+        denied = exc.errno in (errno.EACCES, errno.EPERM)
+        hint = "check its permissions" if denied else "check the disk, or copy the file again"
+        raise LoadError(path, f"cannot read the file ({exc.strerror}); {hint}") from exc
+    if len(data) > size:
+        raise LoadError(path, "the file grew while it was read; index again when it is written")
+    return data
+
+
+def load_file(path: str | Path, data: bytes | None = None) -> tuple[list[Document], list[str]]:
+    """The documents in one file (several for .jsonl) and warnings about parts that were skipped or cut.
+
+    `data`: the file's bytes when the caller has read them (`read_file`). Raises LoadError when
+    nothing in the file can be read.
     """
     path = Path(path)
     suffix = path.suffix.lower()
     warnings: list[str] = []
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise LoadError(path, f"cannot read the file ({exc.strerror}); check its permissions") from exc
+    if data is None:
+        data = read_file(path, Config().max_file_mb)
     if not data.strip():
         raise LoadError(path, "empty file; add text or remove it from the library")
     if suffix == ".pdf":
@@ -97,7 +196,7 @@ def load_file(path: str | Path) -> tuple[list[Document], list[str]]:
     elif suffix in (".html", ".htm"):
         docs = [_load_html(path, decode(data, path))]
     elif suffix in (".md", ".markdown"):
-        docs = [_load_markdown(path, decode(data, path))]
+        docs = [_load_markdown(path, decode(data, path), warnings)]
     elif suffix == ".txt":
         docs = [_load_text(path, decode(data, path))]
     else:
@@ -105,7 +204,19 @@ def load_file(path: str | Path) -> tuple[list[Document], list[str]]:
     for doc in docs:
         if not doc.text.strip():
             raise LoadError(path, "no text found in the file")
+        _bound_metadata(doc, warnings)
     return docs, warnings
+
+
+def _bound_metadata(doc: Document, warnings: list[str]) -> None:
+    for name, limit in FIELD_LIMITS.items():
+        value = getattr(doc, name)
+        if len(value) > limit:
+            setattr(doc, name, value[: limit - 1] + "…")
+            warnings.append(f"{doc.doc_id}: the {name} is {len(value)} characters long; cut to {limit}")
+    if len(doc.meta) > META_KEYS:
+        warnings.append(f"{doc.doc_id}: {len(doc.meta)} metadata fields; only the first {META_KEYS} are kept")
+    doc.meta = {k[:100]: v[:META_VALUE_CHARS] for k, v in list(doc.meta.items())[:META_KEYS]}
 
 
 def decode(data: bytes, path: str | Path) -> str:
@@ -144,15 +255,41 @@ def _load_text(path: Path, text: str) -> Document:
     return _document(path, text.strip(), title=title)
 
 
-def _load_markdown(path: Path, text: str) -> Document:
+def _meta_text(value: object) -> str | None:
+    """A front-matter value as text (a list of values joined by ", "), at most META_VALUE_CHARS long;
+    None for nested structures. Values are cut while they are turned into text: YAML aliases let a
+    short block stand for a list of millions of strings."""
+    if isinstance(value, (str, int, float, bool, datetime.date)):
+        return str(value)[:META_VALUE_CHARS]
+    if not isinstance(value, list):
+        return None
+    parts, size = [], 0
+    for item in value:
+        if not isinstance(item, (str, int, float, bool, datetime.date)):
+            return None
+        parts.append(str(item)[:META_VALUE_CHARS])
+        size += len(parts[-1]) + 2
+        if size > META_VALUE_CHARS:
+            break
+    return ", ".join(parts)[:META_VALUE_CHARS]
+
+
+def _load_markdown(path: Path, text: str, warnings: list[str]) -> Document:
     meta: dict = {}
     if m := _FRONT_MATTER.match(text):
+        if len(m.group(1)) > FRONT_MATTER_CHARS:
+            raise LoadError(path, f"the front matter is {len(m.group(1))} characters long, more than "
+                                  f"{FRONT_MATTER_CHARS}; keep only metadata between the --- lines")
         try:
             meta = yaml.safe_load(m.group(1)) or {}
-        except yaml.YAMLError as exc:
-            raise LoadError(path, f"invalid YAML front matter ({exc}); fix the block between the --- lines") from exc
+        except (yaml.YAMLError, RecursionError) as exc:
+            raise LoadError(path, f"invalid YAML front matter ({exc}); fix the block between "
+                                  "the --- lines") from exc
         if not isinstance(meta, dict):
             raise LoadError(path, "front matter is not a mapping of keys to values")
+        texts = {str(k): _meta_text(v) for k, v in meta.items()}
+        warnings += [f"front matter field {k!r} is not text; ignored" for k, v in texts.items() if v is None]
+        meta = {k: v for k, v in texts.items() if v is not None}
         text = text[m.end() :]
     body = text.strip()
     heading = _MD_HEADING.search(body)
@@ -164,7 +301,7 @@ def _load_markdown(path: Path, text: str) -> Document:
         author=str(meta.pop("author", "") or ""),
         date=str(meta.pop("date", "") or ""),
         source=str(meta.pop("source", "") or meta.pop("url", "") or ""),
-        meta={k: str(v) for k, v in meta.items()},
+        meta=meta,
     )
 
 
@@ -214,7 +351,7 @@ def _load_jsonl(path: Path, text: str, problems: list[str]) -> list[Document]:
             body = rec["text"]
             if not isinstance(body, str) or not body.strip():
                 raise ValueError("empty 'text'")
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError, RecursionError) as exc:
             problems.append(f"line {n} skipped: {exc}")
             continue
         extra = {k: str(v) for k, v in rec.items() if k not in ("id", "title", "text", "author", "date", "source",
@@ -223,12 +360,16 @@ def _load_jsonl(path: Path, text: str, problems: list[str]) -> list[Document]:
             doc_id=str(rec.get("id") or content_id(body)), text=body, title=str(rec.get("title") or ""),
             author=str(rec.get("author") or ""), date=str(rec.get("date") or ""),
             source=str(rec.get("source") or rec.get("url") or ""), path=str(path),
-            lang=str(rec.get("lang") or detect_lang(body)), meta=extra,
+            lang=str(rec.get("lang") or _lang(body)), meta=extra,
         ))
     if not docs:
         raise LoadError(path, "no valid JSON lines with a 'text' field" + (f" ({problems[0]})" if problems else ""))
     return docs
 
 
+def _lang(text: str) -> str:
+    return detect_lang(text[:LANG_SAMPLE_CHARS])
+
+
 def _document(path: Path, text: str, **fields) -> Document:
-    return Document(doc_id=content_id(text), text=text, path=str(path), lang=detect_lang(text), **fields)
+    return Document(doc_id=content_id(text), text=text, path=str(path), lang=_lang(text), **fields)

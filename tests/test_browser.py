@@ -18,7 +18,7 @@ from conftest import write_library
 from test_serve import FOLLOW_UP, RETURNS, SEA, running
 
 from assistant import Assistant, Config, index_library
-from assistant.serve import EXAMPLES, create_app
+from assistant.web import EXAMPLES, create_app
 
 pytestmark = pytest.mark.browser
 
@@ -250,3 +250,17 @@ def test_origins_not_allowed_cannot_embed_the_chat(new_page, bot, intranet):
         finally:
             page.close()  # before the server stops
     
+
+def test_the_users_own_question_is_shown_as_text(new_page, server):
+    # Issue #9.8: the question was rendered as (sanitised) HTML: a fixed <div> covered the page, a <form> survived.
+    page, _ = new_page()
+    page.goto(server + "/")
+    question = ('<div id="sa-cover" style="position:fixed;inset:0;z-index:99999;background:red">covered</div>'
+                '<form id="sa-form" action="/x"><input name="q"></form> How long does sea freight take to Hamburg?')
+    ask(page, question)
+    mine = page.locator(".message-content").first
+    assert mine.inner_text().strip() == question
+    assert page.locator("#sa-cover, #sa-form, .message-content form, .message-content input").count() == 0
+    ask(page, SEA)  # the conversation goes on (the history, escaped on the page, comes back as plain text)
+    assert "five to six weeks" in page.locator(".sa-answer").last.inner_text()
+    assert page.locator(".message-content").nth(2).inner_text().strip() == SEA

@@ -3,8 +3,11 @@ updates, interrupted writes and model identity."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 
 import pytest
 from conftest import ENGLISH_ARTICLE, write_library
@@ -220,3 +223,54 @@ def test_approximate_faiss_kinds_find_the_nearest_chunk(kind, n, tmp_path):
     index.save(tmp_path, 3)
     again = VectorIndex.load(tmp_path, 3, 64, kind)
     assert again is not None and len(again) == n and VectorIndex.load(tmp_path, 2, 64, kind) is None
+
+
+def test_unreadable_files_and_folders_and_odd_names_are_reported_and_the_run_goes_on(tmp_path):
+    # Issue #9.3: a permission error gave a traceback from index.py, a non-UTF-8 name a UnicodeEncodeError,
+    # and the whole run stopped. Run as a user runs it; as root, without the capabilities that
+    # let root read anything, so that the permission errors are real.
+    lib = tmp_path / "lib"
+    (lib / "locked").mkdir(parents=True)
+    (lib / "good.md").write_text(ENGLISH_ARTICLE, encoding="utf-8")
+    (lib / "secret.md").write_text("# Secret\n\nNobody may read this.", encoding="utf-8")
+    (lib / "locked" / "inner.md").write_text("# Inner\n\nIn a folder nobody may open.", encoding="utf-8")
+    with open(os.path.join(os.fsencode(lib), b"caf\xe9.md"), "w") as f:
+        f.write("# Cafe\n\nA name in Latin-1.")
+    (lib / "secret.md").chmod(0)
+    (lib / "locked").chmod(0)
+    drop = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONIOENCODING": "utf-8"}
+    try:
+        proc = subprocess.run([*drop, sys.executable, "-m", "assistant.cli", "index", str(lib), "--index",
+                               str(tmp_path / "ix")], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=300)
+    finally:
+        (lib / "secret.md").chmod(0o644)
+        (lib / "locked").chmod(0o755)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert "1 added" in proc.stdout and "3 skipped" in proc.stdout
+    lines = {line.split(":", 1)[0].split()[-1]: line for line in proc.stderr.splitlines() if "skipped" in line}
+    # Names are shown relative to the working folder.
+    assert "Permission denied" in lines["lib/secret.md"] and "permissions" in lines["lib/secret.md"]
+    assert "cannot open the folder (Permission denied)" in lines["lib/locked"]
+    assert "not valid UTF-8" in lines["lib/caf\\xe9.md"]
+
+
+def test_dense_search_sees_what_an_indexing_run_committed_while_it_was_open(tmp_path):
+    # Issue #9.5: /api/search?mode=dense did not see documents indexed while the server ran.
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "batteries.md").write_text(ENGLISH_ARTICLE, encoding="utf-8")
+    folder = tmp_path / "ix"
+    index_library([lib], folder, Config())
+    bot = Assistant.open(folder, Config())
+    try:
+        query = "Which vaccines do cats need every year?"
+        assert bot.search(query, k=1, mode="dense")[0].title == "Shipping lithium batteries to Europe"
+        (lib / "cats.md").write_text("# Cat vaccines\n\nCats need a rabies vaccine and the FVRCP vaccine every year.",
+                                     encoding="utf-8")
+        index_library([lib], folder, Config())  # another indexing run, while `bot` stays open
+        for mode in ("dense", "hybrid", "keyword"):
+            assert bot.search(query, k=1, mode=mode)[0].title == "Cat vaccines", mode
+    finally:
+        bot.close()

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import random
+import tracemalloc
+from pathlib import Path
 
 import pytest
 from conftest import ENGLISH_ARTICLE, GBK_TEXT, HTML_PAGE, PDF_PAGES, SAVED_PAGE, make_pdf
 
-from assistant.load import LoadError, iter_files, load_file
+from assistant import Config
+from assistant.load import FIELD_LIMITS, META_KEYS, META_VALUE_CHARS, LoadError, iter_files, load_file, read_file
 
 
 def one(path):
@@ -120,3 +125,107 @@ def test_library_walk_skips_hidden_and_unsupported_files(tmp_path):
     assert [p.name for p in iter_files([tmp_path])] == ["a.md"]
     with pytest.raises(LoadError, match="no such file"):
         list(iter_files([tmp_path / "missing"]))
+
+
+# --- Issue #9: files that must not stop or blow up the indexer ------------------------------------
+
+
+def test_special_files_and_bad_links_are_reported_and_skipped(tmp_path):
+    # Issue #9.9: these were skipped silently, and a link out of the library was followed.
+    library, outside = tmp_path / "library", tmp_path / "outside"
+    (library / "sub").mkdir(parents=True)
+    outside.mkdir()
+    (library / "a.md").write_text("# A\n\ntext", encoding="utf-8")
+    (outside / "secret.txt").write_text("not for the library", encoding="utf-8")
+    (library / "sub" / "inside.md").symlink_to(library / "a.md")  # a link within the library: followed
+    (library / "leak.txt").symlink_to(outside / "secret.txt")
+    (library / "leak-dir").symlink_to(outside)
+    (library / "gone.md").symlink_to(library / "missing.md")
+    (library / "loop.md").symlink_to(library / "loop.md")
+    os.mkfifo(library / "pipe.txt")  # reading it would block the indexer for ever
+    problems: list[LoadError] = []
+    found = list(iter_files([library], problems))
+    assert [p.relative_to(library).as_posix() for p in found] == ["a.md", "sub/inside.md"]
+    reasons = {Path(p.path).name: p.reason for p in problems}
+    assert set(reasons) == {"leak.txt", "leak-dir", "gone.md", "loop.md", "pipe.txt"}
+    assert "outside the library" in reasons["leak.txt"] and "outside the library" in reasons["leak-dir"]
+    assert "does not exist" in reasons["gone.md"] and "loops" in reasons["loop.md"]
+    assert "not a regular file" in reasons["pipe.txt"]
+
+
+def test_a_file_name_that_is_not_utf8_is_reported_printably(tmp_path):
+    # Issue #9.3: 'utf-8' codec can't encode '\udce9' stopped the whole run.
+    (tmp_path / "ok.md").write_text("# ok\n\ntext", encoding="utf-8")
+    with open(os.path.join(os.fsencode(tmp_path), b"caf\xe9.md"), "w") as f:
+        f.write("# caf\n\ntext")
+    problems: list[LoadError] = []
+    assert [p.name for p in iter_files([tmp_path], problems)] == ["ok.md"]
+    assert len(problems) == 1 and problems[0].path.endswith("caf\\xe9.md") and "not valid UTF-8" in problems[0].reason
+    str(problems[0]).encode("utf-8")  # printable
+
+
+def test_a_file_over_max_file_mb_is_refused_before_it_is_read(tmp_path):
+    # Issue #9.4: a 200 MB text file needed > 6 GB. A sparse file: 200 MB that take no disk.
+    path = tmp_path / "huge.txt"
+    with open(path, "wb") as f:
+        f.truncate(200_000_000)
+    tracemalloc.start()
+    try:
+        with pytest.raises(LoadError, match=r"200\.0 MB, larger than max_file_mb \(50 MB\)"):
+            read_file(path, Config().max_file_mb)
+        with pytest.raises(LoadError, match="max_file_mb"):
+            load_file(path)
+        assert tracemalloc.get_traced_memory()[1] < 1_000_000
+    finally:
+        tracemalloc.stop()
+
+
+def test_reading_a_large_text_costs_a_few_times_its_size(tmp_path):
+    # Issue #9.4: the language check cost ~85 bytes a character of non-repeating Chinese text.
+    rng = random.Random(0)
+    words = ["".join(chr(rng.randint(0x4E00, 0x9FA5)) for _ in range(rng.randint(2, 4))) for _ in range(50_000)]
+    path = tmp_path / "big.txt"
+    path.write_text("".join(rng.choice(words) + ("。" if rng.random() < 0.07 else "") for _ in range(300_000)),
+                    encoding="utf-8")
+    tracemalloc.start()
+    try:
+        docs, _ = load_file(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert docs[0].lang == "zh"
+    assert peak < 8 * path.stat().st_size, f"{peak / path.stat().st_size:.1f} bytes per byte of the file"
+
+
+def test_a_yaml_alias_bomb_in_front_matter_stays_small(tmp_path):
+    # Issue #9.4: a 1.7 KB front matter whose title expands through aliases needed > 6 GB.
+    levels = ['a0: &a0 "' + "x" * 100 + '"'] + [f"a{n}: &a{n} [" + ", ".join([f"*a{n - 1}"] * 10) + "]"
+                                                 for n in range(1, 7)]
+    path = tmp_path / "bomb.md"
+    front = "\n".join([*levels, "title: *a6", "author: *a6", "tags: *a1"])
+    path.write_text(f"---\n{front}\n---\n\n# Real title\n\nBody text.", encoding="utf-8")
+    assert path.stat().st_size < 2000
+    tracemalloc.start()
+    try:
+        docs, warnings = load_file(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20_000_000  # the title alone would be ~100 MB of text
+    doc = docs[0]
+    assert doc.title == "Real title" and doc.author == ""
+    assert any("'title' is not text" in w for w in warnings)
+    assert len(doc.meta["tags"]) <= 1000 and doc.meta["tags"].startswith("xxx")
+
+
+def test_metadata_fields_have_length_limits(tmp_path):
+    # Issue #9.4: a 30k-character JSONL title cost 1.2 GB (titles are embedded with every chunk).
+    path = tmp_path / "docs.jsonl"
+    path.write_text(json.dumps({"id": "d1", "title": "标题" * 15_000, "author": "a" * 5_000, "source": "s" * 9_000,
+                                "text": "正文内容。" * 10, **{f"k{i}": "v" * 5_000 for i in range(80)}}) + "\n",
+                    encoding="utf-8")
+    (doc,), warnings = load_file(path)
+    assert len(doc.title) == FIELD_LIMITS["title"] and doc.title.endswith("…")
+    assert len(doc.author) == FIELD_LIMITS["author"] and len(doc.source) == FIELD_LIMITS["source"]
+    assert len(doc.meta) == META_KEYS and all(len(v) <= META_VALUE_CHARS for v in doc.meta.values())
+    assert any("title is 30000 characters long" in w for w in warnings)

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from assistant import Config
-from assistant.serve import create_app, plain_history, render_answer, render_passage
+from assistant.web import create_app, plain_history, render_answer, render_passage
 
 SEA = "How long does sea freight take to Hamburg?"
 RETURNS = "退货运费由谁承担？"

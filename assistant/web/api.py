@@ -1,0 +1,156 @@
+"""The REST API under /api: ask, search, documents. A thin layer over `Assistant`."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import fastapi
+from fastapi import Depends, HTTPException, Query
+from fastapi.responses import StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+
+from ..answer import Answer
+from ..config import Config
+from ..core import Assistant
+from .limits import Refused, check_history, check_question
+from .security import token_ok
+
+log = logging.getLogger("assistant.web")
+
+MAX_SEARCH_K = 50
+
+
+class Message(BaseModel):
+    role: Literal["user", "assistant"]
+    content: str
+
+
+class AskRequest(BaseModel):
+    question: str = Field(description="The question, in Chinese or English.")
+    history: list[Message] = Field(default_factory=list, description="The conversation so far, for follow-up "
+                                   "questions (at most max_history_messages messages, max_history_chars in all).")
+    stream: bool = Field(False, description="Answer as server-sent events: `delta` events with text pieces, "
+                                            "then one `answer` event with the full answer JSON.")
+
+
+class CitationOut(BaseModel):
+    number: int
+    doc_id: str
+    title: str
+    source: str
+    quote: str = Field(description="Verbatim document text: the stored document's text[start:end].")
+    start: int
+    end: int
+    page: int | None
+    date: str = ""
+
+
+class AskResponse(BaseModel):
+    answer: str
+    declined: bool = Field(description="True when the library has nothing on the question.")
+    lang: str
+    citations: list[CitationOut]
+    meta: dict[str, Any] = {}
+
+
+class HitOut(BaseModel):
+    chunk_id: int
+    doc_id: str
+    title: str
+    text: str
+    start: int
+    end: int
+    page: int | None
+    score: float
+
+
+class SearchResponse(BaseModel):
+    query: str
+    hits: list[HitOut]
+
+
+class DocumentOut(BaseModel):
+    doc_id: str
+    title: str
+    author: str
+    date: str
+    source: str
+    file: str = Field(description="The file name the document was read from.")
+    lang: str
+    pages: list[int] | None = Field(description="PDFs: the offset in `text` where each page starts.")
+    meta: dict[str, Any]
+    text: str = Field(description="The stored text; citation offsets point into it.")
+
+
+def _sse(event: str, data: dict) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+def api_router(bot: Assistant, config: Config) -> fastapi.APIRouter:
+    bearer = HTTPBearer(auto_error=False, description="Set when the server has an api_token.")
+
+    def authorize(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+        if not token_ok(credentials.credentials if credentials else "", config):
+            raise HTTPException(401, "A valid API token is required: send `Authorization: Bearer <token>`.",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    router = fastapi.APIRouter(prefix="/api", dependencies=[Depends(authorize)])
+
+    @router.post("/ask", response_model=AskResponse,
+                 responses={200: {"content": {"text/event-stream": {}}, "description": "JSON, or events if stream"},
+                            401: {"description": "Missing or wrong API token"},
+                            413: {"description": "Question or history over its limit"},
+                            422: {"description": "Malformed request, or text that is not valid Unicode"}})
+    def ask(request: AskRequest):
+        """Answer a question from the library, citing the exact source text (or decline)."""
+        try:
+            question = check_question(request.question, config)
+            history = check_history([m.model_dump() for m in request.history], config)
+        except Refused as refused:
+            raise HTTPException(refused.status, refused.en) from None
+        if not request.stream:
+            return bot.ask(question, history).to_dict()
+
+        def events() -> Iterator[str]:
+            try:
+                for piece in bot.ask_stream(question, history):
+                    if isinstance(piece, Answer):
+                        yield _sse("answer", piece.to_dict())
+                    else:
+                        yield _sse("delta", {"text": piece})
+            except Exception as exc:  # the response has started: report the failure as an event
+                log.exception("streaming answer failed")
+                yield _sse("error", {"detail": f"The answer failed ({type(exc).__name__}); see the server log."})
+
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    @router.get("/search", response_model=SearchResponse)
+    def search(q: str = Query(description="The query."), k: int = Query(5, ge=1, le=MAX_SEARCH_K),
+               mode: Literal["hybrid", "dense", "keyword"] = "hybrid"):
+        """The k passages that best match the query, each with its document id and offsets."""
+        try:
+            query = check_question(q, config, "query")
+        except Refused as refused:
+            raise HTTPException(refused.status, refused.en) from None
+        hits = bot.search(query, k=k, mode=mode)
+        return {"query": query, "hits": [{f: getattr(h, f) for f in HitOut.model_fields} for h in hits]}
+
+    @router.get("/documents/{doc_id}", response_model=DocumentOut, responses={404: {"description": "Unknown id"}})
+    def document(doc_id: str):
+        """A stored document: its text (which citation offsets point into) and metadata."""
+        doc = bot.document(doc_id)
+        if doc is None:
+            raise HTTPException(404, f"No document with id {doc_id!r}.")
+        return {"doc_id": doc.doc_id, "title": doc.title, "author": doc.author, "date": doc.date,
+                "source": doc.source, "file": Path(doc.path).name if doc.path else "", "lang": doc.lang,
+                "pages": doc.pages, "meta": doc.meta, "text": doc.text}
+
+    return router
+
+

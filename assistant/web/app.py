@@ -1,0 +1,123 @@
+"""The application: the REST API, health, docs, widget and the Gradio chat in one FastAPI app; serving it."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import fastapi
+import gradio as gr
+from fastapi import Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, JSONResponse
+
+from ..config import Config
+from ..core import Assistant
+from .api import api_router
+from .chat import CSS, HEAD, create_chat, theme
+from .security import LOOPBACK_HOSTS, Guard, embed_origins, origin_regex, served_hosts
+
+log = logging.getLogger("assistant.web")
+
+STATIC = Path(__file__).parent.parent / "static"
+
+
+def create_app(bot: Assistant, config: Config) -> fastapi.FastAPI:
+    """The FastAPI application: REST API, health, docs, widget, and the Gradio chat at /."""
+    origins = embed_origins(config)
+    app = fastapi.FastAPI(
+        title="Seller Assistant API",
+        description="Answers cross-border e-commerce sellers' questions from the article library, with verifiable "
+                    "citations. The chat is at `/`, the embeddable widget at `/widget.js`."
+                    + (" `/api/*` requires `Authorization: Bearer <token>`." if config.api_token else ""),
+        version="1",
+    )
+    # CORS is added last, so it is outermost: refusals by Guard (411, 413) carry CORS headers too.
+    # Gradio sees this CORSMiddleware and leaves CORS to it (its own would allow any origin when
+    # the server is reached under a non-local name). Credentials: there are no cookies to send (the
+    # API token is a header a browser never adds by itself); Gradio's web component asks for them.
+    app.add_middleware(Guard, origins=origins, hosts=served_hosts(config))
+    app.add_middleware(CORSMiddleware, allow_origin_regex=origin_regex(origins), allow_credentials=True,
+                       allow_methods=["GET", "POST", "OPTIONS"], allow_headers=["*"], max_age=600)
+
+    @app.exception_handler(Exception)
+    async def failed(request: Request, exc: Exception):
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return JSONResponse({"detail": f"The server failed ({type(exc).__name__}); see the server log."}, 500)
+
+    app.include_router(api_router(bot, config))
+
+    @app.get("/healthz", tags=["health"])
+    def healthz():
+        """Liveness: the index answers and how big it is."""
+        try:
+            counts = bot.index.store.counts()
+        except Exception as exc:
+            log.exception("health check failed")
+            return JSONResponse({"status": "error", "detail": type(exc).__name__}, 503)
+        return {"status": "ok", "documents": counts["documents"], "chunks": counts["chunks"]}
+
+    @app.get("/widget.js", include_in_schema=False)
+    def widget():
+        return FileResponse(STATIC / "widget.js", media_type="text/javascript; charset=utf-8",
+                            headers={"Cache-Control": "no-cache"})
+
+    @app.get("/gradio.js", include_in_schema=False)
+    def gradio_js():
+        # Gradio's web-component loader: it imports the hashed bundle under ./assets/ of this server.
+        return FileResponse(Path(gr.__file__).parent / "templates" / "frontend" / "gradio.js",
+                            media_type="text/javascript; charset=utf-8", headers={"Cache-Control": "no-cache"})
+
+    demo = create_chat(bot, config)
+    gr.mount_gradio_app(
+        app, demo, path="/", server_name=config.host, server_port=config.port,
+        footer_links=["api", "settings"], run_history=False, show_error=True, ssr_mode=False, mcp_server=False,
+        pwa=False, theme=theme(), css=CSS, head=HEAD,
+    )
+    # Setting this event ends the open chat pages' heartbeat streams (see run_server).
+    app.state.gradio_stop_event = next(r.app.stop_event for r in app.routes
+                                       if isinstance(getattr(r, "app", None), gr.routes.App))
+    return app
+
+
+def run_server(bot: Assistant, config: Config) -> None:
+    """Serve `create_app` with uvicorn until Ctrl-C (or SIGTERM), then close the index."""
+    import click
+    import uvicorn
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:%(name)s: %(message)s")
+    try:
+        app = create_app(bot, config)
+    except ValueError as exc:  # a configuration mistake, e.g. in allowed_origins
+        bot.close()
+        raise click.ClickException(str(exc)) from exc
+    loopback = config.host in LOOPBACK_HOSTS
+    if not loopback and not config.api_token:
+        log.warning("listening on %s without an api_token: anyone who can reach this port can use /api", config.host)
+    if not loopback and not config.allowed_hosts:
+        log.info("allowed_hosts is empty: the server answers to any host name; set ASSISTANT_ALLOWED_HOSTS to the "
+                 "names your intranet reaches it by")
+    if not loopback and not config.allowed_origins:
+        log.info("allowed_origins is empty: only pages on this machine (localhost, 127.0.0.1) can embed the chat "
+                 "or call /api from a browser; set ASSISTANT_ALLOWED_ORIGINS for your intranet's origins")
+    host = "localhost" if config.host in ("0.0.0.0", "::") else config.host
+    url = f"http://{f'[{host}]' if ':' in host else host}:{config.port}"
+    print(f"Seller Assistant: chat {url}/  API {url}/docs  widget {url}/widget.js  (Ctrl-C to stop)",
+          file=sys.stderr, flush=True)
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame):
+            # Open chat pages hold a heartbeat stream each; end them, or Ctrl-C waits for the
+            # graceful-shutdown timeout and then cancels them with a traceback each.
+            app.state.gradio_stop_event.set()
+            super().handle_exit(sig, frame)
+
+    server = Server(uvicorn.Config(app, host=config.host, port=config.port, log_level="info",
+                                   timeout_graceful_shutdown=5))
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        bot.close()

@@ -1,0 +1,198 @@
+"""The Gradio chat: streamed answers with their sources, examples, visible errors; and its API (/chat, /ask)."""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+
+import gradio as gr
+from gradio.components.chatbot import TextMessage
+
+from ..answer import Answer
+from ..config import Config
+from ..core import Assistant
+from .limits import Refused, check_history, check_question, recent_history
+from .render import LABELS, lang_of, render_answer, render_error, render_partial
+from .security import token_ok
+
+log = logging.getLogger("assistant.web")
+
+# Chat events answered at once; more wait in Gradio's queue (at most QUEUE_SIZE of them).
+CHAT_CONCURRENCY = 4
+QUEUE_SIZE = 64
+# Latin letters from Gradio's bundled Source Sans Pro, Chinese from the system's CJK fonts
+# (Gradio's fonts have no CJK glyphs). Nothing is fetched from a font service.
+FONT_STACK = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "PingFang SC", "Hiragino Sans GB",
+              "Microsoft YaHei", "WenQuanYi Micro Hei", "sans-serif")
+EXAMPLES = ["品牌应该all in直播带货吗？", "Should a brand go all in on live-stream selling?", "网红营销有哪些风险？"]
+
+
+def plain_history(history: list[dict] | None) -> list[dict]:
+    """Gradio's chat history as the plain {"role", "content"} messages `Assistant.ask` takes.
+
+    Gradio 6 gives content as a list of {"type": "text", "text": ...}; assistant messages are the
+    HTML this module rendered, so only their answer text is kept (without the sources). A question
+    that failed is left out with its error, so that it does not become the context of the next one.
+    """
+    out: list[dict] = []
+    for m in history if isinstance(history, list) else []:
+        role = m.get("role") if isinstance(m, dict) else None
+        if role not in ("user", "assistant"):
+            continue
+        content = m.get("content")
+        items = content if isinstance(content, list) else [content]
+        text = "\n".join(i if isinstance(i, str) else str(i.get("text") or "") if isinstance(i, dict) else ""
+                         for i in items).strip()
+        if role == "assistant" and text.startswith('<div class="sa-error"'):
+            if out and out[-1]["role"] == "user":
+                out.pop()
+            continue
+        if role == "assistant":
+            text = text.split('<div class="sa-sources"', 1)[0]
+            text = re.sub(r"<br\s*/?>", "\n", text)
+            text = re.sub(r"</p\s*>", "\n\n", text)
+            text = html.unescape(re.sub(r"<[^>]*>", "", text)).strip()
+        if text:
+            out.append({"role": role, "content": text})
+    return out
+
+
+
+
+class TextChatbot(gr.Chatbot):
+    """A Chatbot that shows the user's own messages as text.
+
+    Gradio renders every message as (sanitised) HTML, so a question holding `<div style=...>` or
+    `<form>` would be laid out as markup. The user's text is escaped on the way to the page and
+    unescaped on the way back; the assistant's messages are HTML made by `render`.
+    """
+
+    is_template = True  # the page shows it with Gradio's own Chatbot, not as a custom component
+
+    def postprocess(self, value):
+        data = super().postprocess(value)
+        for message in data.root:
+            if message.role == "user":
+                for item in message.content:
+                    if isinstance(item, TextMessage):
+                        item.text = html.escape(item.text, quote=False)
+        return data
+
+    def preprocess(self, payload):
+        messages = super().preprocess(payload)
+        for message in messages:
+            if message["role"] == "user":
+                for item in message["content"]:
+                    if item.get("type") == "text":
+                        item["text"] = html.unescape(item["text"])
+        return messages
+
+
+CSS = """
+.sa-answer p { margin: 0 0 .55em; }
+.sa-answer p:last-child { margin-bottom: 0; }
+.sa-declined { border-left: 3px solid #f59e0b; padding-left: .7em; }
+.sa-error { color: #b91c1c; border-left: 3px solid #dc2626; padding-left: .7em; font-weight: 600; }
+.sa-sources { margin-top: .9em; padding-top: .5em; border-top: 1px solid var(--border-color-primary); font-size: .93em; }
+.sa-sources-title { font-weight: 600; margin-bottom: .35em; }
+.sa-source { margin: .55em 0; }
+.sa-source-head { line-height: 1.45; }
+.sa-num { font-weight: 600; color: var(--color-accent); }
+.sa-meta { color: var(--body-text-color-subdued); margin-left: .3em; word-break: break-word; }
+.sa-passage { margin: .3em 0 0 !important; padding: .45em .75em !important; border-left: 3px solid var(--color-accent) !important;
+  background: var(--background-fill-secondary); line-height: 1.55; font-style: normal; }
+.sa-passage mark, mark.sa-quote { background: #fde68a; color: #111827; padding: 0 .1em; border-radius: 2px; }
+.sa-header h1 { margin: .2em 0 0; font-size: 1.45em; }
+.sa-header p { margin: .2em 0 .3em; color: var(--body-text-color-subdued); }
+html.sa-widget .sa-header, html.sa-widget footer { display: none !important; }
+html.sa-widget .gradio-container, html.sa-widget .gradio-container .main { padding: 4px !important; }
+"""
+
+# The widget's iframe opens /?embed=widget: a compact chat without the page header and footer.
+HEAD = """<script>
+if (new URLSearchParams(location.search).get("embed") === "widget") document.documentElement.classList.add("sa-widget");
+</script>"""
+
+
+def _lang(text: object) -> str:
+    return lang_of(text) if isinstance(text, str) else "en"  # Gradio's API passes on any JSON value
+
+
+def create_chat(bot: Assistant, config: Config):
+    """The Gradio Blocks of the chat: streaming answers, sources with passages, examples, visible errors."""
+
+    def respond(message: str, history: list[dict]):
+        # Failures are shown as a message in the chat, not raised: a raised gr.Error leaves Gradio's
+        # chat input disabled. The message says what happened; the traceback goes to the server log.
+        lang = _lang(message)
+        try:
+            question = check_question(message, config)
+            context = recent_history(plain_history(history), config)
+        except Refused as refused:
+            yield render_error(refused.message(lang))
+            return
+        try:
+            text = ""
+            for piece in bot.ask_stream(question, context):
+                if isinstance(piece, Answer):
+                    yield render_answer(piece, bot)
+                    return
+                text += piece
+                yield render_partial(text)
+        except Exception as exc:
+            log.exception("answering in the chat failed")
+            yield render_error(LABELS[lang]["failed"].format(kind=type(exc).__name__))
+
+    def ask(question: str, history: list[dict] | None = None, request: gr.Request = None) -> dict:
+        """Answer a question from the library: {answer, declined, lang, citations, meta}, as POST /api/ask does.
+
+        history: earlier messages, [{"role": "user" | "assistant", "content": "..."}], for follow-up questions.
+        """
+        # The programmatic twin of POST /api/ask takes the same token; the chat page stays open.
+        bearer = (request.headers.get("authorization") or "") if request else ""
+        if not token_ok(bearer.removeprefix("Bearer ").strip(), config):
+            raise gr.Error("A valid API token is required: send `Authorization: Bearer <token>`.",
+                           print_exception=False)
+        lang = _lang(question)
+        try:
+            q = check_question(question, config)
+            context = check_history(plain_history(history), config)
+        except Refused as refused:
+            raise gr.Error(refused.message(lang), print_exception=False) from None
+        return bot.ask(q, context).to_dict()
+
+    with gr.Blocks(title="Seller Assistant · 卖家助手", fill_height=True, analytics_enabled=False) as demo:
+        # Markdown, not gr.HTML: gr.HTML evaluates templates with `new Function`, which the CSP forbids.
+        gr.Markdown("# Seller Assistant · 卖家助手\nAnswers quote your article library, with sources. "
+                    "回答引用资料库原文，并注明出处。", elem_classes="sa-header")
+        gr.ChatInterface(
+            respond,
+            chatbot=TextChatbot(
+                show_label=False, scale=1, height="100%", min_height=320,
+                render_markdown=False,  # messages are HTML made here, everything from documents escaped
+                sanitize_html=True, allow_tags=False, latex_delimiters=[], feedback_options=None,
+                buttons=["copy"],
+                placeholder="<strong>Ask about your library</strong><br>问一个关于资料库的问题",
+            ),
+            textbox=gr.Textbox(placeholder="Ask a question… 输入问题…", show_label=False, lines=1, max_lines=6,
+                               submit_btn=True, stop_btn=True),
+            examples=EXAMPLES,
+            run_examples_on_click=True,
+            cache_examples=False,
+            api_name="chat",
+            api_description="Answer a question; returns the chat message (HTML with the sources).",
+            fill_height=True,
+            analytics_enabled=False,
+        )
+        gr.api(ask, api_name="ask")
+    demo.queue(default_concurrency_limit=CHAT_CONCURRENCY, max_size=QUEUE_SIZE)
+    return demo
+
+
+def theme():
+    return gr.themes.Default(
+        primary_hue="orange",
+        font=(gr.themes.LocalFont("Source Sans Pro"), *FONT_STACK),
+        font_mono=(gr.themes.LocalFont("IBM Plex Mono"), "Noto Sans Mono CJK SC", "monospace"),
+    )

@@ -1,0 +1,150 @@
+"""Who may reach the server and how: origins (CSP, CORS), Host names, body sizes, uploads, headers."""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+from fastapi.responses import JSONResponse
+
+from ..config import Config
+
+# Larger request bodies are refused with 413 before they are read, on every path (the REST API,
+# Gradio's API and the chat's own requests); bodies of unknown length (chunked) with 411.
+MAX_BODY_BYTES = 1_000_000
+# Where the page may be embedded and /api called from when `allowed_origins` is empty:
+# any port of this machine, under either name, and nothing else.
+LOCAL_ORIGINS = ("http://localhost:*", "http://127.0.0.1:*", "https://localhost:*", "https://127.0.0.1:*")
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+# Gradio's file upload routes: the chat takes text only, so they are closed.
+UPLOAD_PATHS = ("/upload", "/gradio_api/upload")
+_BODY_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+
+_ORIGIN = re.compile(r"^(https?)://(\*\.)?([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}|\*))?$")
+
+
+def embed_origins(config: Config) -> tuple[str, ...]:
+    """The origins allowed to embed the chat and call /api from a browser, as CSP source expressions.
+
+    `allowed_origins` entries are "*", or origins such as "https://intranet.example.com",
+    "http://10.0.0.5:8080", "https://*.example.com" or "http://localhost:*". Empty: this machine only.
+    """
+    origins = []
+    for raw in config.allowed_origins:
+        origin = raw.strip().rstrip("/")
+        if origin == "*":
+            return ("*",)
+        if not _ORIGIN.match(origin):
+            raise ValueError(f"allowed_origins: {raw!r} is not an origin such as https://intranet.example.com, "
+                             "http://10.0.0.5:8080, https://*.example.com or *")
+        origins.append(origin)
+    return tuple(origins) or LOCAL_ORIGINS
+
+
+def origin_regex(origins: tuple[str, ...]) -> str:
+    """The CORS allow-list as one regular expression matching the same origins as the CSP."""
+    if origins == ("*",):
+        return ".*"
+    alternatives = []
+    for o in origins:
+        scheme, wildcard, host, port = _ORIGIN.match(o).groups()  # type: ignore[union-attr]
+        rx = re.escape(scheme) + "://" + (r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\." if wildcard else "") + re.escape(host)
+        rx += r"(?::\d+)?" if port == "*" else (":" + port if port else "")
+        alternatives.append(rx)
+    return "(?:" + "|".join(alternatives) + ")"
+
+
+# FastAPI's /docs (Swagger UI) and /redoc pages load their scripts from this CDN; nothing else does.
+DOCS_CDN = "https://cdn.jsdelivr.net"
+DOCS_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc")
+
+
+def content_security_policy(origins: tuple[str, ...], cdn: str = "") -> str:
+    # Scripts, styles, fonts and connections from this server only: the page loads nothing from a
+    # CDN, and injected markup could neither load nor send anything elsewhere. Gradio needs inline
+    # scripts (its config) and inline styles.
+    extra = f" {cdn}" if cdn else ""
+    return (f"default-src 'self'; script-src 'self' 'unsafe-inline'{extra}; style-src 'self' 'unsafe-inline'{extra}; "
+            f"img-src 'self' data: blob:{extra}; font-src 'self' data:{extra}; media-src 'self' data: blob:; "
+            "connect-src 'self'; worker-src 'self' blob:; frame-src 'self'; object-src 'none'; base-uri 'self'; "
+            "form-action 'self'; frame-ancestors " + ("*" if origins == ("*",) else "'self' " + " ".join(origins)))
+
+
+def served_hosts(config: Config) -> tuple[str, ...] | None:
+    """The Host names the server answers to, or None for any.
+
+    `allowed_hosts` entries are names or addresses ("assistant.intranet", "10.0.0.5") or "*".
+    Empty: the loopback names when the server listens on loopback, which is what stops a
+    DNS-rebinding page from reaching it through a name of its own; any name otherwise (the names
+    an intranet reaches it by are not known here).
+    """
+    hosts = tuple(h.strip().lower().strip("[]") for h in config.allowed_hosts if h.strip())
+    if "*" in hosts:
+        return None
+    if hosts:
+        return hosts
+    return LOOPBACK_HOSTS if config.host in LOOPBACK_HOSTS else None
+
+
+def _host_name(header: bytes) -> str:
+    """The name in a Host header, without the port: "127.0.0.1:7860" → "127.0.0.1", "[::1]:80" → "::1"."""
+    host = header.decode("latin-1").strip().lower()
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+class Guard:
+    """ASGI middleware: Host allow-list; bodies of unknown or excessive size and uploads refused before
+    anything is read; security headers on every response."""
+
+    def __init__(self, app, origins: tuple[str, ...], hosts: tuple[str, ...] | None):
+        self.app = app
+        self.hosts = hosts
+        self.csp = content_security_policy(origins).encode()
+        self.docs_csp = content_security_policy(origins, DOCS_CDN).encode()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        if refusal := self._refusal(scope):
+            status, detail = refusal
+            if scope["type"] == "websocket":
+                return await send({"type": "websocket.close", "code": 1008})
+            return await JSONResponse({"detail": detail}, status)(scope, receive, send)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", [])
+                           if k.lower() not in (b"content-security-policy", b"x-frame-options")]
+                csp = self.docs_csp if scope["path"] in DOCS_PATHS else self.csp
+                headers += [(b"content-security-policy", csp), (b"x-content-type-options", b"nosniff")]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    def _refusal(self, scope) -> tuple[int, str] | None:
+        headers = dict(scope["headers"])
+        if self.hosts is not None:
+            host = _host_name(headers.get(b"host", b""))
+            if host not in self.hosts:
+                return 400, (f"This server does not answer to the host name {host!r}; add it to allowed_hosts "
+                             "if it should.")
+        if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
+            return None
+        if scope["path"].rstrip("/") in UPLOAD_PATHS:
+            return 403, "File uploads are turned off: the assistant takes questions as text."
+        if b"transfer-encoding" in headers:
+            return 411, "Send the request body with a Content-Length header."
+        length = headers.get(b"content-length", b"0")
+        if not length.isdigit():
+            return 400, "The Content-Length header is not a number."
+        if int(length) > MAX_BODY_BYTES:
+            return 413, f"The request body is larger than {MAX_BODY_BYTES} bytes."
+        return None
+
+
+def token_ok(given: str, config: Config) -> bool:
+    """True when no api_token is set or `given` is it (compared in constant time)."""
+    return not config.api_token or secrets.compare_digest(given.encode(), config.api_token.encode())
