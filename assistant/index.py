@@ -245,7 +245,7 @@ def _update(store: Store, files: list[Path], problems: list[LoadError], folder: 
     for doc in to_add:
         chunks = chunk_document(doc, config.chunk_size, config.chunk_overlap)
         inputs = [embed_input(doc, c) for c in chunks]
-        sentences = [doc.text[a:b] for a, b in sentence_spans(doc.text) if quotable(doc.text[a:b])]
+        sentences = [doc.text[a:b] for a, b in sentence_spans(doc.text) if quotable(doc.text, a, b)]
         planned.append((doc, chunks, inputs, [chunk_hash(models.passages, t) for t in inputs],
                         [chunk_hash(models.sentences, t) for t in sentences], sentences))
     report.chunks_embedded = _embed_missing(store, models.passages, "embedding",
