@@ -12,6 +12,7 @@ import re
 from dataclasses import asdict, dataclass, field
 
 from .config import Config
+from .embed import calibration
 from .index import Index
 from .keyword import tokenize
 from .retrieve import Hit, Query, coverage
@@ -184,11 +185,13 @@ def extractive_answer(question: str, query: Query, hits: list[Hit], index: Index
         return decline(question, hits, reason="no sentences")
     scores = {id(c): scoring.score(c) for c in found}
     top = max(found, key=lambda c: scores[id(c)])
-    match = max(scoring.match(c) for c in found)
-    # A sentence in another language shares no words with the question, so its match is cosine
-    # alone: when such a sentence is the best, the relevance floor of its passage stands for it.
-    if match < config.min_answer_score and top.lang == lang:
-        return decline(question, hits, reason="no sentence answers the question", best_match=round(match, 4))
+    # A sentence in another language shares no words with the question, so it is held to a floor of
+    # its own on cosine alone.
+    match = max((scoring.match(c) for c in found if c.lang == lang), default=0.0)
+    other = max((c.similarity for c in found if c.lang != lang), default=0.0)
+    if match < config.min_answer_score and other < calibration(index.models.sentences).answer_other_language:
+        return decline(question, hits, reason="no sentence answers the question", best_match=round(match, 4),
+                       best_other_language=round(other, 4))
     best = scores[id(top)]
     chosen = sorted(found, key=lambda c: scores[id(c)], reverse=True)[: config.answer_sentences]
     chosen = [c for c in chosen if scores[id(c)] >= scoring.keep * best]

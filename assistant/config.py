@@ -37,7 +37,7 @@ class Config:
     faiss: str = "flat"
     # Retrieval: passages returned, least share of the dense ranking in the fusion, relevance floor.
     top_k: int = 5
-    dense_weight: float = 0.6
+    dense_weight: float = 0.8
     # None: the calibrated value of the index's model (assistant.embed.CALIBRATIONS).
     min_relevance: float | None = None
     # Answers read each retrieved chunk with this many characters of whole sentences around it.

@@ -23,11 +23,11 @@ from .config import Config
 from .embed import Calibration, calibration
 from .index import Index
 from .keyword import match_expression, query_terms
-from .text import detect_lang, sentence_spans
+from .text import detect_lang, in_other_language, sentence_spans
 
 MODES = ("hybrid", "dense", "keyword")
 # The dense share reaches 1 as a question grows from LONG_QUESTION[0] to LONG_QUESTION[1] content terms.
-LONG_QUESTION = (7, 12)
+LONG_QUESTION = (5, 10)
 # In a library of more than COMMON_MIN_LIBRARY chunks, words found in more than COMMON_SHARE of them
 # are left out of the keyword query: their BM25 weight is next to nothing, and scoring every chunk
 # that contains them made a keyword search of 1M chunks take over a second. Smaller libraries keep
@@ -154,7 +154,7 @@ class Retriever:
                             dense=float(dense.get(cid, 0.0)), keyword=float(keyword.get(cid, 0.0)),
                             coverage=covered.get(cid, 0.0),
                             relevance=relevance(scale, dense.get(cid, 0.0), covered.get(cid, 0.0),
-                                                detect_lang(c.text) != lang)))
+                                                in_other_language(c.text, lang))))
             if len(hits) == k:
                 break
         return hits

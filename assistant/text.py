@@ -26,6 +26,13 @@ def detect_lang(text: str) -> str:
     return "zh" if cjk and cjk >= latin_words else "en"
 
 
+def in_other_language(text: str, lang: str) -> bool:
+    """Whether much of `text` is in another language than `lang`: a Chinese passage that quotes
+    English names is still mostly Chinese to an English question (a model's cosines run lower)."""
+    cjk = len(_CJK.findall(text))
+    return cjk > 0.2 * len(text) if lang == "en" else detect_lang(text) != lang
+
+
 def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
     """Spans of the sentences in text[start:end], trimmed of surrounding whitespace."""
     end = len(text) if end is None else end

@@ -1,13 +1,14 @@
 """The benchmark: indexing throughput, query latency at 1k / 100k / 1M chunks, memory, cold start.
 
 Every figure is printed next to a baseline measured in the same run, as a ratio:
-  * indexing: whole pipeline (read, clean, chunk, tokenise, embed, store) vs the embedding model
-    alone on the same passages; re-indexing an unchanged library vs the first build;
+  * indexing: whole pipeline (read, clean, chunk, tokenise, embed passages with e5 and sentences with
+    USE, store) vs the embedding model alone on the same passages, and vs the pipeline with USE as
+    the passage model; re-indexing an unchanged library vs the first build;
   * queries: `search` and `ask` through the real Assistant vs a brute-force numpy search of the
     same vectors; the larger sizes use synthetic text and random unit vectors;
   * cold start: a new process up to its first answer vs a bare Python start.
 
-    python bench/bench.py [--sizes 1000,100000,1000000] [--queries 50]
+    python bench/bench.py [--sizes 3000,100000,1000000] [--docs 720] [--queries 50]
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import numpy as np
 
 from assistant import Assistant, Config, index_library
 from assistant.chunk import Chunk
-from assistant.embed import get_embedder
+from assistant.embed import USE_MODEL, get_embedder
 from assistant.index import DB_NAME, embed_input
 from assistant.keyword import tokenize
 from assistant.load import Document, iter_files, load_file
@@ -74,6 +75,8 @@ def bench_indexing(work: Path, articles: int) -> Path:
     tokenize("预热")
     first, report = timed(index_library, [library], folder, Config())
     again, _ = timed(index_library, [library], folder, Config())
+    get_embedder(USE_MODEL).encode(["预热 warm-up"])
+    use, _ = timed(index_library, [library], work / "index-use", Config(model=USE_MODEL))
     # The same passages through the embedding model alone.
     embedder = get_embedder(Config().model)
     bot = Assistant.open(folder, Config())
@@ -91,6 +94,7 @@ def bench_indexing(work: Path, articles: int) -> Path:
     print(f"  whole pipeline      {n / first:8.1f} passages/s  ({first:.1f} s)")
     print(f"  embedding alone     {n / alone:8.1f} passages/s  ({alone:.1f} s)")
     print(f"  pipeline / model    {(n / first) / (n / alone):8.2f} x")
+    print(f"  pipeline with USE   {n / use:8.1f} passages/s  ({use:.1f} s; e5 pipeline = {use / first:.2f} x USE's)")
     print(f"  re-index unchanged  {again:8.2f} s = {again / first:.3f} of the first build")
     return folder
 
@@ -121,12 +125,13 @@ def synthetic_index(folder: Path, chunks: int, dim: int, model: str) -> None:
             doc = Document(doc_id=f"syn-{d}", text=text, title=f"synthetic {d}", lang="zh")
             cs = [Chunk(doc.doc_id, i, a, b, text[a:b]) for i, (a, b) in enumerate(spans)]
             hashes = [hashlib.sha256(f"{d}-{i}".encode()).hexdigest() for i in range(per_doc)]
-            store.add_document(doc, cs, hashes, tokens)
+            store.add_document(doc, cs, hashes, tokens, [])
             vectors = topics[rng.integers(0, len(topics), per_doc)] + 0.8 * rng.standard_normal(
                 (per_doc, dim)).astype(np.float32)
             store.put_embeddings(hashes, vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
             store.put_file(f"/synthetic/{d}", "0", 0, 0, [doc.doc_id])
         store.set_meta("model", model)
+        store.set_meta("sentence_model", Config().sentence_model)
         store.set_meta("faiss", "flat")
         store.set_meta("generation", "1")
     store.close()
@@ -143,7 +148,7 @@ def bench_queries(folder: Path, label: str, queries: int) -> None:
     n = bot.index.store.counts()["chunks"]
     _, vecs = bot.index.store.chunk_vectors()
     qs = [QUESTIONS[i % len(QUESTIONS)] for i in range(queries)]
-    qvecs = bot.index.embedder.encode(QUESTIONS)
+    qvecs = bot.index.embedder.encode_query(QUESTIONS)
     brute, search, extra = [], [], []
     ms = lambda xs: f"{1000 * statistics.median(xs):7.1f} / {1000 * pct(xs, 95):7.1f} ms"  # noqa: E731
     for i, q in enumerate(qs):
@@ -194,8 +199,8 @@ def bench_cold_start(folder: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="1000,100000,1000000", help="chunk counts for the query benchmark")
-    parser.add_argument("--docs", type=int, default=240, help="articles in the indexing benchmark")
+    parser.add_argument("--sizes", default="3000,100000,1000000", help="chunk counts for the query benchmark")
+    parser.add_argument("--docs", type=int, default=720, help="articles in the indexing benchmark (~4 passages each)")
     parser.add_argument("--queries", type=int, default=50, help="questions per size")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="assistant-bench-"))

@@ -75,9 +75,9 @@ def simulate(rows: list[dict], floor: float, gap: float, keyword: float, min_ans
         found = [(c, s) for c, s, rank in zip(r["candidates"], r["supports"], r["rank_of"]) if rank in usable]
         decline = not found
         if found:
-            top = max(found, key=lambda cs: scoring.score(cs[0]))[0]
-            match = max(scoring.match(c) for c, _ in found)
-            decline = match < min_answer and top.lang == r["lang"]
+            match = max((scoring.match(c) for c, _ in found if c.lang == r["lang"]), default=0.0)
+            other = max((c.similarity for c, _ in found if c.lang != r["lang"]), default=0.0)
+            decline = match < min_answer and other < calibration("").answer_other_language
         if r["answerable"]:
             n_answerable += 1
             answered += not decline
