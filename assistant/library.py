@@ -147,7 +147,7 @@ class Library:
         if sha in known:  # the same content is stored once
             outcome.status, outcome.stored_as = "unchanged", _relative(known[sha], root)
             outcome.reason = f"already in the library as {outcome.stored_as}"
-            outcome.doc_ids = self.store.files()[known[sha]][3]
+            outcome.doc_ids = self.store.files().get(known[sha], ("", 0, 0, []))[3]  # [] while in this batch
             return
         staged = staging / f"{uuid.uuid4().hex}{Path(safe).suffix.lower()}"
         try:
