@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
+from urllib.parse import quote as quote_url
 
 from .config import Config
 from .embed import calibration
@@ -72,7 +73,8 @@ class Citation:
     date: str = ""
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        # `url`: the document page with this quote highlighted, relative to the server (assistant.web).
+        return {**asdict(self), "url": f"/doc/{quote_url(self.doc_id, safe='')}?start={self.start}&end={self.end}"}
 
 
 @dataclass

@@ -63,6 +63,12 @@ class Config:
     # Host names the server answers to; empty: the loopback names when it listens on loopback, any otherwise.
     allowed_hosts: tuple[str, ...] = ()
     api_token: str = field(default="", repr=False)
+    # Adding and removing documents (the Library view, POST/DELETE /api/documents) needs this token, else
+    # api_token; with neither set, only requests from this machine (loopback) may change the library.
+    admin_token: str = field(default="", repr=False)
+    # One upload: at most this many files of this many MB in all (each file also within max_file_mb).
+    max_upload_files: int = 20
+    max_upload_mb: float = 50.0
 
     def __post_init__(self) -> None:
         choices = {"faiss": ("flat", "ivf", "hnsw"), "generator": ("extractive", "openai")}

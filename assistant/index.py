@@ -10,6 +10,7 @@ older than the database (e.g. the process died between the two writes).
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -178,7 +179,10 @@ def update_index(
             p.unlink(missing_ok=True)
     store = Store(folder / DB_NAME)
     try:
-        return _update(store, files, problems, folder, config, Models.of(store, config), progress)
+        report = _update(store, files, problems, folder, config, Models.of(store, config), progress)
+        # What the index is built from: changes made from the browser (assistant.library) index the same paths.
+        store.set_meta("library", json.dumps([str(Path(p).resolve()) for p in paths], ensure_ascii=False))
+        return report
     finally:
         store.close()
 

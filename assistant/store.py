@@ -151,6 +151,19 @@ class Store:
             self._db.execute("DELETE FROM documents WHERE doc_id=?", (doc_id,))
             return ids
 
+    def document_list(self, query: str, offset: int, limit: int) -> tuple[int, list[tuple]]:
+        """(matches, rows) of the documents whose title holds `query`, newest first: doc_id, title, date,
+        source, path, pages (JSON), chunk count, added_at."""
+        where, args = ("WHERE d.title LIKE ? ESCAPE '\\'", ["%" + query.replace("\\", "\\\\").replace("%", "\\%")
+                                                               .replace("_", "\\_") + "%"]) if query else ("", [])
+        total = self._rows(f"SELECT count(*) FROM documents d {where}", args)[0][0]
+        rows = self._rows(
+            "SELECT d.doc_id, d.title, d.date, d.source, d.path, d.pages, "
+            "(SELECT count(*) FROM chunks c WHERE c.doc_id = d.doc_id), a.added_at "
+            f"FROM documents d LEFT JOIN document_added a USING (doc_id) {where} "
+            "ORDER BY a.added_at IS NULL, a.added_at DESC, d.title LIMIT ? OFFSET ?", [*args, limit, offset])
+        return total, rows
+
     def counts(self) -> dict[str, int]:
         return {t: self._rows(f"SELECT count(*) FROM {t}")[0][0] for t in ("files", "documents", "chunks")}
 
