@@ -118,8 +118,8 @@ class Scoring:
     something over those that only restate the question. Tuned with bench/tune_answer.py (README: Quality)."""
 
     coverage: float = 1.0
-    rank: float = 0.1
-    new_words: float = 0.2
+    rank: float = 0.3
+    new_words: float = 0.4
     new_words_full: int = 10
     answer_type: float = 0.2
     question_penalty: float = 0.5
@@ -187,11 +187,12 @@ def extractive_answer(question: str, query: Query, hits: list[Hit], index: Index
         return decline(question, hits, reason="no sentences")
     scores = {id(c): scoring.score(c) for c in found}
     top = max(found, key=lambda c: scores[id(c)])
-    # A sentence in another language shares no words with the question, so it is held to a floor of
-    # its own on cosine alone.
+    # A sentence in another language shares no words with the question, so when such a sentence is the
+    # best, the answer is held to a floor of its own on cosine alone.
     match = max((scoring.match(c) for c in found if c.lang == lang), default=0.0)
     other = max((c.similarity for c in found if c.lang != lang), default=0.0)
-    if match < config.min_answer_score and other < calibration(index.models.sentences).answer_other_language:
+    if (match < config.min_answer_score if top.lang == lang
+            else other < calibration(index.models.sentences).answer_other_language):
         return decline(question, hits, reason="no sentence answers the question", best_match=round(match, 4),
                        best_other_language=round(other, 4))
     best = scores[id(top)]

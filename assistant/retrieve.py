@@ -154,17 +154,19 @@ class Retriever:
                             dense=float(dense.get(cid, 0.0)), keyword=float(keyword.get(cid, 0.0)),
                             coverage=covered.get(cid, 0.0),
                             relevance=relevance(scale, dense.get(cid, 0.0), covered.get(cid, 0.0),
-                                                in_other_language(c.text, lang))))
+                                                in_other_language(c.text, lang), lang == "zh")))
             if len(hits) == k:
                 break
         return hits
 
 
-def relevance(scale: Calibration, cosine: float, coverage: float, other_language: bool) -> float:
+def relevance(scale: Calibration, cosine: float, coverage: float, other_language: bool, chinese: bool) -> float:
     """Evidence that a chunk is on the question's topic, comparable with `Config.min_relevance`: either
-    the meaning matches (cosine; across languages a model's cosines run lower, by the calibrated
-    gap) or most of the question's rarer words occur in it (coverage, weighed as weaker evidence)."""
-    return max(cosine + (scale.cross_language_gap if other_language else 0.0), scale.keyword_evidence * coverage)
+    the meaning matches (cosine; a model's cosines run lower across languages and higher between
+    Chinese texts, by the calibrated gaps) or most of the question's rarer words occur in it (coverage,
+    weighed as weaker evidence)."""
+    gap = scale.cross_language_gap if other_language else scale.chinese_gap if chinese else 0.0
+    return max(cosine + gap, scale.keyword_evidence * coverage)
 
 
 def dense_share(terms: int, missed: float, weight: float, long: tuple[int, int] = LONG_QUESTION,

@@ -25,7 +25,7 @@ from assistant.answer import SCORING, Scoring, candidates
 from assistant.embed import calibration
 from assistant.evaluate import HALVES, quote_supports, read_jsonl
 from assistant.retrieve import relevance
-from assistant.text import detect_lang, mentions, specifics
+from assistant.text import detect_lang, in_other_language, mentions, specifics
 
 CACHE = Path(tempfile.gettempdir()) / "assistant-tune"
 
@@ -49,7 +49,7 @@ def rows_for(dataset: Path, config: Config, indexes: Path, half: str | None) -> 
         docs = {h.doc_id: bot.document(h.doc_id) for h in hits}
         rows.append({
             "answerable": q.get("answerable", True), "lang": lang,
-            "hits": [{"dense": h.dense, "coverage": h.coverage, "other": detect_lang(h.text) != lang,
+            "hits": [{"dense": h.dense, "coverage": h.coverage, "other": in_other_language(h.text, lang),
                       "named": all(mentions(f"{h.title}\n{h.text}", s) for s in named)} for h in hits],
             "candidates": [dataclasses.replace(c, hit=None) for c in found],
             "rank_of": [hits.index(next(h for h in hits if h.chunk_id == c.hit.chunk_id)) for c in found],
@@ -63,21 +63,23 @@ def rows_for(dataset: Path, config: Config, indexes: Path, half: str | None) -> 
     return rows
 
 
-def simulate(rows: list[dict], floor: float, gap: float, keyword: float, min_answer: float, scoring: Scoring,
+def simulate(rows: list[dict], floor: float, gap: float, chinese: float, keyword: float, min_answer: float,
+             scoring: Scoring,
              sentences: int = 4) -> dict[str, float]:
     """The extractive answer's decisions (core.Assistant.ask_stream + answer.extractive_answer) on cached rows."""
     answered = declined = first = anyq = 0
     n_answerable = n_unanswerable = n_evidence = 0
-    scale = dataclasses.replace(calibration(""), cross_language_gap=gap, keyword_evidence=keyword)
+    scale = dataclasses.replace(calibration(""), cross_language_gap=gap, chinese_gap=chinese, keyword_evidence=keyword)
     for r in rows:
         usable = {i for i, h in enumerate(r["hits"])
-                  if relevance(scale, h["dense"], h["coverage"], h["other"]) >= floor and h["named"]}
+                  if relevance(scale, h["dense"], h["coverage"], h["other"], r["lang"] == "zh") >= floor and h["named"]}
         found = [(c, s) for c, s, rank in zip(r["candidates"], r["supports"], r["rank_of"]) if rank in usable]
         decline = not found
         if found:
+            top = max(found, key=lambda cs: scoring.score(cs[0]))[0]
             match = max((scoring.match(c) for c, _ in found if c.lang == r["lang"]), default=0.0)
             other = max((c.similarity for c, _ in found if c.lang != r["lang"]), default=0.0)
-            decline = match < min_answer and other < calibration("").answer_other_language
+            decline = (match < min_answer if top.lang == r["lang"] else other < calibration("").answer_other_language)
         if r["answerable"]:
             n_answerable += 1
             answered += not decline
@@ -106,7 +108,8 @@ def main() -> None:
     sets = {Path(p).name: rows_for(Path(p), config, args.cache, args.half) for p in args.sets}
     shipped_p = calibration(config.model)
     shipped_s = calibration(config.sentence_model)
-    shipped = (shipped_p.relevance, shipped_p.cross_language_gap, shipped_p.keyword_evidence, shipped_s.answer)
+    shipped = (shipped_p.relevance, shipped_p.cross_language_gap, shipped_p.chinese_gap, shipped_p.keyword_evidence,
+               shipped_s.answer)
 
     def report(label: str, params: tuple, scoring: Scoring = SCORING) -> None:
         res = {n: simulate(rows, *params, scoring) for n, rows in sets.items()}
@@ -115,10 +118,10 @@ def main() -> None:
             f" 1st {m['first']:.2f} any {m['any']:.2f}" for n, m in res.items()))
 
     report("shipped", shipped)
-    print("\ndecline floors (relevance floor, cross-language gap, keyword evidence, min_answer_score):")
+    print("\ndecline floors (relevance floor, cross-language gap, Chinese gap, keyword evidence, min_answer_score):")
     grid = []
     for floor, min_answer in itertools.product(np.arange(0.78, 0.90, 0.01), np.arange(0.2, 0.8, 0.05)):
-        params = (round(float(floor), 3), shipped[1], shipped[2], round(float(min_answer), 3))
+        params = (round(float(floor), 3), *shipped[1:4], round(float(min_answer), 3))
         res = {n: simulate(rows, *params, SCORING) for n, rows in sets.items()}
         worst_answered = min(m["answered"] for m in res.values())
         declined = [m["declined"] for m in res.values() if m["declined"] is not None]
