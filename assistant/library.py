@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .config import Config
-from .index import DB_NAME, IndexReport, Progress, no_progress, update_index
+from .index import IndexReport, Progress, no_progress, update_index
 from .load import SUPPORTED, LoadError, load_file, read_file
 from .store import Store
 

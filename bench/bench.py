@@ -9,12 +9,17 @@ Every figure is printed next to a baseline measured in the same run, as a ratio:
   * cold start: a new process up to its first answer vs a bare Python start.
 
     python bench/bench.py [--sizes 3000,100000,1000000] [--docs 720] [--queries 50]
+                          [--index DIR --questions FILE.jsonl]
+
+--index measures the ~3k size on an index you built (e.g. an evaluation set's, kept by `assistant eval
+--cache`), asked the questions of FILE (JSONL with "text" or "question"), instead of the indexing run's.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import random
 import resource
@@ -141,18 +146,18 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def bench_queries(folder: Path, label: str, queries: int) -> None:
+def bench_queries(folder: Path, label: str, queries: int, questions: list[str] = QUESTIONS) -> None:
     config = Config()
     before = rss_mb()
     open_s, bot = timed(Assistant.open, folder, config)
     n = bot.index.store.counts()["chunks"]
     _, vecs = bot.index.store.chunk_vectors()
-    qs = [QUESTIONS[i % len(QUESTIONS)] for i in range(queries)]
-    qvecs = bot.index.embedder.encode_query(QUESTIONS)
+    qs = [questions[i % len(questions)] for i in range(queries)]
+    qvecs = bot.index.embedder.encode_query(qs)
     brute, search, extra = [], [], []
     ms = lambda xs: f"{1000 * statistics.median(xs):7.1f} / {1000 * pct(xs, 95):7.1f} ms"  # noqa: E731
     for i, q in enumerate(qs):
-        qv = qvecs[i % len(QUESTIONS)]
+        qv = qvecs[i]
         t, _ = timed(lambda: np.argpartition(-(vecs @ qv), 50)[:50])
         brute.append(t)
         t, _ = timed(bot.index.vectors.search, qv, 50)
@@ -202,6 +207,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="3000,100000,1000000", help="chunk counts for the query benchmark")
     parser.add_argument("--docs", type=int, default=720, help="articles in the indexing benchmark (~4 passages each)")
     parser.add_argument("--queries", type=int, default=50, help="questions per size")
+    parser.add_argument("--index", type=Path, help="an index folder to measure at the ~3k size")
+    parser.add_argument("--questions", type=Path, help="JSONL of questions for --index")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="assistant-bench-"))
     try:
@@ -209,7 +216,12 @@ def main() -> None:
         bench_cold_start(real)
         for size in (int(s) for s in args.sizes.split(",")):
             if size <= 5000:
-                bench_queries(real, "real library", args.queries)
+                if args.index:
+                    lines = args.questions.read_text(encoding="utf-8").splitlines() if args.questions else []
+                    asked = [q.get("text") or q["question"] for q in map(json.loads, lines)] or QUESTIONS
+                    bench_queries(args.index, f"real library {args.index}", args.queries, asked)
+                else:
+                    bench_queries(real, "real library", args.queries)
                 continue
             folder = work / f"index-{size}"
             folder.mkdir()

@@ -14,58 +14,49 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import itertools
-import pickle
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from assistant import Assistant, Config, index_library, load_config
+from tuning import CACHE, cached_rows
+
+from assistant import Assistant, Config, load_config
 from assistant.answer import SCORING, Scoring, candidates
 from assistant.embed import calibration
-from assistant.evaluate import HALVES, quote_supports, read_jsonl
+from assistant.evaluate import HALVES, quote_supports
 from assistant.retrieve import relevance
 from assistant.text import detect_lang, in_other_language, mentions, specifics
 
-CACHE = Path(tempfile.gettempdir()) / "assistant-tune"
-
 
 def rows_for(dataset: Path, config: Config, indexes: Path, half: str | None) -> list[dict]:
-    cache = CACHE / f"answer-v1-{dataset.name}-{half}-{config.model}-{config.sentence_model}.pkl"
-    if cache.is_file():
-        return pickle.loads(cache.read_bytes())
-    folder = indexes / dataset.name
-    index_library([dataset / "docs.jsonl"], folder, config)
-    bot = Assistant.open(folder, config)
-    rows = []
-    for q in read_jsonl(dataset / "queries.jsonl")[HALVES[half] if half else slice(None)]:
-        text = f"{q['product_title']}: {q['text']}" if q.get("product_title") else q["text"]
-        query = bot.retriever.prepare(text)
-        hits = bot.retriever.search(query, k=config.top_k)
-        named = specifics(text)
-        lang = detect_lang(text)
-        widened = [bot.retriever.widen(h, config.context_chars) for h in hits]
-        found = candidates(text, query, widened, bot.index)
-        docs = {h.doc_id: bot.document(h.doc_id) for h in hits}
-        rows.append({
-            "answerable": q.get("answerable", True), "lang": lang,
-            "hits": [{"dense": h.dense, "coverage": h.coverage, "other": in_other_language(h.text, lang),
-                      "named": all(mentions(f"{h.title}\n{h.text}", s) for s in named)} for h in hits],
-            "candidates": [dataclasses.replace(c, hit=None) for c in found],
-            "rank_of": [hits.index(next(h for h in hits if h.chunk_id == c.hit.chunk_id)) for c in found],
-            "supports": [bool(q.get("evidence")) and quote_supports(docs[c.hit.doc_id].text[c.start:c.end], c.start,
-                                                                     c.hit.doc_id, docs[c.hit.doc_id].text, q["evidence"])
-                         for c in found],
-            "has_evidence": bool(q.get("evidence")),
-        })
-    CACHE.mkdir(exist_ok=True)
-    cache.write_bytes(pickle.dumps(rows))
-    return rows
+    return cached_rows("answer-v1", dataset, config, indexes, half, lambda bot, questions: [
+        _row(bot, config, q) for q in questions])
+
+
+def _row(bot: Assistant, config: Config, q: dict) -> dict:
+    text = f"{q['product_title']}: {q['text']}" if q.get("product_title") else q["text"]
+    query = bot.retriever.prepare(text)
+    hits = bot.retriever.search(query, k=config.top_k)
+    named = specifics(text)
+    lang = detect_lang(text)
+    widened = [bot.retriever.widen(h, config.context_chars) for h in hits]
+    found = candidates(text, query, widened, bot.index)
+    docs = {h.doc_id: bot.document(h.doc_id) for h in hits}
+    return {
+        "answerable": q.get("answerable", True), "lang": lang,
+        "hits": [{"dense": h.dense, "coverage": h.coverage, "other": in_other_language(h.text, lang),
+                  "named": all(mentions(f"{h.title}\n{h.text}", s) for s in named)} for h in hits],
+        "candidates": [dataclasses.replace(c, hit=None) for c in found],
+        "rank_of": [hits.index(next(h for h in hits if h.chunk_id == c.hit.chunk_id)) for c in found],
+        "supports": [bool(q.get("evidence")) and quote_supports(docs[c.hit.doc_id].text[c.start:c.end], c.start,
+                                                                 c.hit.doc_id, docs[c.hit.doc_id].text, q["evidence"])
+                     for c in found],
+        "has_evidence": bool(q.get("evidence")),
+    }
 
 
 def simulate(rows: list[dict], floor: float, gap: float, chinese: float, keyword: float, min_answer: float,
-             scoring: Scoring,
-             sentences: int = 4) -> dict[str, float]:
+             scoring: Scoring, sentences: int = 4) -> dict[str, float]:
     """The extractive answer's decisions (core.Assistant.ask_stream + answer.extractive_answer) on cached rows."""
     answered = declined = first = anyq = 0
     n_answerable = n_unanswerable = n_evidence = 0
