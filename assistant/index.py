@@ -137,7 +137,8 @@ def update_index(
             problems: list[LoadError] = []
             files = list(dict.fromkeys(p.resolve() for p in iter_files(paths, problems)))  # a link and its target: once
             if rebuild:
-                store.clear()
+                with store.transaction():
+                    store.clear()
             return _update(store, files, problems, config, Models.of(store, config), progress)
     finally:
         store.close()

@@ -143,9 +143,9 @@ class PostgresStore:
             with self._lock, self._conn.cursor() as cur:
                 yield cur
 
-    def _rows(self, sql: str, args: Iterable = ()) -> list[tuple]:
+    def _rows(self, sql: str, args: tuple | list | dict = ()) -> list[tuple]:
         with self._cursor() as cur:
-            cur.execute(sql, tuple(args))
+            cur.execute(sql, args)
             return cur.fetchall() if cur.description else []
 
     # --- runs and transactions ------------------------------------------------------------------
@@ -194,9 +194,10 @@ class PostgresStore:
                 self._rows("SELECT pg_advisory_unlock(%s)", (INDEXING_LOCK,))
 
     def clear(self) -> None:
-        with self.transaction():
-            self._rows("TRUNCATE file_docs, files, sentences, postings, chunks, documents, embeddings, terms")
-            self._rows("DELETE FROM meta WHERE key NOT IN ('generation')")
+        # DELETE, not TRUNCATE: servers keep reading the old rows until the transaction commits.
+        for table in ("file_docs", "files", "sentences", "postings", "chunks", "documents", "embeddings", "terms"):
+            self._rows(f"DELETE FROM {table}")
+        self._rows("DELETE FROM meta WHERE key NOT IN ('generation')")
 
     # --- meta -----------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:

@@ -43,7 +43,7 @@ class LibraryStore(Protocol):
     def indexing(self) -> AbstractContextManager[None]:
         """Held for a whole indexing run; raises IndexBusy at once when another run holds it."""
     def clear(self) -> None:
-        """Empty the library, embeddings included (`assistant index --rebuild`)."""
+        """Empty the library, embeddings included, in the open `transaction()`."""
 
     def get_meta(self, key: str) -> str | None: ...
     def set_meta(self, key: str, value: str) -> None: ...
@@ -66,7 +66,7 @@ class LibraryStore(Protocol):
     def chunks(self, ids: Iterable[int]) -> dict[int, StoredChunk]: ...
 
     def missing_embeddings(self, hashes: Iterable[str]) -> set[str]: ...
-    def put_embeddings(self, hashes: list[str], vectors: np.ndarray) -> None: ...
+    def put_embeddings(self, hashes: list[str], vectors: np.ndarray | list[np.ndarray]) -> None: ...
     def vectors(self, hashes: Iterable[str]) -> dict[str, np.ndarray]: ...
     def embedding_hashes(self) -> list[str]: ...
     def chunk_vectors(self, ids: Iterable[int] | None = None) -> tuple[np.ndarray, np.ndarray]: ...
@@ -105,26 +105,25 @@ def open_store(config: Config, folder: str | Path | None = None, *, serving: boo
 
 
 def copy_library(source: LibraryStore, target: LibraryStore, progress=None) -> int:
-    """Copy every document, chunk, vector and file record of `source` into the emptied `target`,
-    without embedding anything; one transaction on the target. Returns the documents copied."""
-    with target.indexing():
+    """Replace the library of `target` by a copy of `source`: every document, chunk, vector and file
+    record, without embedding anything, in one transaction (readers of `target` see the old library
+    until it commits). Returns the documents copied."""
+    doc_ids = sorted(source.doc_ids())
+    with target.indexing(), target.transaction():
         target.clear()
         hashes = source.embedding_hashes()
         for i in range(0, len(hashes), 1000):
             part = source.vectors(hashes[i : i + 1000])
-            target.put_embeddings(list(part), np.stack(list(part.values())) if part else np.zeros((0, 0)))
-        doc_ids = sorted(source.doc_ids())
-        with target.transaction():
-            for doc_id in doc_ids:
-                doc = source.document(doc_id)
-                target.add_document(doc, *source.document_parts(doc_id))
-                if progress:
-                    progress(1)
-            for path, (sha, mtime, size, ids) in source.files().items():
-                target.put_file(path, sha, mtime, size, ids)
-            for key in ("model", "sentence_model", "faiss"):
-                if (value := source.get_meta(key)) is not None:
-                    target.set_meta(key, value)
+            target.put_embeddings(list(part), list(part.values()))
+        for doc_id in doc_ids:
+            target.add_document(source.document(doc_id), *source.document_parts(doc_id))
+            if progress:
+                progress(1)
+        for path, (sha, mtime, size, ids) in source.files().items():
+            target.put_file(path, sha, mtime, size, ids)
+        for key in ("model", "sentence_model", "faiss"):
+            if (value := source.get_meta(key)) is not None:
+                target.set_meta(key, value)
     return len(doc_ids)
 
 

@@ -108,7 +108,7 @@ class Store:
             yield
 
     def clear(self) -> None:
-        with self.transaction():
+        with self._lock:
             for table in ("file_docs", "files", "sentences", "chunks", "documents", "embeddings", "chunks_fts"):
                 self._db.execute(f"DELETE FROM {table}")
             self._db.execute("DELETE FROM meta WHERE key NOT IN ('schema', 'generation')")
