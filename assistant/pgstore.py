@@ -36,10 +36,11 @@ from .storage import IndexBusy, redact
 from .store import StoredChunk, document_from_row, document_row
 
 BM25_K1, BM25_B = 1.2, 0.75  # SQLite FTS5's bm25() defaults
-# Below this many chunks an exact scan answers in a few ms (measured: README, bench/stores.py) and
-# is exact; past it the scan grows linearly and an HNSW index (built in the indexing transaction,
-# then kept up to date by PostgreSQL) answers in about constant time, at ~99% recall.
-HNSW_MIN_CHUNKS = 50_000
+# Below this many chunks an exact scan is exact and cheap next to embedding the question (measured
+# with bench/stores.py: ~1 µs a chunk, so ~20 ms here); past it the scan grows linearly while an
+# HNSW index (built in the indexing transaction, then kept up to date by PostgreSQL) answers in a
+# few ms at ~99% recall@10 (README, "PostgreSQL").
+HNSW_MIN_CHUNKS = 20_000
 HNSW_EF_SEARCH = 200  # HNSW returns at most ef_search rows; the retriever asks for 50-200
 INDEXING_LOCK = 0x5E11E7A551  # pg_advisory_lock key of indexing runs ("seller assist")
 MIGRATION_LOCK = INDEXING_LOCK + 1
@@ -145,7 +146,7 @@ class PostgresStore:
 
     def _rows(self, sql: str, args: tuple | list | dict = ()) -> list[tuple]:
         with self._cursor() as cur:
-            cur.execute(sql, args)
+            cur.execute(sql, args, binary=True)  # binary: parsing vectors from text costs ~0.5 ms each
             return cur.fetchall() if cur.description else []
 
     # --- runs and transactions ------------------------------------------------------------------

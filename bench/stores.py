@@ -39,6 +39,7 @@ from pg import LocalPostgres, free_port  # noqa: E402
 
 from assistant import Assistant, Config  # noqa: E402
 from assistant.chunk import Chunk  # noqa: E402
+from assistant.embed import get_embedder  # noqa: E402
 from assistant.keyword import tokenize  # noqa: E402
 from assistant.load import Document  # noqa: E402
 from assistant.storage import copy_library, open_store  # noqa: E402
@@ -67,14 +68,12 @@ def db_mb(uri: str) -> float:
     return size / 2**20
 
 
-def synthetic(store, chunks: int, dim: int, model: str) -> None:
+def synthetic(store, chunks: int, dim: int, model: str, words: list[str]) -> None:
     """`chunks` synthetic passages written through the store in one transaction: 10 per document, 25
     words of the bundled article each, vectors scattered around 2,000 random topics (the cluster
     structure of real embeddings; uniformly random vectors would defeat any ANN index)."""
     rng = np.random.default_rng(0)
     topics = rng.standard_normal((2000, dim)).astype(np.float32)
-    article = next((ROOT / "corpus").iterdir()).read_text(encoding="utf-8")
-    words = [w for w in tokenize(article) if len(w) > 1]
     per_doc = 10
     with store.transaction():
         for d in range(chunks // per_doc):
@@ -124,6 +123,35 @@ def measure(label: str, config: Config, folder: Path | None, questions: list[str
           f"ask {row['ask_p50_ms']:7.1f} / {row['ask_p95_ms']:7.1f} ms (p50 / p95)   "
           f"memory {row['rss_kb_per_chunk']:5.2f} KB/chunk   disk {row['disk_kb_per_chunk']:5.2f} KB/chunk", flush=True)
     return row
+
+
+def dense_exact_vs_hnsw(uri: str, queries: int) -> None:
+    """pgvector alone: the exact scan (index scans turned off) against the HNSW index, when there is one."""
+    store = open_store(Config(store=uri), serving=True)
+    (hnsw,), = store._rows("SELECT to_regclass('chunks_hnsw') IS NOT NULL")
+    ids, vectors = store.chunk_vectors(range(1, 10 * queries, 10))
+    rng = np.random.default_rng(1)
+    probes = vectors + 0.3 * rng.standard_normal(vectors.shape).astype(np.float32)
+    probes /= np.linalg.norm(probes, axis=1, keepdims=True)
+    found = {}
+    for mode in ("exact", "hnsw") if hnsw else ("exact",):
+        times, found[mode] = [], []
+        with store._pool.connection() as conn:
+            conn.execute(f"SET enable_indexscan = {'off' if mode == 'exact' else 'on'}")
+            for probe in probes:
+                start = time.perf_counter()
+                dim = len(probe)
+                rows = conn.execute(f"SELECT id FROM chunks ORDER BY embedding::vector({dim}) <#> %s::vector({dim}) "
+                                    "LIMIT 10", (probe,), binary=True).fetchall()
+                times.append(time.perf_counter() - start)
+                found[mode].append({r[0] for r in rows})
+            conn.execute("RESET enable_indexscan")
+        line = f"  pgvector {mode:5} top-10 {1000 * statistics.median(times):7.1f} / {1000 * pct(times, 95):7.1f} ms"
+        if mode == "hnsw":
+            recall = np.mean([len(a & b) / 10 for a, b in zip(found["exact"], found["hnsw"])])
+            line += f"   recall@10 {recall:.3f}"
+        print(line, flush=True)
+    store.close()
 
 
 def write(label: str, target_config: Config, folder: Path | None, fill) -> float:
@@ -203,6 +231,10 @@ def main() -> None:
     if args.questions.is_file():
         questions = [json.loads(line)["text"] for line in args.questions.read_text(encoding="utf-8").splitlines()[:200]]
 
+    # Load the models and jieba's dictionary first: a process pays for them once, not per chunk.
+    for model in (Config().model, Config().sentence_model):
+        get_embedder(model).encode(["预热 warm-up"])
+    tokenize("预热")
     work = Path(tempfile.mkdtemp(prefix="bench-stores-"))
     pg = LocalPostgres().start()
     rows, load = [], {}
@@ -227,13 +259,15 @@ def main() -> None:
             print(f"\n(no real library at {args.real}: make one with `assistant eval ../shared/eval/rgb_zh --cache "
                   "index-eval` or pass --real)")
         dim, model = 384, Config().model
+        words = [w for w in tokenize(next((ROOT / "corpus").iterdir()).read_text(encoding="utf-8")) if len(w) > 1]
         for n in sizes:
             print(f"\nsynthetic library, {n} chunks", flush=True)
             folder, uri = work / f"syn{n}", pg.createdb(f"syn{n}")
             for config, where in ((Config(), folder), (Config(store=uri), None)):
-                rate = write(f"{n}", config, where, lambda s: synthetic(s, n, dim, model))
+                rate = write(f"{n}", config, where, lambda s: synthetic(s, n, dim, model, words))
                 rows.append({**measure(f"synthetic {n}", config, where, QUESTIONS, args.queries),
                              "write_chunks_per_s": rate})
+            dense_exact_vs_hnsw(uri, args.queries)
             shutil.rmtree(folder)
         if args.json:
             args.json.write_text(json.dumps({"rows": rows, "api_ask_requests_per_s": load}, indent=2))
