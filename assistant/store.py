@@ -70,7 +70,9 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         with self._lock:
             migrate(self._db)
-        self._changed: tuple[list[int], list[int]] = ([], [])  # (removed, added) chunk ids of a transaction
+        # What an open transaction changed, for the FAISS file: (removed, added) chunk ids, or None
+        # after clear() (the file is then built anew, also for a model of another dimension).
+        self._changed: tuple[list[int], list[int]] | None = ([], [])
         self._faiss: VectorIndex | None = None
         self._faiss_generation = -1
         self._reload_lock = threading.Lock()
@@ -93,7 +95,7 @@ class Store:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
-            self._write_vectors(generation, *self._changed)
+            self._write_vectors(generation, self._changed)
 
     @contextmanager
     def indexing(self) -> Iterator[None]:
@@ -112,6 +114,7 @@ class Store:
             for table in ("file_docs", "files", "sentences", "chunks", "documents", "embeddings", "chunks_fts"):
                 self._db.execute(f"DELETE FROM {table}")
             self._db.execute("DELETE FROM meta WHERE key NOT IN ('schema', 'generation')")
+            self._changed = None
 
     def _rows(self, sql: str, args: Iterable = ()) -> list[tuple]:
         with self._lock:
@@ -191,7 +194,8 @@ class Store:
                 ids.append(cur.lastrowid)
                 self._db.execute("INSERT INTO chunks_fts (rowid, tokens) VALUES (?, ?)", (cur.lastrowid, toks))
             self._db.executemany("INSERT INTO sentences VALUES (?, ?)", [(doc.doc_id, h) for h in sentence_hashes])
-            self._changed[1].extend(ids)
+            if self._changed is not None:
+                self._changed[1].extend(ids)
             return ids
 
     def delete_document(self, doc_id: str) -> list[int]:
@@ -200,7 +204,8 @@ class Store:
             ids = [r[0] for r in self._db.execute("SELECT id FROM chunks WHERE doc_id=?", (doc_id,))]
             self._db.executemany("DELETE FROM chunks_fts WHERE rowid=?", [(i,) for i in ids])
             self._db.execute("DELETE FROM documents WHERE doc_id=?", (doc_id,))
-            self._changed[0].extend(ids)
+            if self._changed is not None:
+                self._changed[0].extend(ids)
             return ids
 
     def counts(self) -> dict[str, int]:
@@ -290,10 +295,11 @@ class Store:
         ids, vecs = self.chunk_vectors()
         return ids, vecs if len(ids) else np.zeros((0, dim), dtype=np.float32)
 
-    def _write_vectors(self, generation: int, removed: list[int], added: list[int]) -> None:
+    def _write_vectors(self, generation: int, changed: tuple[list[int], list[int]] | None) -> None:
         kind = self.get_meta("faiss") or "flat"
-        previous = VectorIndex.load(self.folder, generation - 1, None, kind)
+        previous = VectorIndex.load(self.folder, generation - 1, None, kind) if changed is not None else None
         if previous is not None and previous.updatable:
+            removed, added = changed
             previous.remove(removed)
             previous.add(*self.chunk_vectors(added))
             vectors = previous
