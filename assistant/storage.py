@@ -96,7 +96,10 @@ def open_store(config: Config, folder: str | Path | None = None, *, serving: boo
                 f"no index in {folder}/ — build one first with `assistant index` (or Assistant.build)")
         if not serving:
             folder.mkdir(parents=True, exist_ok=True)
-        return Store(folder / DB_NAME)
+            return Store(folder / DB_NAME)
+        store = Store(folder / DB_NAME)
+        store.vector_index()  # load (or rebuild) the FAISS file now, not in the first question
+        return store
     from .pgstore import PostgresStore
 
     if serving:

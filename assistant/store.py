@@ -266,14 +266,15 @@ class Store:
     def dense_search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
         return self.vector_index(len(vector)).search(vector, k)
 
-    def vector_index(self, dim: int) -> VectorIndex:
+    def vector_index(self, dim: int | None = None) -> VectorIndex | None:
         """The FAISS index of the last committed generation, also one committed while this store is open.
 
         An indexing run commits the database first and then writes `vectors-<generation>.faiss`;
         until that file is there, the previous vectors keep serving (the retriever tolerates ids
-        they still hold). The check is one SQLite read per search. A file that is missing when
-        there is no previous one (the process died between the two writes) is rebuilt from the
-        stored vectors and saved again.
+        they still hold). The check is one SQLite read per search. The first call (`open_store`
+        makes it when an index is opened for serving) rebuilds a file that is missing or does not
+        match the database (the process died between the two writes) from the stored vectors and
+        saves it again. None only for an empty library when `dim` is not given.
         """
         generation = self.generation
         if generation != self._faiss_generation:
@@ -281,19 +282,24 @@ class Store:
                 if generation != self._faiss_generation:
                     kind = self.get_meta("faiss") or "flat"
                     loaded = VectorIndex.load(self.folder, generation, dim, kind)
-                    if loaded is None and self._faiss is None:
-                        loaded = VectorIndex.build(dim, kind, *self._all_vectors(dim))
-                        try:
-                            loaded.save(self.folder, generation)
-                        except OSError:
-                            pass  # a read-only index folder still serves from the rebuilt in-memory copy
+                    if self._faiss is None and (loaded is None or len(loaded) != self.counts()["chunks"]):
+                        loaded = self._rebuild(generation, kind, dim)
                     if loaded is not None:
                         self._faiss, self._faiss_generation = loaded, generation
         return self._faiss
 
-    def _all_vectors(self, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    def _rebuild(self, generation: int, kind: str, dim: int | None) -> VectorIndex | None:
         ids, vecs = self.chunk_vectors()
-        return ids, vecs if len(ids) else np.zeros((0, dim), dtype=np.float32)
+        if not len(ids):
+            if dim is None:
+                return None
+            vecs = np.zeros((0, dim), dtype=np.float32)
+        index = VectorIndex.build(vecs.shape[1], kind, ids, vecs)
+        try:
+            index.save(self.folder, generation)
+        except OSError:
+            pass  # a read-only index folder still serves from the rebuilt in-memory copy
+        return index
 
     def _write_vectors(self, generation: int, changed: tuple[list[int], list[int]] | None) -> None:
         kind = self.get_meta("faiss") or "flat"

@@ -75,7 +75,7 @@ def synthetic(store, chunks: int, dim: int, model: str, words: list[str]) -> Non
     rng = np.random.default_rng(0)
     topics = rng.standard_normal((2000, dim)).astype(np.float32)
     per_doc = 10
-    with store.transaction():
+    with store.indexing(), store.transaction():
         for d in range(chunks // per_doc):
             picked = [rng.choice(words, 25) for _ in range(per_doc)]
             sentences = ["".join(p) + "。" for p in picked]
@@ -157,8 +157,7 @@ def dense_exact_vs_hnsw(uri: str, queries: int) -> None:
 def write(label: str, target_config: Config, folder: Path | None, fill) -> float:
     store = open_store(target_config, folder)
     start = time.perf_counter()
-    with store.indexing():
-        fill(store)
+    fill(store)
     seconds = time.perf_counter() - start
     n = store.counts()["chunks"]
     store.close()
