@@ -78,9 +78,11 @@ class Config:
         if self.store != "sqlite" and not self.store.startswith(uri):
             raise ValueError(f"configuration value store={self.store!r} is not 'sqlite' or a postgresql:// URI")
         if self.store_readonly and not self.store_readonly.startswith(uri):
-            raise ValueError(f"configuration value store_readonly={self.store_readonly!r} is not a postgresql:// URI")
+            raise ValueError(f"configuration value store_readonly={self.store_readonly!r} "
+                             "is not a postgresql:// URI")
         if self.store_readonly and self.store == "sqlite":
-            raise ValueError("store_readonly is set but store is 'sqlite'; set store to the primary's postgresql:// URI")
+            raise ValueError("store_readonly is set but store is 'sqlite'; "
+                             "set store to the primary's postgresql:// URI")
         if self.chunk_overlap >= self.chunk_size:
             raise ValueError(f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_size ({self.chunk_size})")
 

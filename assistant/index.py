@@ -135,7 +135,8 @@ def update_index(
     try:
         with store.indexing():
             problems: list[LoadError] = []
-            files = list(dict.fromkeys(p.resolve() for p in iter_files(paths, problems)))  # a link and its target: once
+            # A link and its target: once.
+            files = list(dict.fromkeys(p.resolve() for p in iter_files(paths, problems)))
             if rebuild:
                 with store.transaction():
                     store.clear()
@@ -234,7 +235,8 @@ def _update(store: LibraryStore, files: list[Path], problems: list[LoadError], c
     return report
 
 
-def _embed_missing(store: LibraryStore, model: str, label: str, items: list[tuple[str, str]], progress: Progress) -> int:
+def _embed_missing(store: LibraryStore, model: str, label: str, items: list[tuple[str, str]],
+                   progress: Progress) -> int:
     """Embed the (hash, text) items the store has no vector for, committing each batch; returns how many."""
     missing = store.missing_embeddings(h for h, _ in items)
     pending = list(dict((h, t) for h, t in items if h in missing).items())

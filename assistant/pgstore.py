@@ -116,8 +116,9 @@ class PostgresStore:
                 _migrate(self._conn)
                 _configure(self._conn)
         except (psycopg.OperationalError, PoolTimeout) as exc:
-            raise ConnectionError(f"cannot reach PostgreSQL at {self.location} ({str(exc).strip() or type(exc).__name__});"
-                                  " check that the server runs and the `store` URI (ASSISTANT_STORE, --store)") from exc
+            reason = str(exc).strip() or type(exc).__name__
+            raise ConnectionError(f"cannot reach PostgreSQL at {self.location} ({reason}); check that the server "
+                                  "runs and the `store` URI (ASSISTANT_STORE, --store)") from exc
         if serving:
             self._check_schema()
 
@@ -297,8 +298,8 @@ class PostgresStore:
 
     def chunks(self, ids: Iterable[int]) -> dict[int, StoredChunk]:
         rows = self._rows('SELECT c.id, c.doc_id, c.start, c."end", c.page, c.hash, d.title, '
-                          'substr(d.text, c.start + 1, c."end" - c.start) FROM chunks c JOIN documents d USING (doc_id) '
-                          "WHERE c.id = ANY(%s)", (list(ids),))
+                          'substr(d.text, c.start + 1, c."end" - c.start) '
+                          "FROM chunks c JOIN documents d USING (doc_id) WHERE c.id = ANY(%s)", (list(ids),))
         return {r[0]: StoredChunk(*r) for r in rows}
 
     # --- embeddings -----------------------------------------------------------------------------
@@ -310,7 +311,8 @@ class PostgresStore:
         """Committed at once (autocommit), outside the library transaction: finished embedding work
         survives an interrupted run."""
         with self._cursor() as cur:
-            cur.executemany("INSERT INTO embeddings VALUES (%s, %s) ON CONFLICT (hash) DO UPDATE SET vector = excluded.vector",
+            cur.executemany("INSERT INTO embeddings VALUES (%s, %s) "
+                            "ON CONFLICT (hash) DO UPDATE SET vector = excluded.vector",
                             [(h, np.asarray(v, dtype=np.float32)) for h, v in zip(hashes, vectors)])
 
     def vectors(self, hashes: Iterable[str]) -> dict[str, np.ndarray]:
@@ -356,9 +358,10 @@ class PostgresStore:
                 joins = " ".join(f"JOIN postings p{j} ON p{j}.chunk_id = p0.chunk_id AND p{j}.term = %s"
                                  for j in range(1, len(parts)))
                 follows = " AND ".join(f"x + {j} = ANY(p{j}.pos)" for j in range(1, len(parts)))
-                selects.append(f"SELECT t, chunk_id, tf, dl, count(*) OVER () AS nhit FROM (SELECT %s AS t, p0.chunk_id, "
-                               f"p0.dl, (SELECT count(*) FROM unnest(p0.pos) x WHERE {follows}) AS tf FROM postings p0 "
-                               f"{joins} WHERE p0.term = %s) phrase WHERE tf > 0")
+                selects.append(f"SELECT t, chunk_id, tf, dl, count(*) OVER () AS nhit FROM "
+                               f"(SELECT %s AS t, p0.chunk_id, p0.dl, "
+                               f"(SELECT count(*) FROM unnest(p0.pos) x WHERE {follows}) AS tf "
+                               f"FROM postings p0 {joins} WHERE p0.term = %s) phrase WHERE tf > 0")
                 args += [t, *parts[1:], parts[0]]
         if not selects:
             return []

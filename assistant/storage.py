@@ -8,7 +8,7 @@ servers share. `open_store` picks one from the `store` setting ("sqlite" or a po
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol

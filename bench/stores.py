@@ -166,10 +166,11 @@ def write(label: str, target_config: Config, folder: Path | None, fill) -> float
     return n / seconds
 
 
-def api_load(uris_or_folders: list[tuple[str, str | None]], questions: list[str], seconds: float, clients: int) -> float:
+def api_load(servers_of: list[tuple[str, Path | None]], questions: list[str], seconds: float,
+             clients: int) -> float:
     """Requests/s of /api/ask over `seconds`, `clients` concurrent clients spread over the servers."""
     servers, bases = [], []
-    for store, folder in uris_or_folders:
+    for store, folder in servers_of:
         port = free_port()
         args = [sys.executable, "-m", "assistant.cli", "serve", "--port", str(port)]
         args += ["--store", store] if store != "sqlite" else ["--index", str(folder)]
