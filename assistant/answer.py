@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
+from urllib.parse import quote as quote_url
 
 from .config import Config
+from .embed import calibration
 from .index import Index
 from .keyword import tokenize
 from .retrieve import Hit, Query, coverage
-from .text import detect_lang, quotable, sentence_spans
+from .text import LIST_ITEM, detect_lang, quotable, sentence_spans
 
 _IS_QUESTION = re.compile(r"[?？][”’\"'」』）)\]】]*$")
 _ASKS_WHEN = re.compile(r"什么时候|何时|哪一?天|哪一?年|时间|日期|几月|几号|^\s*when\b|what (?:year|date|day|month|time)", re.I)
@@ -24,8 +26,20 @@ _DATE = re.compile(r"\d{1,4}\s*[年月日号]|[一二三四五六七八九十]+�
                    r"March|April|May|June|July|August|September|October|November|December)\b", re.I)
 _NUMBER = re.compile(r"\d|[一二两三四五六七八九十百千万亿]+[个名位次届天年人种家万亿吨元米]|\b(?:one|two|three|four|five|six|"
                      r"seven|eight|nine|ten|eleven|twelve|dozen|hundred|thousand|million|billion)\b", re.I)
-_MAX_QUOTE_CHARS = 400
-_INTRODUCES_LIST = (":", "：")
+# A sentence that announces a list ("其中包含以下四个方面:", "they are: 1. …", "three ways:") is quoted
+# with its items, up to _MAX_LIST_CHARS; a list cut there says so.
+_INTRODUCES_LIST = re.compile(r"[:：]\s*$|以下.{0,6}(?:方面|几点|几个|步骤|原因|问题|建议)|如下|分别是|包括[:：]|"
+                              r"as follows|the following\b|[:：]\s*(?:1|一)\s*[.、．]", re.I)
+_MAX_LIST_CHARS = 600
+_LIST_CONTINUES = {"zh": "（列表在原文中继续）", "en": "(the list continues in the source)"}
+# A sentence that reports a view ("有一些声音认为…", "some argue…") which the next sentence rejects
+# ("这种认知…忽略了…", "However, …") is quoted together with its rejection, and never first: quoted
+# bare, it reads as the article's advice.
+_REPORTED_VIEW = re.compile(r"有(?:一些|一种|些|不少)?(?:人|声音|观点|说法|看法)(?:认为|称|指出|表示|觉得)|有观点(?:认为|称)|"
+                            r"\b(?:some|many|critics|others|people|skeptics)\s+(?:argue|say|claim|believe|think|suggest)|"
+                            r"\bit is (?:often |widely )?(?:argued|claimed|said|believed)", re.I)
+_REBUTTAL = re.compile(r"\s*(?:这种(?:认知|观点|看法|说法|想法)|这(?:并|其实)|然而|但是?|不过|事实上|实际上|其实|"
+                       r"(?:however|but|yet|in fact|actually|this (?:view|belief|idea|argument|thinking))\b)", re.I)
 
 DECLINE = {
     "zh": "资料库中没有与这个问题相关的内容，无法回答。可以换个问法，或把相关文章加入资料库后再问。",
@@ -59,7 +73,8 @@ class Citation:
     date: str = ""
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        # `url`: the document page with this quote highlighted, relative to the server (assistant.web).
+        return {**asdict(self), "url": f"/doc/{quote_url(self.doc_id, safe='')}?start={self.start}&end={self.end}"}
 
 
 @dataclass
@@ -103,8 +118,8 @@ class Scoring:
     something over those that only restate the question. Tuned with bench/tune_answer.py (README: Quality)."""
 
     coverage: float = 1.0
-    rank: float = 0.1
-    new_words: float = 0.2
+    rank: float = 0.3
+    new_words: float = 0.4
     new_words_full: int = 10
     answer_type: float = 0.2
     question_penalty: float = 0.5
@@ -135,6 +150,8 @@ class Candidate:
     new_words: int = 0  # words the question does not have
     typed: bool = False  # a date / number for a "when" / "how many" question
     is_question: bool = False
+    rejected: bool = False  # reports a view that the next sentence rejects (see _REPORTED_VIEW)
+    continues: bool = False  # announces a list that goes on past the quote
 
 
 def candidates(question: str, query: Query, hits: list[Hit], index: Index) -> list[Candidate]:
@@ -145,7 +162,7 @@ def candidates(question: str, query: Query, hits: list[Hit], index: Index) -> li
     for rank, hit in enumerate(hits):
         text = docs[hit.doc_id].text
         for start, end in sentence_spans(text, hit.start, hit.end):
-            if quotable(text[start:end]) and (hit.doc_id, start) not in seen:
+            if quotable(text, start, end) and (hit.doc_id, start) not in seen:
                 seen.add((hit.doc_id, start))
                 found.append(Candidate(rank, hit, start, end))
     sentences = [docs[c.hit.doc_id].text[c.start : c.end] for c in found]
@@ -170,11 +187,14 @@ def extractive_answer(question: str, query: Query, hits: list[Hit], index: Index
         return decline(question, hits, reason="no sentences")
     scores = {id(c): scoring.score(c) for c in found}
     top = max(found, key=lambda c: scores[id(c)])
-    match = max(scoring.match(c) for c in found)
-    # A sentence in another language shares no words with the question, so its match is cosine
-    # alone: when such a sentence is the best, the relevance floor of its passage stands for it.
-    if match < config.min_answer_score and top.lang == lang:
-        return decline(question, hits, reason="no sentence answers the question", best_match=round(match, 4))
+    # A sentence in another language shares no words with the question, so when such a sentence is the
+    # best, the answer is held to a floor of its own on cosine alone.
+    match = max((scoring.match(c) for c in found if c.lang == lang), default=0.0)
+    other = max((c.similarity for c in found if c.lang != lang), default=0.0)
+    if (match < config.min_answer_score if top.lang == lang
+            else other < calibration(index.models.sentences).answer_other_language):
+        return decline(question, hits, reason="no sentence answers the question", best_match=round(match, 4),
+                       best_other_language=round(other, 4))
     best = scores[id(top)]
     chosen = sorted(found, key=lambda c: scores[id(c)], reverse=True)[: config.answer_sentences]
     chosen = [c for c in chosen if scores[id(c)] >= scoring.keep * best]
@@ -182,7 +202,9 @@ def extractive_answer(question: str, query: Query, hits: list[Hit], index: Index
     docs = {c.hit.doc_id: index.document(c.hit.doc_id) for c in chosen}
     for c in chosen:
         _extend_over_list(c, docs[c.hit.doc_id].text)
+        _extend_over_rejection(c, docs[c.hit.doc_id].text)
     chosen = [c for i, c in enumerate(chosen) if not any(_overlaps(c, o) for o in chosen[:i])]
+    chosen.sort(key=lambda c: c.rejected)  # stable: a view the article rejects is never the answer
 
     citations, lines = [], []
     for number, c in enumerate(chosen, 1):
@@ -190,7 +212,7 @@ def extractive_answer(question: str, query: Query, hits: list[Hit], index: Index
         quote = doc.text[c.start : c.end]
         citations.append(Citation(number, doc.doc_id, doc.title, doc.source, quote, c.start, c.end,
                                   doc.page_at(c.start), doc.date))
-        lines.append(f"{quote} [{number}]")
+        lines.append(f"{quote} [{number}]" + (_LIST_CONTINUES[lang] if c.continues else ""))
     same_language = all(detect_lang(c.quote) == lang for c in citations)
     lead = (_LEAD if same_language else _LEAD_OTHER_LANGUAGE)[lang]
     return Answer(lead + "\n\n" + "\n\n".join(lines), citations, False, lang, hits,
@@ -198,13 +220,27 @@ def extractive_answer(question: str, query: Query, hits: list[Hit], index: Index
 
 
 def _extend_over_list(c: Candidate, text: str) -> None:
-    """A sentence that introduces a list ("the risks are:") is quoted with the items that follow it."""
-    if not text[c.start : c.end].endswith(_INTRODUCES_LIST):
+    """A sentence that introduces a list is quoted with its items: the sentences that follow while each
+    starts an item or continues one on its line; `continues` when the list goes on past _MAX_LIST_CHARS."""
+    if not _INTRODUCES_LIST.search(text, c.start, c.end):
         return
-    for start, end in sentence_spans(text, c.end, c.hit.end)[:4]:
-        if end - c.start > _MAX_QUOTE_CHARS:
-            break
-        c.end = end
+    in_item = LIST_ITEM.search(text, c.start, c.end) is not None  # "…分别是:1.加深用户的品牌认知。"
+    for start, end in sentence_spans(text, c.end, min(len(text), c.start + 2 * _MAX_LIST_CHARS)):
+        item = LIST_ITEM.match(text, start) is not None
+        if not item and not (in_item and "\n" not in text[c.end : start]):
+            return
+        if end - c.start > _MAX_LIST_CHARS:
+            c.continues = True
+            return
+        c.end, in_item = end, True
+
+
+def _extend_over_rejection(c: Candidate, text: str) -> None:
+    if not _REPORTED_VIEW.search(text, c.start, c.end):
+        return
+    following = sentence_spans(text, c.end, min(len(text), c.end + _MAX_LIST_CHARS))
+    if following and _REBUTTAL.match(text, following[0][0]):
+        c.end, c.rejected = following[0][1], True
 
 
 def _overlaps(a: Candidate, b: Candidate) -> bool:

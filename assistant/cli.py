@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import sys
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 
 import click
 
 from . import Assistant, index_library, load_config
 from .answer import Answer
+from .library import REMOVED, LibraryError
 from .load import LoadError
 from .storage import IndexBusy, copy_library, open_store, redact
 
@@ -184,6 +186,41 @@ def chat(ctx: click.Context, index_dir: str | None, store: str | None) -> None:
         _print_answer(answer, as_json=False)
         click.echo()
         history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.text}]
+
+
+@main.command()
+@click.option("--search", "query", default="", help="Only documents whose title holds these words.")
+@click.option("--limit", default=50, show_default=True, help="At most this many.")
+@click.option("--index", "index_dir", default=None, help="Index folder (default: ./index).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: total and documents.")
+@click.pass_context
+def documents(ctx: click.Context, query: str, limit: int, index_dir: str | None, as_json: bool) -> None:
+    """List the library's documents, newest first: id, date, format, pages/chunks, title."""
+    total, docs = _open(ctx, index_dir).documents(query, 0, limit)
+    if as_json:
+        click.echo(json.dumps({"total": total, "documents": [asdict(d) for d in docs]}, ensure_ascii=False, indent=2))
+        return
+    for d in docs:
+        size = f"{d.pages} p., {d.chunks} chunks" if d.pages else f"{d.chunks} chunks"
+        click.echo(f"{d.doc_id}  {d.date or '-':<10}  {d.format:<5} {size:<16} {d.title or d.file}")
+    click.echo(f"{len(docs)} of {total} documents" + (f" matching {query!r}" if query else ""))
+
+
+@main.command()
+@click.argument("doc_ids", nargs=-1, required=True)
+@click.option("--index", "index_dir", default=None, help="Index folder (default: ./index).")
+@click.pass_context
+def remove(ctx: click.Context, doc_ids: tuple[str, ...], index_dir: str | None) -> None:
+    """Remove documents by id (see `assistant documents`): their files move to the library's .removed/
+    folder, so a later `assistant index` does not bring them back."""
+    bot = _open(ctx, index_dir)
+    for doc_id in doc_ids:
+        try:
+            with _progress_bars() as progress:
+                moved = bot.remove_document(doc_id, progress)
+        except (LookupError, LibraryError) as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo(f"{'removed':>9}  {doc_id}" + (f" ({', '.join(moved)} → {REMOVED}/)" if moved else ""))
 
 
 @main.command("eval")

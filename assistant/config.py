@@ -42,7 +42,7 @@ class Config:
     faiss: str = "flat"
     # Retrieval: passages returned, least share of the dense ranking in the fusion, relevance floor.
     top_k: int = 5
-    dense_weight: float = 0.6
+    dense_weight: float = 0.8
     # None: the calibrated value of the index's model (assistant.embed.CALIBRATIONS).
     min_relevance: float | None = None
     # Answers read each retrieved chunk with this many characters of whole sentences around it.
@@ -68,6 +68,12 @@ class Config:
     # Host names the server answers to; empty: the loopback names when it listens on loopback, any otherwise.
     allowed_hosts: tuple[str, ...] = ()
     api_token: str = field(default="", repr=False)
+    # Adding and removing documents (the Library view, POST/DELETE /api/documents) needs this token, else
+    # api_token; with neither set, only requests from this machine (loopback) may change the library.
+    admin_token: str = field(default="", repr=False)
+    # One upload: at most this many files of this many MB in all (each file also within max_file_mb).
+    max_upload_files: int = 20
+    max_upload_mb: float = 50.0
 
     def __post_init__(self) -> None:
         choices = {"faiss": ("flat", "ivf", "hnsw"), "generator": ("extractive", "openai")}

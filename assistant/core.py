@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from functools import cached_property
 from pathlib import Path
 
 from .answer import Answer, decline, extractive_answer
 from .config import Config, load_config
 from .embed import calibration
 from .index import Index, IndexReport, Progress, update_index, no_progress
+from .library import DocumentInfo, FileOutcome, Library
 from .load import Document
 from .retrieve import Hit, Retriever
 from .text import mentions, specifics
@@ -97,6 +99,29 @@ class Assistant:
     def document(self, doc_id: str) -> Document | None:
         """The stored document (text, title, author, date, source, path, pages) or None."""
         return self.index.document(doc_id)
+
+    # --- the library (issue #12): the same operations as the web's Library view and the CLI -------------
+    @cached_property
+    def library(self) -> Library:
+        return Library(self.index.folder, self.index.store, self.config)
+
+    def add_files(self, files: list[str | Path | tuple[str, bytes]], progress: Progress = no_progress) -> list[FileOutcome]:
+        """Add files (paths, or (name, bytes) pairs) to the library folder's uploads/ and index them.
+
+        Each file's outcome is added, updated, unchanged (the same content is already there) or rejected
+        with the reason `assistant index` gives; a rejected file is not stored. The answers see new
+        documents as soon as the run commits."""
+        items = [f if isinstance(f, tuple) else (Path(f).name, Path(f).read_bytes()) for f in files]
+        return self.library.add(items, progress)
+
+    def remove_document(self, doc_id: str, progress: Progress = no_progress) -> list[str]:
+        """Remove a document: its files move to the library's .removed/ folder (so `assistant index` does
+        not bring it back) and the index drops it. Returns the files moved; LookupError for an unknown id."""
+        return self.library.remove(doc_id, progress)
+
+    def documents(self, query: str = "", offset: int = 0, limit: int = 50) -> tuple[int, list[DocumentInfo]]:
+        """(how many match, a page of them): the documents whose title holds `query`, newest first."""
+        return self.library.documents(query, offset, limit)
 
     def close(self) -> None:
         self.index.close()

@@ -126,7 +126,7 @@ def _run(bot: Assistant, queries: list[dict], k: int, progress: Progress) -> dic
     search_ms, ask_ms = [], []
     answered = declined_ok = answered_ok = correct = correct_total = 0
     unanswerable = answerable = 0
-    cited = valid = with_evidence = supported = 0
+    cited = valid = with_evidence = supported = first_supported = 0
     kept = generated = by_model = 0
     advance = progress("questions", len(queries))
     for q in queries:
@@ -169,8 +169,10 @@ def _run(bot: Assistant, queries: list[dict], k: int, progress: Progress) -> dic
             valid += docs[c.doc_id] is not None and docs[c.doc_id].text[c.start:c.end] == c.quote
         if q.get("evidence") and q.get("answerable", True):
             with_evidence += 1
-            supported += any(quote_supports(c.quote, c.start, c.doc_id, docs[c.doc_id].text, q["evidence"])
-                             for c in answer.citations if docs[c.doc_id] is not None)
+            holds = [docs[c.doc_id] is not None and quote_supports(c.quote, c.start, c.doc_id, docs[c.doc_id].text,
+                                                                   q["evidence"]) for c in answer.citations]
+            supported += any(holds)
+            first_supported += bool(holds) and holds[0]
         advance(1)
 
     def frac(a: float, b: float) -> float | None:
@@ -190,6 +192,7 @@ def _run(bot: Assistant, queries: list[dict], k: int, progress: Progress) -> dic
         "retrieval": retrieval,
         "answers": answers,
         "citations": {"valid": frac(valid, cited), "supported": frac(supported, with_evidence),
+                      "first_supported": frac(first_supported, with_evidence),
                       "citations": cited, "questions_with_evidence": with_evidence},
         "timing": {"search_ms_p50": round(percentile(search_ms, 50), 1),
                    "search_ms_p95": round(percentile(search_ms, 95), 1),
@@ -212,8 +215,9 @@ def format_report(result: dict) -> str:
     if "generated_sentences_kept" in a:
         lines.append(f"generated  sentences kept after enforcement {pct(a['generated_sentences_kept'])}, "
                      f"answers written by the model {pct(a['generated_by_model'])} (the rest fell back)")
-    lines += [f"citations  valid {pct(c['valid'])} of {c['citations']}, supported {pct(c['supported'])} "
-              f"of {c['questions_with_evidence']} answered questions with evidence",
+    lines += [f"citations  valid {pct(c['valid'])} of {c['citations']}, some quote holds the evidence "
+              f"{pct(c['supported'])}, the first {pct(c['first_supported'])}, of {c['questions_with_evidence']} "
+              "answered questions with evidence",
               f"timing     index {t['index_seconds']}s ({t['passages_per_second']} passages/s), "
               f"search p50/p95 {t['search_ms_p50']}/{t['search_ms_p95']} ms, "
               f"ask p50/p95 {t['ask_ms_p50']}/{t['ask_ms_p95']} ms"]

@@ -9,6 +9,7 @@ an index for searching.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -83,6 +84,7 @@ class Index:
 
     def __init__(self, folder: str | Path | None = None, config: Config | None = None):
         self.config = config or Config()
+        self.folder = Path(folder or self.config.index)  # the folder store's; with PostgreSQL, unused
         self.store = open_store(self.config, folder, serving=True)
         self.models = Models.of(self.store, self.config)
         if note := self.models.differ(self.config):
@@ -140,7 +142,10 @@ def update_index(
             if rebuild:
                 with store.transaction():
                     store.clear()
-            return _update(store, files, problems, config, Models.of(store, config), progress)
+            report = _update(store, files, problems, config, Models.of(store, config), progress)
+            # What the index is built from: changes made from the browser (assistant.library) index the same paths.
+            store.set_meta("library", json.dumps([str(Path(p).resolve()) for p in paths], ensure_ascii=False))
+            return report
     finally:
         store.close()
 
@@ -207,7 +212,7 @@ def _update(store: LibraryStore, files: list[Path], problems: list[LoadError], c
     for doc in to_add:
         chunks = chunk_document(doc, config.chunk_size, config.chunk_overlap)
         inputs = [embed_input(doc, c) for c in chunks]
-        sentences = [doc.text[a:b] for a, b in sentence_spans(doc.text) if quotable(doc.text[a:b])]
+        sentences = [doc.text[a:b] for a, b in sentence_spans(doc.text) if quotable(doc.text, a, b)]
         planned.append((doc, chunks, inputs, [chunk_hash(models.passages, t) for t in inputs],
                         [chunk_hash(models.sentences, t) for t in sentences], sentences))
     report.chunks_embedded = _embed_missing(store, models.passages, "embedding",

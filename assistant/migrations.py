@@ -88,3 +88,16 @@ CREATE TABLE sentences (
 CREATE INDEX sentences_doc ON sentences(doc_id);
 CREATE INDEX sentences_hash ON sentences(hash)
 """)
+
+
+@migration
+def m003_document_added(db: sqlite3.Connection) -> None:
+    """When each document was (last) added, for the library view; kept by triggers, so the indexer
+    needs no change. Documents indexed before this migration have no time."""
+    # One statement at a time: a trigger's body holds semicolons, which `_script` splits on. IF NOT EXISTS:
+    # an index whose migration records were lost (a previous release's, as tests make one) runs this again.
+    db.execute("CREATE TABLE IF NOT EXISTS document_added (doc_id TEXT PRIMARY KEY, added_at TEXT NOT NULL)")
+    db.execute("CREATE TRIGGER IF NOT EXISTS document_added_insert AFTER INSERT ON documents BEGIN "
+               "INSERT OR REPLACE INTO document_added VALUES (new.doc_id, datetime('now')); END")
+    db.execute("CREATE TRIGGER IF NOT EXISTS document_added_delete AFTER DELETE ON documents BEGIN "
+               "DELETE FROM document_added WHERE doc_id = old.doc_id; END")

@@ -33,7 +33,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from .chunk import Chunk
 from .load import Document
 from .storage import IndexBusy, redact
-from .store import StoredChunk, document_from_row, document_row
+from .store import StoredChunk, document_from_row, document_row, like_pattern
 
 BM25_K1, BM25_B = 1.2, 0.75  # SQLite FTS5's bm25() defaults
 # Below this many chunks an exact scan is exact and cheap next to embedding the question (measured
@@ -92,6 +92,11 @@ MIGRATIONS: list[str] = [
                             hash text NOT NULL);
     CREATE INDEX sentences_doc ON sentences (doc_id);
     CREATE INDEX sentences_hash ON sentences (hash)
+    """,
+    # 2: when each document was (last) added, for the library view (SQLite's m003).
+    """
+    CREATE TABLE document_added (doc_id text PRIMARY KEY REFERENCES documents ON DELETE CASCADE,
+                                 added_at timestamptz NOT NULL DEFAULT now())
     """,
 ]
 _STATS = ("files", "documents", "chunks", "tokens")  # kept in meta by each indexing run
@@ -201,7 +206,8 @@ class PostgresStore:
 
     def clear(self) -> None:
         # DELETE, not TRUNCATE: servers keep reading the old rows until the transaction commits.
-        for table in ("file_docs", "files", "sentences", "postings", "chunks", "documents", "embeddings", "terms"):
+        for table in ("file_docs", "files", "sentences", "postings", "chunks", "document_added", "documents",
+                      "embeddings", "terms"):
             self._rows(f"DELETE FROM {table}")
         self._rows("DELETE FROM meta WHERE key NOT IN ('generation')")
 
@@ -262,6 +268,7 @@ class PostgresStore:
         """Insert a document, its chunks (with their vectors, from embeddings) and their postings."""
         with self._cursor() as cur:
             cur.execute("INSERT INTO documents VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", document_row(doc))
+            cur.execute("INSERT INTO document_added (doc_id) VALUES (%s)", (doc.doc_id,))
             cur.execute("SELECT nextval('chunks_id_seq') FROM generate_series(1, %s)", (len(chunks),))
             ids = [r[0] for r in cur.fetchall()]
             split = [fts_tokens(t) for t in tokens]
@@ -290,6 +297,18 @@ class PostgresStore:
                                                        (ids,)))
         self._rows("DELETE FROM documents WHERE doc_id = %s", (doc_id,))  # chunks, postings, sentences cascade
         return ids
+
+    def document_list(self, query: str, offset: int, limit: int) -> tuple[int, list[tuple]]:
+        # ILIKE: SQLite's LIKE ignores the case of ASCII letters too.
+        where, args = ("WHERE d.title ILIKE %s ESCAPE '\\'", [like_pattern(query)]) if query else ("", [])
+        (total,), = self._rows(f"SELECT count(*) FROM documents d {where}", args)
+        rows = self._rows(
+            "SELECT d.doc_id, d.title, d.date, d.source, d.path, d.pages, "
+            "(SELECT count(*) FROM chunks c WHERE c.doc_id = d.doc_id), "
+            "to_char(a.added_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') "
+            f"FROM documents d LEFT JOIN document_added a USING (doc_id) {where} "
+            "ORDER BY a.added_at IS NULL, a.added_at DESC, d.title LIMIT %s OFFSET %s", [*args, limit, offset])
+        return total, rows
 
     def counts(self) -> dict[str, int]:
         """As of the last committed indexing run (kept in meta: counting a million rows per question is slow)."""

@@ -23,11 +23,11 @@ from .config import Config
 from .embed import Calibration, calibration
 from .index import Index
 from .keyword import query_terms
-from .text import detect_lang, sentence_spans
+from .text import detect_lang, in_other_language, sentence_spans
 
 MODES = ("hybrid", "dense", "keyword")
 # The dense share reaches 1 as a question grows from LONG_QUESTION[0] to LONG_QUESTION[1] content terms.
-LONG_QUESTION = (7, 12)
+LONG_QUESTION = (5, 10)
 # In a library of more than COMMON_MIN_LIBRARY chunks, words found in more than COMMON_SHARE of them
 # are left out of the keyword query: their BM25 weight is next to nothing, and scoring every chunk
 # that contains them made a keyword search of 1M chunks take over a second. Smaller libraries keep
@@ -153,17 +153,19 @@ class Retriever:
                             dense=float(dense.get(cid, 0.0)), keyword=float(keyword.get(cid, 0.0)),
                             coverage=covered.get(cid, 0.0),
                             relevance=relevance(scale, dense.get(cid, 0.0), covered.get(cid, 0.0),
-                                                detect_lang(c.text) != lang)))
+                                                in_other_language(c.text, lang), lang == "zh")))
             if len(hits) == k:
                 break
         return hits
 
 
-def relevance(scale: Calibration, cosine: float, coverage: float, other_language: bool) -> float:
+def relevance(scale: Calibration, cosine: float, coverage: float, other_language: bool, chinese: bool) -> float:
     """Evidence that a chunk is on the question's topic, comparable with `Config.min_relevance`: either
-    the meaning matches (cosine; across languages a model's cosines run lower, by the calibrated
-    gap) or most of the question's rarer words occur in it (coverage, weighed as weaker evidence)."""
-    return max(cosine + (scale.cross_language_gap if other_language else 0.0), scale.keyword_evidence * coverage)
+    the meaning matches (cosine; a model's cosines run lower across languages and higher between
+    Chinese texts, by the calibrated gaps) or most of the question's rarer words occur in it (coverage,
+    weighed as weaker evidence)."""
+    gap = scale.cross_language_gap if other_language else scale.chinese_gap if chinese else 0.0
+    return max(cosine + gap, scale.keyword_evidence * coverage)
 
 
 def dense_share(terms: int, missed: float, weight: float, long: tuple[int, int] = LONG_QUESTION,

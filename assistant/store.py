@@ -49,6 +49,11 @@ def document_row(doc: Document) -> tuple:
             json.dumps(doc.pages) if doc.pages else None, json.dumps(doc.meta, ensure_ascii=False))
 
 
+def like_pattern(query: str) -> str:
+    """A LIKE pattern matching titles that hold `query` literally (its % and _ escaped with \\)."""
+    return "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
 def document_from_row(row: tuple) -> Document:
     d, title, author, date, source, path, lang, text, pages, meta = row
     return Document(d, text, title or "", author or "", date or "", source or "", path or "", lang or "",
@@ -207,6 +212,18 @@ class Store:
             if self._changed is not None:
                 self._changed[0].extend(ids)
             return ids
+
+    def document_list(self, query: str, offset: int, limit: int) -> tuple[int, list[tuple]]:
+        """(matches, rows) of the documents whose title holds `query`, newest first: doc_id, title, date,
+        source, path, pages (JSON), chunk count, added_at."""
+        where, args = ("WHERE d.title LIKE ? ESCAPE '\\'", [like_pattern(query)]) if query else ("", [])
+        total = self._rows(f"SELECT count(*) FROM documents d {where}", args)[0][0]
+        rows = self._rows(
+            "SELECT d.doc_id, d.title, d.date, d.source, d.path, d.pages, "
+            "(SELECT count(*) FROM chunks c WHERE c.doc_id = d.doc_id), a.added_at "
+            f"FROM documents d LEFT JOIN document_added a USING (doc_id) {where} "
+            "ORDER BY a.added_at IS NULL, a.added_at DESC, d.title LIMIT ? OFFSET ?", [*args, limit, offset])
+        return total, rows
 
     def counts(self) -> dict[str, int]:
         return {t: self._rows(f"SELECT count(*) FROM {t}")[0][0] for t in ("files", "documents", "chunks")}

@@ -26,6 +26,13 @@ def detect_lang(text: str) -> str:
     return "zh" if cjk and cjk >= latin_words else "en"
 
 
+def in_other_language(text: str, lang: str) -> bool:
+    """Whether much of `text` is in another language than `lang`: a Chinese passage that quotes
+    English names is still mostly Chinese to an English question (a model's cosines run lower)."""
+    cjk = len(_CJK.findall(text))
+    return cjk > 0.2 * len(text) if lang == "en" else detect_lang(text) != lang
+
+
 def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
     """Spans of the sentences in text[start:end], trimmed of surrounding whitespace."""
     end = len(text) if end is None else end
@@ -38,14 +45,19 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
     return spans
 
 
-# Reference-list entries and bare links are sources, not answers: "[2] Woods, S. (2016)…", "https://…".
-_REFERENCE = re.compile(r"^\s*(?:\[\d+\]|\d+\.\s*\[)|https?://|www\.", re.I)
+# Reference-list entries and links are sources, not answers: "[2] Woods, S. (2016)…", "https://…". The
+# whole line of an entry is one ("International Journal of…, 56(5)" is the second sentence of one).
+_REFERENCE_LINE = re.compile(r"^\s*(?:\[\d+\]|\d+\.\s*\[)")
+_LINK = re.compile(r"https?://|www\.", re.I)
 _MIN_QUOTE_CHARS = 12
+# A list item: "1.道德风险：…", "2、…", "(3) …", "- …", "• …".
+LIST_ITEM = re.compile(r"\s*(?:\d{1,2}\s*[.、．)）]|[(（]\d{1,2}[)）]|[-*•·]\s)")
 
 
-def quotable(sentence: str) -> bool:
-    """Whether an answer may quote this sentence: long enough to say something, and not a reference."""
-    return len(sentence) >= _MIN_QUOTE_CHARS and not _REFERENCE.search(sentence)
+def quotable(text: str, start: int, end: int) -> bool:
+    """Whether an answer may quote text[start:end]: long enough to say something, not on a reference line."""
+    line = text[text.rfind("\n", 0, start) + 1 : end]
+    return end - start >= _MIN_QUOTE_CHARS and not _REFERENCE_LINE.match(line) and not _LINK.search(text, start, end)
 
 
 def _add_trimmed(text: str, a: int, b: int, spans: list[tuple[int, int]]) -> None:

@@ -1,19 +1,25 @@
 """The benchmark: indexing throughput, query latency at 1k / 100k / 1M chunks, memory, cold start.
 
 Every figure is printed next to a baseline measured in the same run, as a ratio:
-  * indexing: whole pipeline (read, clean, chunk, tokenise, embed, store) vs the embedding model
-    alone on the same passages; re-indexing an unchanged library vs the first build;
+  * indexing: whole pipeline (read, clean, chunk, tokenise, embed passages with e5 and sentences with
+    USE, store) vs the embedding model alone on the same passages, and vs the pipeline with USE as
+    the passage model; re-indexing an unchanged library vs the first build;
   * queries: `search` and `ask` through the real Assistant vs a brute-force numpy search of the
     same vectors; the larger sizes use synthetic text and random unit vectors;
   * cold start: a new process up to its first answer vs a bare Python start.
 
-    python bench/bench.py [--sizes 1000,100000,1000000] [--queries 50]
+    python bench/bench.py [--sizes 3000,100000,1000000] [--docs 720] [--queries 50]
+                          [--index DIR --questions FILE.jsonl]
+
+--index measures the ~3k size on an index you built (e.g. an evaluation set's, kept by `assistant eval
+--cache`), asked the questions of FILE (JSONL with "text" or "question"), instead of the indexing run's.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import random
 import resource
@@ -29,11 +35,11 @@ import numpy as np
 
 from assistant import Assistant, Config, index_library
 from assistant.chunk import Chunk
-from assistant.embed import get_embedder
-from assistant.index import DB_NAME, embed_input
+from assistant.embed import USE_MODEL, get_embedder
+from assistant.index import embed_input
 from assistant.keyword import tokenize
 from assistant.load import Document, iter_files, load_file
-from assistant.store import Store
+from assistant.store import DB_NAME, Store
 from assistant.vectors import VectorIndex
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,6 +80,8 @@ def bench_indexing(work: Path, articles: int) -> Path:
     tokenize("预热")
     first, report = timed(index_library, [library], folder, Config())
     again, _ = timed(index_library, [library], folder, Config())
+    get_embedder(USE_MODEL).encode(["预热 warm-up"])
+    use, _ = timed(index_library, [library], work / "index-use", Config(model=USE_MODEL))
     # The same passages through the embedding model alone.
     embedder = get_embedder(Config().model)
     bot = Assistant.open(folder, Config())
@@ -91,6 +99,7 @@ def bench_indexing(work: Path, articles: int) -> Path:
     print(f"  whole pipeline      {n / first:8.1f} passages/s  ({first:.1f} s)")
     print(f"  embedding alone     {n / alone:8.1f} passages/s  ({alone:.1f} s)")
     print(f"  pipeline / model    {(n / first) / (n / alone):8.2f} x")
+    print(f"  pipeline with USE   {n / use:8.1f} passages/s  ({use:.1f} s; e5 pipeline = {use / first:.2f} x USE's)")
     print(f"  re-index unchanged  {again:8.2f} s = {again / first:.3f} of the first build")
     return folder
 
@@ -121,12 +130,13 @@ def synthetic_index(folder: Path, chunks: int, dim: int, model: str) -> None:
             doc = Document(doc_id=f"syn-{d}", text=text, title=f"synthetic {d}", lang="zh")
             cs = [Chunk(doc.doc_id, i, a, b, text[a:b]) for i, (a, b) in enumerate(spans)]
             hashes = [hashlib.sha256(f"{d}-{i}".encode()).hexdigest() for i in range(per_doc)]
-            store.add_document(doc, cs, hashes, tokens)
+            store.add_document(doc, cs, hashes, tokens, [])
             vectors = topics[rng.integers(0, len(topics), per_doc)] + 0.8 * rng.standard_normal(
                 (per_doc, dim)).astype(np.float32)
             store.put_embeddings(hashes, vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
             store.put_file(f"/synthetic/{d}", "0", 0, 0, [doc.doc_id])
         store.set_meta("model", model)
+        store.set_meta("sentence_model", Config().sentence_model)
         store.set_meta("faiss", "flat")
         store.set_meta("generation", "1")
     store.close()
@@ -136,21 +146,21 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def bench_queries(folder: Path, label: str, queries: int) -> None:
+def bench_queries(folder: Path, label: str, queries: int, questions: list[str] = QUESTIONS) -> None:
     config = Config()
     before = rss_mb()
     open_s, bot = timed(Assistant.open, folder, config)
     n = bot.index.store.counts()["chunks"]
     _, vecs = bot.index.store.chunk_vectors()
-    qs = [QUESTIONS[i % len(QUESTIONS)] for i in range(queries)]
-    qvecs = bot.index.embedder.encode(QUESTIONS)
+    qs = [questions[i % len(questions)] for i in range(queries)]
+    qvecs = bot.index.embedder.encode_query(qs)
     brute, search, extra = [], [], []
     ms = lambda xs: f"{1000 * statistics.median(xs):7.1f} / {1000 * pct(xs, 95):7.1f} ms"  # noqa: E731
     for i, q in enumerate(qs):
-        qv = qvecs[i % len(QUESTIONS)]
+        qv = qvecs[i]
         t, _ = timed(lambda: np.argpartition(-(vecs @ qv), 50)[:50])
         brute.append(t)
-        t, _ = timed(bot.index.vectors.search, qv, 50)
+        t, _ = timed(bot.index.store.dense_search, qv, 50)
         search.append(t)
     dense_p50 = statistics.median(search)
     search_full = [timed(bot.search, q, 5)[0] for q in qs]
@@ -194,9 +204,11 @@ def bench_cold_start(folder: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="1000,100000,1000000", help="chunk counts for the query benchmark")
-    parser.add_argument("--docs", type=int, default=240, help="articles in the indexing benchmark")
+    parser.add_argument("--sizes", default="3000,100000,1000000", help="chunk counts for the query benchmark")
+    parser.add_argument("--docs", type=int, default=720, help="articles in the indexing benchmark (~4 passages each)")
     parser.add_argument("--queries", type=int, default=50, help="questions per size")
+    parser.add_argument("--index", type=Path, help="an index folder to measure at the ~3k size")
+    parser.add_argument("--questions", type=Path, help="JSONL of questions for --index")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="assistant-bench-"))
     try:
@@ -204,7 +216,12 @@ def main() -> None:
         bench_cold_start(real)
         for size in (int(s) for s in args.sizes.split(",")):
             if size <= 5000:
-                bench_queries(real, "real library", args.queries)
+                if args.index:
+                    lines = args.questions.read_text(encoding="utf-8").splitlines() if args.questions else []
+                    asked = [q.get("text") or q["question"] for q in map(json.loads, lines)] or QUESTIONS
+                    bench_queries(args.index, f"real library {args.index}", args.queries, asked)
+                else:
+                    bench_queries(real, "real library", args.queries)
                 continue
             folder = work / f"index-{size}"
             folder.mkdir()

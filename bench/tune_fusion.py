@@ -13,62 +13,50 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import pickle
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from assistant import Assistant, Config, index_library, load_config
-from assistant.evaluate import HALVES, hit_at, ndcg_at, read_jsonl
-from assistant.keyword import match_expression
+from tuning import CACHE, cached_rows
+
+from assistant import Assistant, Config, load_config
+from assistant.evaluate import HALVES, hit_at, ndcg_at
 from assistant.retrieve import COVERAGE_WEIGHT, LONG_QUESTION, MISSED_TERMS_SHIFT, coverage, dense_share
 from assistant.text import detect_lang
 
-CACHE = Path(tempfile.gettempdir()) / "assistant-tune"
-
 
 def candidates(dataset: Path, config: Config, indexes: Path, half: str | None) -> list[dict]:
-    cache = CACHE / f"v5-{dataset.name}-{half}-{config.model}-{config.chunk_size}-{config.chunk_overlap}.pkl"
-    if cache.is_file():
-        return pickle.loads(cache.read_bytes())
-    folder = indexes / dataset.name
-    index_library([dataset / "docs.jsonl"], folder, config)
-    bot = Assistant.open(folder, config)
+    return cached_rows("fusion-v5", dataset, config, indexes, half, lambda bot, questions: [
+        _row(bot, q) for q in questions if q.get("relevant_doc_ids")])
+
+
+def _row(bot: Assistant, q: dict) -> dict:
     store = bot.index.store
-    rows = []
-    for q in read_jsonl(dataset / "queries.jsonl")[HALVES[half] if half else slice(None)]:
-        if not q.get("relevant_doc_ids"):
-            continue
-        text = f"{q['product_title']}: {q['text']}" if q.get("product_title") else q["text"]
-        query = bot.retriever.prepare(text)
-        dense = dict(bot.index.vectors.search(query.vector, 100))
-        match = match_expression(query.searched)
-        keyword = dict(store.keyword_search(match, 100)) if match else {}
-        ids = sorted(set(dense) | set(keyword))
-        got, vecs = store.chunk_vectors([i for i in ids if i not in dense])
-        if len(got):
-            dense.update(zip(got.tolist(), (vecs @ query.vector).tolist()))
-        missing = [i for i in ids if i not in keyword]
-        if missing and match:
-            keyword.update(store.keyword_search(match, len(missing), within=missing))
-        top_keyword = sorted(keyword, key=keyword.get, reverse=True)[:5]
-        top_tokens = store.chunk_tokens(top_keyword)
-        top_tokens = [set(top_tokens.get(i, "").split()) for i in top_keyword]
-        tokens = top_tokens[0] if top_tokens else set()
-        all_tokens = store.chunk_tokens(ids)
-        doc_of = {cid: c.doc_id for cid, c in store.chunks(ids).items()}
-        gains = {d: float(g) for d, g in (q.get("graded_relevance") or {}).items()} or {
-            d: 1.0 for d in q["relevant_doc_ids"]}
-        rows.append({"ids": ids, "dense": np.array([dense[i] for i in ids]),
-                     "keyword": np.array([keyword.get(i, 0.0) for i in ids]), "doc": [doc_of[i] for i in ids],
-                     "relevant": set(q["relevant_doc_ids"]), "gains": gains, "lang": detect_lang(text),
-                     "kcov": coverage(query, tokens), "nterms": len(query.terms),
-                     "weights": query.weights, "top_tokens": top_tokens,
-                     "coverage": np.array([coverage(query, set(all_tokens.get(i, "").split())) for i in ids])})
-    CACHE.mkdir(exist_ok=True)
-    cache.write_bytes(pickle.dumps(rows))
-    return rows
+    text = f"{q['product_title']}: {q['text']}" if q.get("product_title") else q["text"]
+    query = bot.retriever.prepare(text)
+    dense = dict(store.dense_search(query.vector, 100))
+    keyword = dict(store.keyword_search(query.searched, 100)) if query.searched else {}
+    ids = sorted(set(dense) | set(keyword))
+    got, vecs = store.chunk_vectors([i for i in ids if i not in dense])
+    if len(got):
+        dense.update(zip(got.tolist(), (vecs @ query.vector).tolist()))
+    missing = [i for i in ids if i not in keyword]
+    if missing and query.searched:
+        keyword.update(store.keyword_search(query.searched, len(missing), within=missing))
+    top_keyword = sorted(keyword, key=keyword.get, reverse=True)[:5]
+    top_tokens = store.chunk_tokens(top_keyword)
+    top_tokens = [set(top_tokens.get(i, "").split()) for i in top_keyword]
+    tokens = top_tokens[0] if top_tokens else set()
+    all_tokens = store.chunk_tokens(ids)
+    doc_of = {cid: c.doc_id for cid, c in store.chunks(ids).items()}
+    gains = {d: float(g) for d, g in (q.get("graded_relevance") or {}).items()} or {
+        d: 1.0 for d in q["relevant_doc_ids"]}
+    return {"ids": ids, "dense": np.array([dense[i] for i in ids]),
+            "keyword": np.array([keyword.get(i, 0.0) for i in ids]), "doc": [doc_of[i] for i in ids],
+            "relevant": set(q["relevant_doc_ids"]), "gains": gains, "lang": detect_lang(text),
+            "kcov": coverage(query, tokens), "nterms": len(query.terms),
+            "weights": query.weights, "top_tokens": top_tokens,
+            "coverage": np.array([coverage(query, set(all_tokens.get(i, "").split())) for i in ids])}
 
 
 def minmax(x: np.ndarray) -> np.ndarray:

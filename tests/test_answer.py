@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from conftest import FIXTURES
 
 from assistant import Assistant, Config
 from assistant.answer import verify
@@ -128,22 +131,22 @@ def test_empty_question_is_an_error(seed_bot):
         seed_bot.ask("   ")
 
 
-ENGLISH_ON_CHINESE = {
-    "What did TikTok announce with Shopify?": "Shopify达成合作",
-    "What are the risks of influencer marketing for brands?": "道德风险",
-    "What share of marketers put more resources into influencer marketing?": "73%",
-    "What are the three components of consumer trust in social commerce?": "三大组成部分",
-    "Should a brand go all in on live-stream selling?": "all in",
-    "What is user-generated content?": "UGC",
-    "Why do top influencers refuse some brand deals?": "拒绝方式过于直接",
-}
+SEED_QUESTIONS = [json.loads(line) for line in
+                  (FIXTURES / "seed_questions.jsonl").read_text(encoding="utf-8").splitlines()]
 
 
-def test_english_questions_find_the_chinese_passage(seed_bot):
-    found = [q for q, expected in ENGLISH_ON_CHINESE.items()
-             if any(expected in h.text for h in seed_bot.search(q, k=3))]
-    # Measured: 6 of 7 (the last one shares no word with the text); a margin of one for model noise.
-    assert len(found) >= 5, sorted(set(ENGLISH_ON_CHINESE) - set(found))
+def test_our_questions_about_the_bundled_article_are_answered_first_with_the_evidence(seed_bot):
+    """Half of them in English over the Chinese article; bench/seed_questions.py reports the same."""
+    declined, first, some = [], [], []
+    for case in SEED_QUESTIONS:
+        answer = seed_bot.ask(case["question"])
+        holds = [any(e in c.quote for e in case["evidence"]) for c in answer.citations]
+        (declined if answer.declined else first if holds[0] else some if any(holds) else []).append(case["question"])
+    assert not declined, declined
+    # Measured 16 and 20 of 24 (README: Quality; the misses are English questions, whose quotes in
+    # Chinese are chosen by USE's weaker cross-language similarity); a margin of one for model noise.
+    assert len(first) >= 15, (first, some)
+    assert len(first) + len(some) >= 19, (first, some)
 
 
 def test_a_new_topic_in_a_conversation_is_not_mixed_with_the_old_one(seed_bot):

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import functools
 import http.server
+import os
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import write_library
+from conftest import ENGLISH_ARTICLE, write_library
+from test_library import NEW_ARTICLE as MX_ARTICLE
 from test_serve import FOLLOW_UP, RETURNS, SEA, running
 
 from assistant import Assistant, Config, index_library
@@ -23,6 +26,9 @@ from assistant.web import EXAMPLES, create_app
 pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
+# Screenshots of what a seller sees, for a person to look at.
+SCREENSHOTS = Path(os.environ.get("ASSISTANT_SCREENSHOTS", tempfile.gettempdir())) / "assistant-screenshots"
+SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PAYMENT = "How do wholesale buyers in Poland pay?"
@@ -121,6 +127,26 @@ def ask(scope, question: str) -> None:
     scope.locator(".sa-answer:not(.sa-streaming), .sa-error").nth(before).wait_for()
 
 
+def follow_citation(page, message, number: int, quote: str):
+    """Click [number] in `message` (a locator in `page` or a frame of it): its source opens in the message with
+    the quote highlighted; its link opens the document page with the quote highlighted and in view. Returns that page."""
+    message.locator(f"a.sa-cite.sa-n{number}").click()
+    source = message.locator(f"details.sa-source.sa-n{number}")
+    source.locator("mark.sa-quote").wait_for()  # visible: the source expanded
+    assert source.get_attribute("open") is not None
+    assert source.locator("mark.sa-quote").inner_text().split() == quote.split()
+    with page.context.expect_page() as opened:
+        source.locator("a.sa-open").click()
+    doc = opened.value
+    doc.wait_for_load_state()
+    mark = doc.locator("mark#sa-quote")
+    assert "".join(m.inner_text() for m in doc.locator("mark").all()) == quote
+    doc.wait_for_function("() => { const r = document.getElementById('sa-quote').getBoundingClientRect();"
+                          " return r.top >= 0 && r.bottom <= innerHeight; }")  # scrolled into view
+    assert mark.is_visible()
+    return doc
+
+
 def test_chat_answers_chinese_and_english_with_sources(new_page, server, bot):
     page, seen = new_page()
     page.goto(server + "/")
@@ -132,15 +158,21 @@ def test_chat_answers_chinese_and_english_with_sources(new_page, server, bot):
     expected = bot.ask(RETURNS)
     assert "[1]" in zh.locator(".sa-answer").inner_text()
     assert zh.locator(".sa-sources-title").inner_text() == "来源"
-    first = zh.locator(".sa-source").first
+    group = zh.locator(".sa-doc").first
+    assert group.locator(".sa-title").inner_text() == "退货政策解读"
+    assert "2023-08-15" in group.locator(".sa-meta").inner_text()
+    first = group.locator(".sa-source").first
     assert first.locator(".sa-num").inner_text() == "[1]"
-    assert first.locator(".sa-title").inner_text() == "退货政策解读"
-    assert "2023-08-15" in first.locator(".sa-meta").inner_text()
-    quote = first.locator("mark.sa-quote").inner_text()
-    assert quote == expected.citations[0].quote
-    assert len(first.locator(".sa-passage").inner_text()) > len(quote)  # highlighted inside its passage
+    assert first.locator(".sa-passage").is_hidden()  # compact: one line until it is opened
+    assert first.locator("summary").bounding_box()["height"] < 40
     family = zh.locator(".sa-answer").evaluate("e => getComputedStyle(e).fontFamily")
     assert "Noto Sans CJK SC" in family
+    label = page.locator("[aria-label*='根据资料库']").first.get_attribute("aria-label")  # text, not markup
+    assert "<" not in label and expected.citations[0].quote[:10] in label
+    doc = follow_citation(page, zh, 1, expected.citations[0].quote)
+    assert doc.locator("h1").inner_text() == "退货政策解读" and "王芳" in doc.locator(".sa-docmeta").inner_text()
+    doc.screenshot(path=str(SCREENSHOTS / "document-zh.png"))
+    page.screenshot(path=str(SCREENSHOTS / "chat-zh.png"))
 
     ask(page, SEA)
     en = page.locator(".message-content").last
@@ -148,6 +180,11 @@ def test_chat_answers_chinese_and_english_with_sources(new_page, server, bot):
     link = en.locator(".sa-meta a").first
     assert link.get_attribute("href") == "https://example.com/batteries"
     assert en.locator(".sa-sources-title").inner_text() == "Sources"
+    quote = bot.ask(SEA).citations[0].quote
+    doc = follow_citation(page, en, 1, quote)
+    assert doc.locator("h1").inner_text() == "Shipping lithium batteries to Europe"
+    assert doc.locator(".sa-docmeta a").get_attribute("href") == "https://example.com/batteries"
+    page.screenshot(path=str(SCREENSHOTS / "chat-en.png"))
 
     ask(page, FOLLOW_UP)  # declined on its own (see test_serve); answered with the conversation as context
     follow = page.locator(".message-content").last
@@ -197,7 +234,27 @@ def test_markup_in_documents_never_runs(new_page, server):
     assert page.evaluate("window.__xss") is None
 
 
-def test_widget_embeds_the_chat_in_a_page_from_another_origin(new_page, server, intranet):
+def test_document_page_runs_nothing_from_the_article(new_page, server, bot):
+    hit = next(h for h in bot.search(PAYMENT) if h.title.startswith("Payment terms"))
+    doc = bot.document(hit.doc_id)
+    start = doc.text.index("Wholesale")
+    end = doc.text.index("invoice date.") + len("invoice date.")
+    page, seen = new_page()
+    page.goto(f"{server}/doc/{hit.doc_id}?start={start}&end={end}")
+    mark = page.locator("mark#sa-quote")
+    assert mark.inner_text() == doc.text[start:end]
+    assert '<script>window.__xss=1</script>' in mark.inner_text()  # shown as text
+    assert 'Payment terms <img src=x onerror="window.__xss=2">' == page.locator("h1").inner_text()
+    assert page.title() == 'Payment terms <img src=x onerror="window.__xss=2">'
+    assert "javascript:window.__xss=3" in page.locator(".sa-docmeta").inner_text()
+    assert page.locator("main script, main img, a[href^='javascript']").count() == 0
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.__xss") is None
+    assert not seen.errors, seen.errors
+    page.screenshot(path=str(SCREENSHOTS / "document-hostile.png"))
+
+
+def test_widget_embeds_the_chat_in_a_page_from_another_origin(new_page, server, intranet, bot):
     site, folder = intranet
     (folder / "widget.html").write_text(
         "<!doctype html><html><head><meta charset='utf-8'><title>Intranet</title></head><body><h1>Intranet</h1>"
@@ -214,6 +271,15 @@ def test_widget_embeds_the_chat_in_a_page_from_another_origin(new_page, server, 
     ask(chat, SEA)
     answer = chat.locator(".message-content").last
     assert "five to six weeks" in answer.inner_text() and answer.locator(".sa-source").count() >= 1
+    assert chat.locator("footer").count() == 0 or chat.locator("footer").first.is_hidden()  # no "Use via API"
+    assert chat.get_by_text("Use via API").count() == 0 or chat.get_by_text("Use via API").first.is_hidden()
+    page.screenshot(path=str(SCREENSHOTS / "widget-en.png"))
+    doc = follow_citation(page, answer, 1, bot.ask(SEA).citations[0].quote)
+    assert doc.url.startswith(server + "/doc/")
+    ask(chat, RETURNS)
+    answer = chat.locator(".message-content").last
+    follow_citation(page, answer, 1, bot.ask(RETURNS).citations[0].quote)
+    page.screenshot(path=str(SCREENSHOTS / "widget-zh.png"))
     assert page.evaluate("window.__xss") is None
     assert seen.origins() == {site, server}, "the widget loaded something from a third server"
     page.locator(".sa-close").click()
@@ -230,6 +296,8 @@ def test_gradio_app_web_component_from_the_servers_own_assets(new_page, server, 
     page.goto(site + "/component.html")
     ask(page, RETURNS)
     assert page.locator(".sa-title").first.inner_text() == "退货政策解读"
+    # The page has no chat script: [1] is a link to the document page on the assistant's server.
+    assert page.locator("a.sa-cite.sa-n1").first.get_attribute("href").startswith(server + "/doc/")
     assert seen.origins() == {site, server}
 
 
@@ -264,3 +332,50 @@ def test_the_users_own_question_is_shown_as_text(new_page, server):
     ask(page, SEA)  # the conversation goes on (the history, escaped on the page, comes back as plain text)
     assert "five to six weeks" in page.locator(".sa-answer").last.inner_text()
     assert page.locator(".message-content").nth(2).inner_text().strip() == SEA
+
+
+def test_library_view_uploads_lists_and_removes(new_page, tmp_path_factory, tmp_path):
+    library = tmp_path_factory.mktemp("browser-upload-library")
+    (library / "batteries.md").write_text(ENGLISH_ARTICLE, encoding="utf-8")
+    folder = tmp_path_factory.mktemp("browser-upload-index")
+    index_library([library], folder, Config())
+    bot = Assistant.open(folder, Config())
+    upload = tmp_path / "mx-customs.md"
+    upload.write_text(MX_ARTICLE, encoding="utf-8")
+    try:
+        with running(create_app(bot, Config())) as url:
+            page, seen = new_page()
+            page.goto(url + "/")
+            link = page.locator(".sa-header a", has_text="资料库 Library")  # beside the chat
+            assert link.get_attribute("href") == "/library"
+            page.goto(url + "/library")
+            page.locator("#sa-docs tbody tr").first.wait_for()
+            assert page.locator("#sa-docs tbody tr").count() == 1
+            page.locator("#sa-files").set_input_files(str(upload))
+            page.locator("#sa-uploads li.sa-upload[data-state='done']").wait_for(timeout=300_000)
+            assert page.locator(".sa-file[data-status='added']").inner_text().startswith("mx-customs.md")
+            row = page.locator("#sa-docs tbody tr", has_text="墨西哥站清关新规")
+            row.wait_for()
+            assert "2024-06-01" in row.inner_text() and "md" in row.inner_text()
+            page.locator("#sa-search").fill("清关")
+            page.wait_for_function("() => document.querySelectorAll('#sa-docs tbody tr').length === 1")
+            page.screenshot(path=str(SCREENSHOTS / "library.png"))
+
+            chat, _ = new_page()
+            chat.goto(url + "/")
+            ask(chat, "墨西哥海关要求包裹附上什么？")
+            assert chat.locator(".sa-title").first.inner_text() == "墨西哥站清关新规"
+
+            page.once("dialog", lambda d: d.accept())
+            row.locator("button.sa-remove").click()
+            page.wait_for_function("() => !document.querySelector('#sa-docs tbody tr') || "
+                                   "![...document.querySelectorAll('#sa-docs tbody tr')].some(r => r.innerText.includes('清关'))",
+                                   timeout=300_000)
+            page.locator("#sa-search").fill("")
+            page.wait_for_function("() => document.querySelectorAll('#sa-docs tbody tr').length === 1")
+            assert not (library / "uploads" / "mx-customs.md").exists()
+            assert not seen.errors, "\n".join(seen.errors)
+            page.close()
+            chat.close()
+    finally:
+        bot.close()

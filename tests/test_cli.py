@@ -38,6 +38,7 @@ def test_index_ask_search_end_to_end(tmp_path):
     assert set(ask) >= {"answer", "declined", "citations"} and not ask["declined"]
     c = ask["citations"][0]
     assert set(c) >= {"number", "doc_id", "title", "source", "quote", "start", "end", "page"}
+    assert c["url"] == f"/doc/{c['doc_id']}?start={c['start']}&end={c['end']}"  # the document page, on the server
 
     hits = json.loads(run("search", "退货运费", "-k", "2", "--json", cwd=tmp_path).stdout)
     assert len(hits) == 2 and hits[0]["title"] == "退货政策解读"

@@ -4,7 +4,6 @@ updates, interrupted writes and model identity."""
 from __future__ import annotations
 
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from assistant import Config
+from assistant.answer import Answer, Citation
 from assistant.web import create_app, plain_history, render_answer, render_passage
 
 SEA = "How long does sea freight take to Hamburg?"
@@ -88,6 +89,7 @@ def test_ask_answers_with_verifiable_citations(client):
     assert c["title"] == "Shipping lithium batteries to Europe" and c["source"] == "https://example.com/batteries"
     doc = client.get(f"/api/documents/{c['doc_id']}").json()
     assert doc["text"][c["start"] : c["end"]] == c["quote"]
+    assert c["url"] == f"/doc/{c['doc_id']}?start={c['start']}&end={c['end']}"
     assert doc["title"] == c["title"] and doc["date"] == "2024-03-02" and doc["author"] == "Dana Lee"
     assert doc["file"].endswith(".md") and "/" not in doc["file"]  # the file name, not the server's path
 
@@ -274,9 +276,55 @@ def test_chat_rendering_escapes_document_text(built):
     answer = bot.ask(SEA)
     html = render_answer(answer, bot)
     c = answer.citations[0]
+    url = c.to_dict()["url"].replace("&", "&amp;")
+    assert f'<a class="sa-cite sa-n1" href="{url}"' in html.split('class="sa-sources"')[0]  # [1] links to its source
     assert f'<span class="sa-num">[{c.number}]</span>' in html and c.title in html and "2024-03-02" in html
     assert f'<a href="{c.source}" target="_blank" rel="noopener noreferrer nofollow">' in html
     assert f'<mark class="sa-quote">{c.quote}</mark>' in html
+    assert f'<a class="sa-open" href="{url}"' in html
+    absolute = render_answer(answer, bot, "http://assistant.intranet:7860")  # a chat embedded on another site
+    assert f'href="http://assistant.intranet:7860{url}"' in absolute
+
+
+def test_sources_are_compact_grouped_by_document_and_mute_the_articles_own_markers(built):
+    bot, _, _ = built
+    doc = next(bot.document(h.doc_id) for h in bot.search(SEA) if h.title.startswith("Shipping"))
+    spans = [(doc.text.index(s), doc.text.index(s) + len(s)) for s in
+             ("Sea freight takes five to six weeks from Shenzhen to Hamburg.", "Air carriers\nrefuse loose cells")]
+    cites = [Citation(n, doc.doc_id, doc.title, doc.source, doc.text[a:b], a, b, None, doc.date)
+             for n, (a, b) in enumerate(spans, 1)]
+    # The article's own marker "[3]" in a quote: verbatim in the text, but not the answer's [3].
+    marked = Citation(3, "x", "Risks", "", "风险有很多[3]，其中包含以下四个方面：", 0, 20, None, "")
+    answer = Answer("From the library:\n\n" + "\n\n".join(f"{c.quote} [{c.number}]" for c in [*cites, marked]),
+                    [*cites, marked], False, "en")
+    html = render_answer(answer, bot)
+    assert html.count(f">{doc.title}</a>") == 1 and html.count(doc.date) == 1 and html.count(doc.source + "</a>") == 1
+    assert html.count('<details class="sa-source') == 3  # one line each, the passage on demand
+    assert '<a class="sa-cite sa-n3"' in html and html.count("sa-n3") == 2  # the answer's [3] and its source
+    assert '风险有很多<sup class="sa-ref" title="the article' in html
+    assert "[3]</sup>" in html and ">[3]</a>" in html
+    plain = plain_history([{"role": "assistant", "content": html}])[0]["content"]
+    assert "风险有很多[3]，其中" in plain and plain.endswith("[3]")  # the text is the answer's text
+
+
+def test_document_page_shows_the_article_with_the_quote_highlighted(client):
+    c = client.post("/api/ask", json={"question": SEA}).json()["citations"][0]
+    page = client.get(c["url"])
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert f'<mark id="sa-quote">{c["quote"]}</mark>' in page.text
+    assert "<h1>Shipping lithium batteries to Europe</h1>" in page.text and "Dana Lee" in page.text
+    assert '<a href="https://example.com/batteries" rel="noopener noreferrer nofollow"' in page.text
+    csp = page.headers["content-security-policy"]
+    assert "default-src 'none'" in csp and "script-src 'self';" in csp and "unsafe-inline" not in csp
+    assert client.get("/document.js").status_code == 200 and client.get("/document.css").status_code == 200
+    # Offsets outside the text: the article without a highlight; an unknown id: 404, as a page.
+    assert "<mark" not in client.get(f"/doc/{c['doc_id']}?start=5&end=999999").text
+    missing = client.get("/doc/0000000000000000?start=0&end=5")
+    assert missing.status_code == 404 and "0000000000000000" in missing.text
+
+    pdf = client.get("/api/search", params={"q": "electronics returns warehouse", "k": 1}).json()["hits"][0]
+    shown = client.get(f"/doc/{pdf['doc_id']}?start={pdf['start']}&end={pdf['end']}").text
+    assert "The quote is on p. 2" in shown and '<span class="sa-pagebreak" role="separator">p. 2</span>' in shown
 
 
 def test_chat_history_is_passed_as_plain_messages(built):

@@ -4,15 +4,16 @@
     POST /api/ask            JSON answer with citations, or server-sent events with "stream": true
     GET  /api/search         the passages that best match a query
     GET  /api/documents/{id} a stored document (text and metadata), to show a citation in context
+    GET  /doc/{id}           the document page: the article with text[start:end] highlighted (citations link here)
     GET  /healthz            liveness and index size
     GET  /docs               OpenAPI docs (/openapi.json)
     GET  /widget.js          the embeddable chat widget (a floating button opening the chat in an iframe)
     GET  /gradio.js          Gradio's own web-component loader, for `<gradio-app src=...>` embedding
 
-One module per job: `render` (HTML of answers; document text is untrusted and escaped), `limits`
-(bounds on what a request carries, the same on every path), `security` (origins, Host names,
-body sizes, uploads, headers, the token), `api` (REST), `chat` (Gradio), `app` (assembly and
-serving). Every part is a thin layer over `Assistant`: no answer logic lives here.
+One module per job: `render` (HTML of answers; document text is untrusted and escaped), `document`
+(the document page), `limits` (bounds on what a request carries, the same on every path),
+`security` (origins, Host names, body sizes, uploads, headers, the token), `api` (REST), `chat`
+(Gradio), `app` (assembly and serving). Every part is a thin layer over `Assistant`: no answer logic lives here.
 """
 
 import os

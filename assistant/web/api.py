@@ -48,6 +48,8 @@ class CitationOut(BaseModel):
     end: int
     page: int | None
     date: str = ""
+    url: str = Field(description="The document page with the quote highlighted, relative to this server: "
+                                 "/doc/{doc_id}?start=S&end=E.")
 
 
 class AskResponse(BaseModel):
@@ -91,7 +93,8 @@ def _sse(event: str, data: dict) -> str:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-def api_router(bot: Assistant, config: Config) -> fastapi.APIRouter:
+def authorizer(config: Config):
+    """The dependency that checks the api_token of an /api request."""
     bearer = HTTPBearer(auto_error=False, description="Set when the server has an api_token.")
 
     def authorize(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
@@ -99,7 +102,11 @@ def api_router(bot: Assistant, config: Config) -> fastapi.APIRouter:
             raise HTTPException(401, "A valid API token is required: send `Authorization: Bearer <token>`.",
                                 headers={"WWW-Authenticate": "Bearer"})
 
-    router = fastapi.APIRouter(prefix="/api", dependencies=[Depends(authorize)])
+    return authorize
+
+
+def api_router(bot: Assistant, config: Config) -> fastapi.APIRouter:
+    router = fastapi.APIRouter(prefix="/api", dependencies=[Depends(authorizer(config))])
 
     @router.post("/ask", response_model=AskResponse,
                  responses={200: {"content": {"text/event-stream": {}}, "description": "JSON, or events if stream"},

@@ -10,17 +10,23 @@ import fastapi
 import gradio as gr
 from fastapi import Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
 from ..config import Config
 from ..core import Assistant
-from .api import api_router
+from ..library import Jobs
+from .api import api_router, authorizer
+from .library_api import library_router
 from .chat import CSS, HEAD, create_chat, theme
+from .document import document_page, missing_page
 from .security import LOOPBACK_HOSTS, Guard, embed_origins, origin_regex, served_hosts
 
 log = logging.getLogger("assistant.web")
 
 STATIC = Path(__file__).parent.parent / "static"
+PAGE_ASSETS = ("document.css", "document.js", "library.css", "library.js")
+# Room for a multipart body's boundaries and part headers beyond max_upload_mb of files.
+UPLOAD_OVERHEAD = 64_000
 
 
 def create_app(bot: Assistant, config: Config) -> fastapi.FastAPI:
@@ -37,9 +43,10 @@ def create_app(bot: Assistant, config: Config) -> fastapi.FastAPI:
     # Gradio sees this CORSMiddleware and leaves CORS to it (its own would allow any origin when
     # the server is reached under a non-local name). Credentials: there are no cookies to send (the
     # API token is a header a browser never adds by itself); Gradio's web component asks for them.
-    app.add_middleware(Guard, origins=origins, hosts=served_hosts(config))
+    app.add_middleware(Guard, origins=origins, hosts=served_hosts(config),
+                       upload_bytes=int(config.max_upload_mb * 1_000_000) + UPLOAD_OVERHEAD)
     app.add_middleware(CORSMiddleware, allow_origin_regex=origin_regex(origins), allow_credentials=True,
-                       allow_methods=["GET", "POST", "OPTIONS"], allow_headers=["*"], max_age=600)
+                       allow_methods=["GET", "POST", "DELETE", "OPTIONS"], allow_headers=["*"], max_age=600)
 
     @app.exception_handler(Exception)
     async def failed(request: Request, exc: Exception):
@@ -47,6 +54,8 @@ def create_app(bot: Assistant, config: Config) -> fastapi.FastAPI:
         return JSONResponse({"detail": f"The server failed ({type(exc).__name__}); see the server log."}, 500)
 
     app.include_router(api_router(bot, config))
+    app.state.jobs = Jobs(bot.library)
+    app.include_router(library_router(bot, config, app.state.jobs, origins, authorizer(config), STATIC))
 
     @app.get("/healthz", tags=["health"])
     def healthz():
@@ -57,6 +66,21 @@ def create_app(bot: Assistant, config: Config) -> fastapi.FastAPI:
             log.exception("health check failed")
             return JSONResponse({"status": "error", "detail": type(exc).__name__}, 503)
         return {"status": "ok", "documents": counts["documents"], "chunks": counts["chunks"]}
+
+    @app.get("/doc/{doc_id:path}", response_class=HTMLResponse, tags=["documents"],
+             responses={404: {"description": "Unknown id"}})
+    def document(doc_id: str, start: int | None = None, end: int | None = None):
+        """The document page: the whole stored article with text[start:end] highlighted (where citations link).
+
+        Open like the chat (no token): a citation must be followable from the widget."""
+        doc = bot.document(doc_id)
+        if doc is None:
+            return HTMLResponse(missing_page(doc_id), 404)
+        return HTMLResponse(document_page(doc, start, end))
+
+    # The document and library pages' stylesheets and scripts (the pages hold nothing inline).
+    for name in PAGE_ASSETS:
+        app.add_api_route(f"/{name}", _asset(name), methods=["GET"], include_in_schema=False)
 
     @app.get("/widget.js", include_in_schema=False)
     def widget():
@@ -79,6 +103,11 @@ def create_app(bot: Assistant, config: Config) -> fastapi.FastAPI:
     app.state.gradio_stop_event = next(r.app.stop_event for r in app.routes
                                        if isinstance(getattr(r, "app", None), gr.routes.App))
     return app
+
+
+def _asset(name: str):
+    media = "text/css; charset=utf-8" if name.endswith(".css") else "text/javascript; charset=utf-8"
+    return lambda: FileResponse(STATIC / name, media_type=media, headers={"Cache-Control": "no-cache"})
 
 
 def run_server(bot: Assistant, config: Config) -> None:
@@ -120,4 +149,5 @@ def run_server(bot: Assistant, config: Config) -> None:
     except KeyboardInterrupt:
         pass
     finally:
+        app.state.jobs.close()  # a running indexing run finishes (it is one transaction either way)
         bot.close()

@@ -94,15 +94,28 @@ CSS = """
 .sa-answer p:last-child { margin-bottom: 0; }
 .sa-declined { border-left: 3px solid #f59e0b; padding-left: .7em; }
 .sa-error { color: #b91c1c; border-left: 3px solid #dc2626; padding-left: .7em; font-weight: 600; }
+a.sa-cite { font-weight: 600; color: var(--color-accent); text-decoration: none; padding: 0 .1em; border-radius: 3px; }
+a.sa-cite:hover, a.sa-cite:focus-visible { background: var(--color-accent-soft); text-decoration: underline; }
+sup.sa-ref { color: var(--body-text-color-subdued); font-size: .72em; font-weight: 400; opacity: .8; }
 .sa-sources { margin-top: .9em; padding-top: .5em; border-top: 1px solid var(--border-color-primary); font-size: .93em; }
 .sa-sources-title { font-weight: 600; margin-bottom: .35em; }
-.sa-source { margin: .55em 0; }
-.sa-source-head { line-height: 1.45; }
-.sa-num { font-weight: 600; color: var(--color-accent); }
+.sa-doc { margin: .45em 0 .6em; }
+.sa-doc-head { line-height: 1.45; }
+.sa-doc-head a.sa-title { font-weight: 600; color: inherit; }
 .sa-meta { color: var(--body-text-color-subdued); margin-left: .3em; word-break: break-word; }
-.sa-passage { margin: .3em 0 0 !important; padding: .45em .75em !important; border-left: 3px solid var(--color-accent) !important;
+.sa-source { margin: .15em 0 0 .2em; }
+.sa-source > summary { display: flex; gap: .35em; align-items: baseline; cursor: pointer; list-style: none; }
+.sa-source > summary::-webkit-details-marker { display: none; }
+.sa-source > summary::before { content: "▸"; color: var(--body-text-color-subdued); }
+.sa-source[open] > summary::before { content: "▾"; }
+.sa-line { flex: 1; min-width: 0; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.sa-page { color: var(--body-text-color-subdued); white-space: nowrap; }
+.sa-num { font-weight: 600; color: var(--color-accent); }
+.sa-source.sa-flash > summary { background: #fde68a; border-radius: 3px; }
+.sa-passage { margin: .3em 0 .2em !important; padding: .45em .75em !important; border-left: 3px solid var(--color-accent) !important;
   background: var(--background-fill-secondary); line-height: 1.55; font-style: normal; }
 .sa-passage mark, mark.sa-quote { background: #fde68a; color: #111827; padding: 0 .1em; border-radius: 2px; }
+a.sa-open { font-size: .92em; }
 .sa-header h1 { margin: .2em 0 0; font-size: 1.45em; }
 .sa-header p { margin: .2em 0 .3em; color: var(--body-text-color-subdued); }
 html.sa-widget .sa-header, html.sa-widget footer { display: none !important; }
@@ -110,9 +123,42 @@ html.sa-widget .gradio-container, html.sa-widget .gradio-container .main { paddi
 """
 
 # The widget's iframe opens /?embed=widget: a compact chat without the page header and footer.
+# Clicking an answer's [n] opens and shows that source in the message (its link, the document
+# page, is what a page without this script follows). Gradio labels each message with its HTML;
+# the label is replaced by the message's text, for screen readers.
 HEAD = """<script>
 if (new URLSearchParams(location.search).get("embed") === "widget") document.documentElement.classList.add("sa-widget");
+document.addEventListener("click", function (event) {
+  var link = event.target.closest && event.target.closest("a.sa-cite");
+  if (!link) return;
+  var message = link.closest(".message-content") || link.parentElement;
+  while (message && !message.querySelector(".sa-sources")) message = message.parentElement;
+  var number = /(?:^|\s)(sa-n\d+)(?:\s|$)/.exec(link.className);
+  var source = number && message && message.querySelector(".sa-source." + number[1]);
+  if (!source) return;
+  event.preventDefault();
+  source.open = true;
+  source.scrollIntoView({block: "nearest", behavior: "smooth"});
+  source.classList.add("sa-flash");
+  setTimeout(function () { source.classList.remove("sa-flash"); }, 1500);
+}, true);
+new MutationObserver(function () {
+  document.querySelectorAll("[aria-label*='<']").forEach(function (el) {
+    var box = el.querySelector(".sa-answer, .sa-error");
+    var text = (box ? box.innerText : el.innerText).replace(/\\s+/g, " ").trim().slice(0, 300);
+    if (el.getAttribute("aria-label") !== text) el.setAttribute("aria-label", text);
+  });
+}).observe(document.documentElement, {subtree: true, childList: true, attributes: true, attributeFilter: ["aria-label"]});
 </script>"""
+
+
+def server_root(request: gr.Request | None) -> str:
+    """The URL this server was reached at ("http://host:port"), so that links in a chat embedded on
+    another site (the web component) lead back here. The Host header was checked by `security.Guard`."""
+    if request is None or not request.headers.get("host"):
+        return ""
+    scheme = request.headers.get("x-forwarded-proto") or request.request.url.scheme
+    return f"{scheme}://{request.headers['host']}"
 
 
 def _lang(text: object) -> str:
@@ -122,7 +168,7 @@ def _lang(text: object) -> str:
 def create_chat(bot: Assistant, config: Config):
     """The Gradio Blocks of the chat: streaming answers, sources with passages, examples, visible errors."""
 
-    def respond(message: str, history: list[dict]):
+    def respond(message: str, history: list[dict], request: gr.Request = None):
         # Failures are shown as a message in the chat, not raised: a raised gr.Error leaves Gradio's
         # chat input disabled. The message says what happened; the traceback goes to the server log.
         lang = _lang(message)
@@ -136,7 +182,7 @@ def create_chat(bot: Assistant, config: Config):
             text = ""
             for piece in bot.ask_stream(question, context):
                 if isinstance(piece, Answer):
-                    yield render_answer(piece, bot)
+                    yield render_answer(piece, bot, server_root(request))
                     return
                 text += piece
                 yield render_partial(text)
@@ -165,7 +211,7 @@ def create_chat(bot: Assistant, config: Config):
     with gr.Blocks(title="Seller Assistant · 卖家助手", fill_height=True, analytics_enabled=False) as demo:
         # Markdown, not gr.HTML: gr.HTML evaluates templates with `new Function`, which the CSP forbids.
         gr.Markdown("# Seller Assistant · 卖家助手\nAnswers quote your article library, with sources. "
-                    "回答引用资料库原文，并注明出处。", elem_classes="sa-header")
+                    "回答引用资料库原文，并注明出处。 [资料库 Library →](/library)", elem_classes="sa-header")
         gr.ChatInterface(
             respond,
             chatbot=TextChatbot(

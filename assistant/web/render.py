@@ -9,9 +9,9 @@ from ..answer import Answer, Citation
 from ..core import Assistant
 
 LABELS = {
-    "zh": {"sources": "来源", "page": "第 {} 页", "too_long": "问题太长：{n} 个字符，上限是 {max} 个。请缩短后再问。",
+    "zh": {"sources": "来源", "page": "第 {} 页", "open": "在原文中查看", "too_long": "问题太长：{n} 个字符，上限是 {max} 个。请缩短后再问。",
            "empty": "请先输入问题。", "failed": "出错了，这个问题没能回答（{kind}）。请稍后重试；详细信息在服务器日志中。"},
-    "en": {"sources": "Sources", "page": "p. {}", "too_long": "The question is too long: {n} characters, the limit is "
+    "en": {"sources": "Sources", "page": "p. {}", "open": "Show in the article", "too_long": "The question is too long: {n} characters, the limit is "
            "{max}. Please shorten it.", "empty": "Type a question first.",
            "failed": "Something went wrong and this question could not be answered ({kind}). Please try again; "
                      "the details are in the server log."},
@@ -19,6 +19,10 @@ LABELS = {
 
 _BOUNDARY = re.compile(r"[。！？!?；;\n]|\.(?=\s)")
 _URL = re.compile(r"^https?://[^\s\"'<>]+$", re.I)
+_CITE = re.compile(r"\[(\d{1,3})\]")
+# An article's own reference markers: [3], ［3］, [12]. Shown muted wherever article text is shown.
+_ARTICLE_REF = re.compile(r"\[\d{1,3}\]|［\d{1,3}］")
+ARTICLE_REF_TITLE = "the article's own reference · 原文自带的注释编号"
 
 
 def _esc(text: str) -> str:
@@ -54,48 +58,119 @@ def render_passage(text: str, start: int, end: int) -> str:
     a, b = context_bounds(text, start, end)
 
     def part(s: str) -> str:
-        return _esc(re.sub(r"\s*\n\s*", "\n", s)).replace("\n", "<br>")
+        return _with_references(re.sub(r"\s*\n\s*", "\n", s)).replace("\n", "<br>")
 
     before, after = text[a:start].lstrip(), text[end:b].rstrip()
     return ("…" if a > 0 else "") + part(before) + '<mark class="sa-quote">' + part(text[start:end]) + "</mark>" \
         + part(after) + ("…" if b < len(text) else "")
 
 
-def render_citation(c: Citation, document_text: str | None, lang: str) -> str:
-    labels = LABELS[lang]
+def _with_references(text: str) -> str:
+    """`text` escaped, the article's own reference markers ("风险有很多[3]") shown as muted superscripts.
+
+    They stay in the quote verbatim (quote == text[start:end]) but must not pass for the answer's [n].
+    """
+    out, pos = [], 0
+    for m in _ARTICLE_REF.finditer(text):
+        out += [_esc(text[pos : m.start()]), f'<sup class="sa-ref" title="{_esc(ARTICLE_REF_TITLE)}">'
+                f"{_esc(m.group())}</sup>"]
+        pos = m.end()
+    return "".join(out) + _esc(text[pos:])
+
+
+def _cite_link(c: Citation, base: str) -> str:
+    """An answer's [n]: opens its source in the message (chat script), else the document page. The number is
+    in a class, `sa-n<n>`: Gradio's sanitiser drops data-* attributes."""
+    return (f'<a class="sa-cite sa-n{c.number}" href="{_esc(base + c.to_dict()["url"])}" target="_blank" '
+            f'rel="noopener" title="{_esc(c.title or c.doc_id)}">[{c.number}]</a>')
+
+
+def _answer_text(answer: Answer, base: str) -> str:
+    """The answer's paragraphs: quoted text with the article's markers muted, each [n] a link to its source."""
+    numbers = {c.number: c for c in answer.citations}
+    text = answer.text
+    quotes: list[tuple[int, int]] = []  # where the citations' quotes stand verbatim in the answer
+    pos = 0
+    for c in answer.citations:
+        at = text.find(c.quote, pos) if c.quote else -1
+        if at >= 0:
+            quotes.append((at, at + len(c.quote)))
+            pos = at + len(c.quote)
+
+    def outside(part: str) -> str:
+        out, i = [], 0
+        for m in _CITE.finditer(part):
+            c = numbers.get(int(m.group(1)))
+            if c is not None:
+                out += [_esc(part[i : m.start()]), _cite_link(c, base)]
+                i = m.end()
+        return "".join(out) + _esc(part[i:])
+
+    pieces, i = [], 0
+    for a, b in quotes:
+        pieces += [outside(text[i:a]), _with_references(text[a:b])]
+        i = b
+    pieces.append(outside(text[i:]))
+    body = "".join(pieces)
+    paras = [p.strip() for p in re.split(r"\n\s*\n", body) if p.strip()]
+    return "".join("<p>" + p.replace("\n", "<br>") + "</p>" for p in paras)
+
+
+def _source_meta(c: Citation) -> str:
+    """Date and source of a document (a link when the source is a URL)."""
     meta = []
     if c.date:
         meta.append(_esc(c.date))
     if c.source:
-        if _URL.match(c.source):
-            meta.append(f'<a href="{_esc(c.source)}" target="_blank" rel="noopener noreferrer nofollow">'
-                        f"{_esc(c.source)}</a>")
-        else:
-            meta.append(_esc(c.source))
-    if c.page:
-        meta.append(_esc(labels["page"].format(c.page)))
+        meta.append(f'<a href="{_esc(c.source)}" target="_blank" rel="noopener noreferrer nofollow">{_esc(c.source)}</a>'
+                    if _URL.match(c.source) else _esc(c.source))
+    return " · ".join(meta)
+
+
+def render_citation(c: Citation, document_text: str | None, lang: str, base: str = "") -> str:
+    """One quote: a line ([n], the quote, the page) that expands to its passage and a link into the article."""
+    labels = LABELS[lang]
+    page = f' <span class="sa-page">{_esc(labels["page"].format(c.page))}</span>' if c.page else ""
     if document_text is not None and document_text[c.start : c.end] == c.quote:
         passage = render_passage(document_text, c.start, c.end)
     else:  # the document changed since the answer was made: the quote alone
-        passage = '<mark class="sa-quote">' + _esc(c.quote).replace("\n", "<br>") + "</mark>"
-    return (f'<div class="sa-source" data-doc-id="{_esc(c.doc_id)}"><div class="sa-source-head">'
-            f'<span class="sa-num">[{c.number}]</span> <strong class="sa-title">{_esc(c.title or c.doc_id)}</strong>'
-            + (f' <span class="sa-meta">{" · ".join(meta)}</span>' if meta else "")
-            + f'</div><blockquote class="sa-passage">{passage}</blockquote></div>')
+        passage = '<mark class="sa-quote">' + _with_references(c.quote).replace("\n", "<br>") + "</mark>"
+    return (f'<details class="sa-source sa-n{c.number}"><summary><span class="sa-num">[{c.number}]</span> '
+            f'<span class="sa-line">{_with_references(" ".join(c.quote.split()))}</span>{page}</summary>'
+            f'<blockquote class="sa-passage">{passage}</blockquote>'
+            f'<a class="sa-open" href="{_esc(base + c.to_dict()["url"])}" target="_blank" rel="noopener">'
+            f'{labels["open"]}</a></details>')
 
 
-def render_answer(answer: Answer, bot: Assistant) -> str:
-    """The final chat message: the answer, then each [n] with its title, date, source, page and passage."""
+def render_sources(answer: Answer, bot: Assistant, base: str = "") -> str:
+    """The sources, grouped by document: its title, date and source once, then one line per quote."""
     lang = answer.lang if answer.lang in LABELS else "en"
-    parts = [f'<div class="sa-answer{" sa-declined" if answer.declined else ""}">{_paragraphs(answer.text)}</div>']
+    groups: dict[str, list[Citation]] = {}
+    for c in answer.citations:
+        groups.setdefault(c.doc_id, []).append(c)
+    parts = []
+    for doc_id, cites in groups.items():
+        doc = bot.document(doc_id)
+        first = cites[0]
+        meta = _source_meta(first)
+        parts.append(
+            f'<div class="sa-doc" data-doc-id="{_esc(doc_id)}"><div class="sa-doc-head">'
+            f'<a class="sa-title" href="{_esc(base + first.to_dict()["url"])}" target="_blank" rel="noopener">'
+            f"{_esc(first.title or doc_id)}</a>" + (f' <span class="sa-meta">{meta}</span>' if meta else "") + "</div>"
+            + "".join(render_citation(c, doc.text if doc else None, lang, base) for c in cites) + "</div>")
+    return (f'<div class="sa-sources"><div class="sa-sources-title">{LABELS[lang]["sources"]}</div>'
+            + "".join(parts) + "</div>")
+
+
+def render_answer(answer: Answer, bot: Assistant, base: str = "") -> str:
+    """The final chat message: the answer with linked [n], then its sources grouped by document.
+
+    `base` is the server's root URL ("" for links relative to it): a chat embedded as a web
+    component on another site needs absolute links back to this server.
+    """
+    parts = [f'<div class="sa-answer{" sa-declined" if answer.declined else ""}">{_answer_text(answer, base)}</div>']
     if answer.citations:
-        texts: dict[str, str | None] = {}
-        for c in answer.citations:
-            if c.doc_id not in texts:
-                doc = bot.document(c.doc_id)
-                texts[c.doc_id] = doc.text if doc else None
-        parts.append(f'<div class="sa-sources"><div class="sa-sources-title">{LABELS[lang]["sources"]}</div>'
-                     + "".join(render_citation(c, texts[c.doc_id], lang) for c in answer.citations) + "</div>")
+        parts.append(render_sources(answer, bot, base))
     return "".join(parts)
 
 

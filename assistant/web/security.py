@@ -19,6 +19,8 @@ LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 # Gradio's file upload routes: the chat takes text only, so they are closed.
 UPLOAD_PATHS = ("/upload", "/gradio_api/upload")
 _BODY_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+# Uploads to the library (multipart), bounded by max_upload_mb instead of MAX_BODY_BYTES.
+LIBRARY_UPLOAD_PATH = "/api/documents"
 
 _ORIGIN = re.compile(r"^(https?)://(\*\.)?([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}|\*))?$")
 
@@ -57,6 +59,7 @@ def origin_regex(origins: tuple[str, ...]) -> str:
 # FastAPI's /docs (Swagger UI) and /redoc pages load their scripts from this CDN; nothing else does.
 DOCS_CDN = "https://cdn.jsdelivr.net"
 DOCS_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc")
+DOCUMENT_PATH = "/doc/"
 
 
 def content_security_policy(origins: tuple[str, ...], cdn: str = "") -> str:
@@ -68,6 +71,14 @@ def content_security_policy(origins: tuple[str, ...], cdn: str = "") -> str:
             f"img-src 'self' data: blob:{extra}; font-src 'self' data:{extra}; media-src 'self' data: blob:; "
             "connect-src 'self'; worker-src 'self' blob:; frame-src 'self'; object-src 'none'; base-uri 'self'; "
             "form-action 'self'; frame-ancestors " + ("*" if origins == ("*",) else "'self' " + " ".join(origins)))
+
+
+def document_security_policy(origins: tuple[str, ...]) -> str:
+    # The document page shows untrusted article text: no inline script or style at all, its one
+    # script and stylesheet from this server, nothing to connect to, submit or load in a frame.
+    return ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'none'; "
+            "object-src 'none'; base-uri 'none'; form-action 'none'; frame-src 'none'; frame-ancestors "
+            + ("*" if origins == ("*",) else "'self' " + " ".join(origins)))
 
 
 def served_hosts(config: Config) -> tuple[str, ...] | None:
@@ -98,11 +109,13 @@ class Guard:
     """ASGI middleware: Host allow-list; bodies of unknown or excessive size and uploads refused before
     anything is read; security headers on every response."""
 
-    def __init__(self, app, origins: tuple[str, ...], hosts: tuple[str, ...] | None):
+    def __init__(self, app, origins: tuple[str, ...], hosts: tuple[str, ...] | None, upload_bytes: int = MAX_BODY_BYTES):
         self.app = app
         self.hosts = hosts
+        self.upload_bytes = upload_bytes  # the bound of a body sent to LIBRARY_UPLOAD_PATH
         self.csp = content_security_policy(origins).encode()
         self.docs_csp = content_security_policy(origins, DOCS_CDN).encode()
+        self.document_csp = document_security_policy(origins).encode()
 
     async def __call__(self, scope, receive, send):
         if scope["type"] not in ("http", "websocket"):
@@ -117,7 +130,8 @@ class Guard:
             if message["type"] == "http.response.start":
                 headers = [(k, v) for k, v in message.get("headers", [])
                            if k.lower() not in (b"content-security-policy", b"x-frame-options")]
-                csp = self.docs_csp if scope["path"] in DOCS_PATHS else self.csp
+                csp = (self.docs_csp if scope["path"] in DOCS_PATHS
+                       else self.document_csp if scope["path"].startswith(DOCUMENT_PATH) else self.csp)
                 headers += [(b"content-security-policy", csp), (b"x-content-type-options", b"nosniff")]
                 message = {**message, "headers": headers}
             await send(message)
@@ -140,11 +154,38 @@ class Guard:
         length = headers.get(b"content-length", b"0")
         if not length.isdigit():
             return 400, "The Content-Length header is not a number."
-        if int(length) > MAX_BODY_BYTES:
-            return 413, f"The request body is larger than {MAX_BODY_BYTES} bytes."
+        limit = self.upload_bytes if scope["path"] == LIBRARY_UPLOAD_PATH and scope["method"] == "POST" else MAX_BODY_BYTES
+        if int(length) > limit:
+            return 413, f"The request body is larger than {limit} bytes" + (
+                " (max_upload_mb)." if limit != MAX_BODY_BYTES else ".")
         return None
 
 
 def token_ok(given: str, config: Config) -> bool:
     """True when no api_token is set or `given` is it (compared in constant time)."""
     return not config.api_token or secrets.compare_digest(given.encode(), config.api_token.encode())
+
+
+def write_refusal(headers: dict[str, str], client_host: str, same_origin: str, config: Config,
+                  origins: tuple[str, ...]) -> tuple[int, str] | None:
+    """Why a request may not change the library, or None when it may.
+
+    With `admin_token` (else `api_token`) set, it must carry that token. With neither, only this
+    machine may write (loopback clients). In both cases a browser request must come from this
+    server's own pages or an allowed origin: a form on another site posting to a server on the
+    user's machine (no CORS preflight for a multipart POST) is refused.
+    """
+    origin = headers.get("origin")
+    if origin and origin != same_origin and not re.fullmatch(origin_regex(origins), origin):
+        return 403, f"Changing the library from a page of {origin} is not allowed (allowed_origins)."
+    token = config.admin_token or config.api_token
+    if token:
+        given = headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if not secrets.compare_digest(given.encode(), token.encode()):
+            name = "admin_token" if config.admin_token else "api_token"
+            return 401, f"Changing the library needs the {name}: send `Authorization: Bearer <token>`."
+        return None
+    if client_host.strip("[]") not in ("127.0.0.1", "::1", "localhost") and not client_host.startswith("127."):
+        return 403, ("Without an admin_token (or api_token), the library can only be changed from this machine; "
+                     "set ASSISTANT_ADMIN_TOKEN to allow it from others.")
+    return None

@@ -1,0 +1,293 @@
+"""The library as files: add uploads, remove documents, list what is indexed; indexing one run at a time.
+
+The library folder stays the source of truth, so that `assistant index` and the browser agree:
+uploads are written to `<library>/uploads/` (names sanitised, the same content once), and a removed
+document's files are moved to `<library>/.removed/` (hidden, so never indexed again, and
+recoverable). Every change is then applied with the same indexing run `assistant index` makes, over
+the paths the index was last built from. A file is read (as `assistant index` reads it) before it
+is written into the library: one that cannot be read is rejected with the CLI's reason and leaves
+the library exactly as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import threading
+import time
+import unicodedata
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .config import Config
+from .index import IndexReport, Progress, no_progress, update_index
+from .load import SUPPORTED, LoadError, load_file, read_file
+from .store import Store
+
+UPLOADS = "uploads"
+REMOVED = ".removed"
+_STAGING = ".uploading"  # hidden: a file being checked is never seen by an indexing run
+_UNSAFE = re.compile(r"[^\w.\-()\[\] ]+")  # \w keeps CJK letters
+MAX_NAME_CHARS = 120
+
+
+class LibraryError(ValueError):
+    """A library operation that cannot be done; the message says why and what to do."""
+
+
+@dataclass
+class FileOutcome:
+    """What became of one uploaded file: added, updated, unchanged or rejected (with the reason)."""
+
+    name: str  # as uploaded
+    status: str = "queued"
+    reason: str = ""
+    stored_as: str = ""  # the path in the library, relative to it
+    doc_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DocumentInfo:
+    doc_id: str
+    title: str
+    date: str
+    source: str
+    file: str  # the file name it was read from
+    format: str  # "pdf", "md", …
+    pages: int | None
+    chunks: int
+    added: str  # when it was (last) indexed, UTC "YYYY-MM-DD HH:MM:SS"
+
+
+def sanitize_name(name: str) -> str:
+    """A safe file name for an upload: no folders, no hidden or odd characters, a supported extension kept."""
+    base = unicodedata.normalize("NFC", name.replace("\\", "/").rsplit("/", 1)[-1])
+    base = _UNSAFE.sub("_", base).strip(" ._") or "upload"
+    stem, dot, ext = base.rpartition(".")
+    if not dot:
+        stem, ext = base, ""
+    stem = stem[: MAX_NAME_CHARS - len(ext) - 1] or "upload"
+    return f"{stem}.{ext.lower()}" if ext else stem
+
+
+def library_paths(store: Store, config: Config) -> list[Path]:
+    """The paths the index was last built from (`update_index` records them), else the configured library."""
+    recorded = store.get_meta("library")
+    return [Path(p) for p in json.loads(recorded)] if recorded else [Path(config.library).resolve()]
+
+
+class Library:
+    """Adds, removes and lists the documents of an index folder's library. One change runs at a time."""
+
+    def __init__(self, folder: str | Path, store: Store, config: Config):
+        self.folder = Path(folder)
+        self.store = store
+        self.config = config
+        self._lock = threading.Lock()  # one indexing run at a time (in this process)
+
+    def paths(self) -> list[Path]:
+        return library_paths(self.store, self.config)
+
+    def root(self) -> Path:
+        """The library folder uploads go under: the first folder the index is built from."""
+        folders = [p for p in self.paths() if p.is_dir()]
+        if not folders:
+            raise LibraryError(f"the index in {self.folder}/ was built from files, not a folder: uploads need a "
+                               "library folder; run `assistant index FOLDER` once")
+        return folders[0]
+
+    def _reindex(self, progress: Progress) -> IndexReport:
+        return update_index(self.paths(), self.folder, self.config, progress=progress)
+
+    def add(self, files: list[tuple[str, bytes]], progress: Progress = no_progress,
+            outcomes: list[FileOutcome] | None = None) -> list[FileOutcome]:
+        """Check each (name, bytes) as `assistant index` would read it, store the good ones under
+        `<library>/uploads/`, and index. Returns each file's outcome (`outcomes`, filled in as it goes)."""
+        outcomes = outcomes if outcomes is not None else [FileOutcome(name) for name, _ in files]
+        with self._lock:
+            root = self.root()
+            uploads = root / UPLOADS
+            staging = root / _STAGING
+            known = {sha: path for path, (sha, *_rest) in self.store.files().items()}
+            stored: dict[str, FileOutcome] = {}
+            try:
+                staging.mkdir(exist_ok=True)
+                for (name, data), outcome in zip(files, outcomes):
+                    self._store(name, data, outcome, root, uploads, staging, known, stored)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)  # nothing of a rejected file stays
+            if stored:
+                report = self._reindex(progress)
+                done = {**{p: "added" for p in report.added}, **{p: "updated" for p in report.updated},
+                        **{p: "unchanged" for p in report.unchanged}}
+                skipped = dict(report.skipped)
+                files_now = self.store.files()
+                for path, outcome in stored.items():
+                    if path in skipped:  # e.g. changed on disk in between
+                        outcome.status, outcome.reason = "rejected", skipped[path]
+                    else:
+                        outcome.status = done.get(path, "added")
+                        outcome.doc_ids = files_now.get(path, ("", 0, 0, []))[3]
+        return outcomes
+
+    def _store(self, name: str, data: bytes, outcome: FileOutcome, root: Path, uploads: Path, staging: Path,
+               known: dict[str, str], stored: dict[str, FileOutcome]) -> None:
+        safe = sanitize_name(name)
+        if Path(safe).suffix.lower() not in SUPPORTED:
+            outcome.status = "rejected"
+            outcome.reason = f"unsupported file type; supported: {', '.join(SUPPORTED)}"
+            return
+        sha = hashlib.sha256(data).hexdigest()
+        if sha in known:  # the same content is stored once
+            outcome.status, outcome.stored_as = "unchanged", _relative(known[sha], root)
+            outcome.reason = f"already in the library as {outcome.stored_as}"
+            outcome.doc_ids = self.store.files().get(known[sha], ("", 0, 0, []))[3]  # [] while in this batch
+            return
+        staged = staging / f"{uuid.uuid4().hex}{Path(safe).suffix.lower()}"
+        try:
+            staged.write_bytes(data)
+            load_file(uploads / safe, read_file(staged, self.config.max_file_mb))  # read as the indexer will
+            target = uploads / safe
+            uploads.mkdir(exist_ok=True)
+            os.replace(staged, target)
+        except LoadError as exc:
+            outcome.status, outcome.reason = "rejected", exc.reason
+            return
+        except OSError as exc:
+            outcome.status, outcome.reason = "rejected", f"cannot store the file ({exc.strerror})"
+            return
+        finally:
+            staged.unlink(missing_ok=True)
+        known[sha] = str(target)
+        outcome.status, outcome.stored_as = "indexing", _relative(str(target), root)
+        stored[str(target)] = outcome
+
+    def remove(self, doc_id: str, progress: Progress = no_progress) -> list[str]:
+        """Move the files holding `doc_id` to `<library>/.removed/` and index; returns the files moved.
+
+        A file that holds other documents too (a .jsonl) is not touched: edit it and run `assistant index`."""
+        with self._lock:
+            if self.store.document(doc_id) is None:
+                raise LookupError(f"no document with id {doc_id!r}")
+            holders = [p for p, (_, _, _, ids) in self.store.files().items() if doc_id in ids]
+            for path in holders:
+                others = [d for d in self.store.files()[path][3] if d != doc_id]
+                if others:
+                    raise LibraryError(f"{Path(path).name} holds {len(others) + 1} documents; remove this one from "
+                                       "that file and run `assistant index`")
+            root = self.root()
+            trash = root / REMOVED / time.strftime("%Y%m%d-%H%M%S")
+            moved = []
+            for path in holders:
+                source = Path(path)
+                if not source.is_relative_to(root) or not source.exists():
+                    continue  # outside the library folder: dropped by the indexing run below
+                target = trash / source.relative_to(root)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(source, target)
+                moved.append(_relative(path, root))
+            self._reindex(progress)
+            return moved
+
+    def documents(self, query: str = "", offset: int = 0, limit: int = 50) -> tuple[int, list[DocumentInfo]]:
+        """(how many match, one page of them): the documents whose title holds `query`, newest first."""
+        total, rows = self.store.document_list(query, offset, limit)
+        return total, [DocumentInfo(d, t or "", date or "", s or "", Path(p).name if p else "",
+                                    Path(p).suffix.lower().lstrip(".") if p else "",
+                                    len(json.loads(pages)) if pages else None, n, added or "")
+                       for d, t, date, s, p, pages, n, added in rows]
+
+
+def _relative(path: str, root: Path) -> str:
+    p = Path(path)
+    return str(p.relative_to(root)) if p.is_relative_to(root) else p.name
+
+
+@dataclass
+class Job:
+    """A background change of the library: progress while it runs, each file's outcome, the error if it failed."""
+
+    id: str
+    kind: str  # "upload" or "remove"
+    state: str = "queued"  # queued, running, done, failed
+    stage: str = ""  # "reading", "embedding", "sentences"
+    done: int = 0
+    total: int = 0
+    files: list[FileOutcome] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    error: str = ""
+    created: float = field(default_factory=time.time)
+    finished: float | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Jobs:
+    """Runs library changes in one background thread, one at a time, while questions are answered
+    from the last committed index. Keeps the most recent `keep` jobs for polling."""
+
+    def __init__(self, library: Library, keep: int = 200):
+        self.library = library
+        self.keep = keep
+        self._jobs: dict[str, Job] = {}
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="library")
+
+    def get(self, job_id: str) -> Job | None:
+        return self._jobs.get(job_id)
+
+    def upload(self, files: list[tuple[str, bytes]]) -> Job:
+        job = self._new("upload")
+        job.files = [FileOutcome(name) for name, _ in files]
+        return self._submit(job, lambda: self.library.add(files, self._progress(job), job.files))
+
+    def remove(self, doc_id: str) -> Job:
+        job = self._new("remove")
+
+        def run():
+            job.removed = self.library.remove(doc_id, self._progress(job))
+
+        return self._submit(job, run)
+
+    def _new(self, kind: str) -> Job:
+        job = Job(uuid.uuid4().hex[:12], kind)
+        self._jobs[job.id] = job
+        for old in list(self._jobs)[: max(0, len(self._jobs) - self.keep)]:
+            del self._jobs[old]
+        return job
+
+    def _submit(self, job: Job, run: Callable[[], None]) -> Job:
+        def wrapped():
+            job.state = "running"
+            try:
+                run()
+                job.state = "done"
+            except Exception as exc:  # reported on the job; the server goes on
+                job.state, job.error = "failed", str(exc) or type(exc).__name__
+            finally:
+                job.finished = time.time()
+
+        self._pool.submit(wrapped)
+        return job
+
+    @staticmethod
+    def _progress(job: Job) -> Progress:
+        def start(label: str, total: int):
+            job.stage, job.done, job.total = label, 0, total
+
+            def advance(n: int) -> None:
+                job.done += n
+
+            return advance
+
+        return start
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+

@@ -1,0 +1,185 @@
+/*
+ * The Library view (/library): list, search, upload (drag and drop) and remove documents through
+ * /api/documents and /api/jobs. Everything from a document is put on the page as text, never markup.
+ * A token (admin_token or api_token), when the server asks for one, is kept for this tab only.
+ */
+(function () {
+  "use strict";
+  var PAGE = 50;
+  var offset = 0;
+  var $ = function (id) { return document.getElementById(id); };
+
+  function headers() {
+    var token = sessionStorage.getItem("sa-token");
+    return token ? {Authorization: "Bearer " + token} : {};
+  }
+
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+
+  function problem(status, detail) {
+    if (status === 401) $("sa-token").hidden = false;
+    $("sa-error").hidden = false;
+    $("sa-error").textContent = detail;
+  }
+
+  function fail(response) {
+    return response.json().catch(function () { return {}; }).then(function (body) {
+      problem(response.status, body.detail || ("HTTP " + response.status));
+      throw new Error(body.detail);
+    });
+  }
+
+  function list() {
+    var q = $("sa-search").value.trim();
+    var url = "/api/documents?limit=" + PAGE + "&offset=" + offset + (q ? "&q=" + encodeURIComponent(q) : "");
+    return fetch(url, {headers: headers()}).then(function (r) { return r.ok ? r.json() : fail(r); }).then(function (data) {
+      var body = $("sa-docs").tBodies[0];
+      body.textContent = "";
+      data.documents.forEach(function (d) {
+        var row = el("tr");
+        row.dataset.docId = d.doc_id;
+        var title = el("td", "sa-t");
+        var link = el("a", "", d.title || d.file || d.doc_id);
+        link.href = "/doc/" + encodeURIComponent(d.doc_id);
+        link.target = "_blank";
+        title.appendChild(link);
+        row.appendChild(title);
+        row.appendChild(el("td", "sa-n", d.date));
+        row.appendChild(el("td", "sa-s", d.source || d.file));
+        row.appendChild(el("td", "sa-n", d.format));
+        row.appendChild(el("td", "sa-n", (d.pages ? d.pages + " / " : "") + d.chunks));
+        row.appendChild(el("td", "sa-n", d.added ? d.added.slice(0, 16) : ""));
+        var cell = el("td");
+        var remove = el("button", "sa-remove", "删除 Remove");
+        remove.type = "button";
+        remove.addEventListener("click", function () { removeDoc(d, row); });
+        cell.appendChild(remove);
+        row.appendChild(cell);
+        body.appendChild(row);
+      });
+      $("sa-count").textContent = data.total + " 篇 documents";
+      var pages = Math.max(1, Math.ceil(data.total / PAGE));
+      $("sa-page").textContent = (Math.floor(offset / PAGE) + 1) + " / " + pages;
+      $("sa-prev").disabled = offset === 0;
+      $("sa-next").disabled = offset + PAGE >= data.total;
+      $("sa-error").hidden = true;
+    });
+  }
+
+  function stageText(job) {
+    if (job.state === "queued") return "排队中 queued";
+    if (job.state === "failed") return "失败 failed: " + job.error;
+    if (job.state === "done") return "完成 done";
+    var names = {reading: "读取 reading", embedding: "嵌入 embedding", sentences: "句子 sentences"};
+    return (names[job.stage] || job.stage || "…") + (job.total ? " " + job.done + "/" + job.total : "");
+  }
+
+  function poll(jobUrl, item, done) {
+    fetch(jobUrl, {headers: headers()}).then(function (r) { return r.ok ? r.json() : fail(r); }).then(function (job) {
+      var bar = item.querySelector("progress");
+      bar.max = job.total || 1;
+      bar.value = job.state === "done" ? bar.max : job.done;
+      item.querySelector(".sa-stage").textContent = stageText(job);
+      var files = item.querySelector(".sa-files");
+      files.textContent = "";
+      (job.files || []).forEach(function (f) {
+        var line = el("li", "sa-file");
+        line.appendChild(el("span", "", f.name + " — "));
+        var labels = {added: "已加入 added", updated: "已更新 updated", unchanged: "未变 unchanged",
+                      rejected: "被拒绝 rejected", queued: "等待 queued", indexing: "索引中 indexing"};
+        line.appendChild(el("span", "sa-" + f.status, labels[f.status] || f.status));
+        if (f.reason) line.appendChild(el("span", "", ": " + f.reason));
+        line.dataset.status = f.status;
+        files.appendChild(line);
+      });
+      item.dataset.state = job.state;
+      if (job.state === "done" || job.state === "failed") { list(); if (done) done(job); }
+      else setTimeout(function () { poll(jobUrl, item, done); }, 500);
+    });
+  }
+
+  function upload(fileList) {
+    var files = Array.prototype.slice.call(fileList);
+    if (!files.length) return;
+    var item = el("li", "sa-upload");
+    item.appendChild(el("span", "sa-names", files.map(function (f) { return f.name; }).join(", ")));
+    var bar = el("progress");
+    bar.max = 1; bar.value = 0;
+    item.appendChild(el("br"));
+    item.appendChild(bar);
+    item.appendChild(el("span", "sa-stage", "上传 uploading"));
+    item.appendChild(el("ul", "sa-files"));
+    $("sa-uploads").prepend(item);
+    var form = new FormData();
+    files.forEach(function (f) { form.append("files", f, f.name); });
+    var xhr = new XMLHttpRequest();
+    xhr.open("POST", "/api/documents");
+    var h = headers();
+    Object.keys(h).forEach(function (k) { xhr.setRequestHeader(k, h[k]); });
+    xhr.upload.onprogress = function (e) {
+      if (e.lengthComputable) { bar.max = e.total; bar.value = e.loaded;
+        item.querySelector(".sa-stage").textContent = "上传 uploading " + Math.round(100 * e.loaded / e.total) + "%"; }
+    };
+    xhr.onload = function () {
+      var body = {};
+      try { body = JSON.parse(xhr.responseText); } catch (e) { /* not JSON */ }
+      if (xhr.status !== 202) {
+        item.dataset.state = "failed";
+        item.querySelector(".sa-stage").textContent = "被拒绝 rejected: " + (body.detail || ("HTTP " + xhr.status));
+        item.querySelector(".sa-stage").className = "sa-stage sa-rejected";
+        if (xhr.status === 401) $("sa-token").hidden = false;
+        return;
+      }
+      poll(body.url, item);
+    };
+    xhr.onerror = function () { item.querySelector(".sa-stage").textContent = "网络错误 network error"; };
+    xhr.send(form);
+  }
+
+  function removeDoc(d, row) {
+    if (!window.confirm("删除 Remove “" + (d.title || d.doc_id) + "”?")) return;
+    fetch("/api/documents/" + encodeURIComponent(d.doc_id), {method: "DELETE", headers: headers()})
+      .then(function (r) { return r.ok ? r.json() : fail(r); }).then(function (body) {
+        row.classList.add("sa-removing");
+        var item = el("li", "sa-upload");
+        item.appendChild(el("span", "sa-names", "删除 Removing " + (d.title || d.doc_id)));
+        item.appendChild(el("br"));
+        item.appendChild(el("progress"));
+        item.appendChild(el("span", "sa-stage", ""));
+        item.appendChild(el("ul", "sa-files"));
+        $("sa-uploads").prepend(item);
+        poll(body.url, item);
+      });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var drop = $("sa-drop");
+    ["dragenter", "dragover"].forEach(function (t) {
+      drop.addEventListener(t, function (e) { e.preventDefault(); drop.classList.add("sa-over"); });
+    });
+    ["dragleave", "drop"].forEach(function (t) {
+      drop.addEventListener(t, function () { drop.classList.remove("sa-over"); });
+    });
+    drop.addEventListener("drop", function (e) { e.preventDefault(); upload(e.dataTransfer.files); });
+    $("sa-files").addEventListener("change", function (e) { upload(e.target.files); e.target.value = ""; });
+    var timer = null;
+    $("sa-search").addEventListener("input", function () {
+      clearTimeout(timer);
+      timer = setTimeout(function () { offset = 0; list(); }, 250);
+    });
+    $("sa-prev").addEventListener("click", function () { offset = Math.max(0, offset - PAGE); list(); });
+    $("sa-next").addEventListener("click", function () { offset += PAGE; list(); });
+    $("sa-token").addEventListener("submit", function (e) {
+      e.preventDefault();
+      sessionStorage.setItem("sa-token", $("sa-token-input").value.trim());
+      $("sa-token").hidden = true;
+      list();
+    });
+    list();
+  });
+})();

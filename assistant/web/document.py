@@ -1,0 +1,84 @@
+"""The document page, GET /doc/{doc_id}?start=S&end=E: a stored article with a quote highlighted.
+
+Every citation links here (`Citation.to_dict()["url"]`). The article is untrusted text: all of it
+is escaped, and the page is served with a Content-Security-Policy that allows no inline script or
+style at all (`security.document_security_policy`); its script and stylesheet are /document.js and /document.css.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+from ..load import Document
+
+_URL = re.compile(r"^https?://[^\s\"'<>]+$", re.I)
+LABELS = {
+    "zh": {"author": "作者", "page": "第 {} 页", "quote": "引文在第 {} 页"},
+    "en": {"author": "by", "page": "p. {}", "quote": "The quote is on p. {}"},
+}
+
+
+def _esc(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def highlight(doc: Document, start: int | None, end: int | None) -> tuple[int, int] | None:
+    """The span to highlight, or None when the offsets are missing or not inside the text."""
+    if start is None or end is None or not 0 <= start < end <= len(doc.text):
+        return None
+    return start, end
+
+
+def _body(doc: Document, span: tuple[int, int] | None, lang: str) -> str:
+    """The whole text, escaped, with the quote in <mark id="sa-quote"> and, for PDFs, a marker where each page starts."""
+    cuts = {0, len(doc.text)}
+    pages = {offset: n for n, offset in enumerate(doc.pages or [], 1) if 0 < offset < len(doc.text)}
+    cuts |= set(pages)
+    if span:
+        cuts |= set(span)
+    out = []
+    bounds = sorted(cuts)
+    first_mark = True
+    for a, b in zip(bounds, bounds[1:]):
+        if a in pages:
+            out.append(f'<span class="sa-pagebreak" role="separator">{_esc(LABELS[lang]["page"].format(pages[a]))}</span>')
+        piece = _esc(doc.text[a:b])
+        if span and span[0] <= a and b <= span[1]:
+            mark_id = ' id="sa-quote"' if first_mark else ""
+            first_mark = False
+            piece = f"<mark{mark_id}>{piece}</mark>"
+        out.append(piece)
+    return "".join(out)
+
+
+def document_page(doc: Document, start: int | None = None, end: int | None = None) -> str:
+    """The HTML page of `doc` with text[start:end] highlighted (and scrolled into view by /document.js)."""
+    lang = "zh" if doc.lang == "zh" else "en"
+    labels = LABELS[lang]
+    span = highlight(doc, start, end)
+    meta = []
+    if doc.author:
+        meta.append(f"{labels['author']} {_esc(doc.author)}" if lang == "en" else f"{labels['author']}：{_esc(doc.author)}")
+    if doc.date:
+        meta.append(f"<time>{_esc(doc.date)}</time>")
+    if doc.source:
+        meta.append(f'<a href="{_esc(doc.source)}" rel="noopener noreferrer nofollow" target="_blank">{_esc(doc.source)}</a>'
+                    if _URL.match(doc.source) else _esc(doc.source))
+    if span and doc.pages:
+        meta.append(f'<span class="sa-quote-page">{_esc(labels["quote"].format(doc.page_at(span[0])))}</span>')
+    title = doc.title or doc.doc_id
+    return (f'<!doctype html><html lang="{"zh-CN" if lang == "zh" else "en"}"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f'<title>{_esc(title)}</title><link rel="stylesheet" href="/document.css">'
+            '<script src="/document.js" defer></script></head><body><main>'
+            f'<h1>{_esc(title)}</h1>' + (f'<p class="sa-docmeta">{" · ".join(meta)}</p>' if meta else "")
+            + f'<article class="sa-text">{_body(doc, span, lang)}</article>'
+            "</main></body></html>")
+
+
+def missing_page(doc_id: str) -> str:
+    return ('<!doctype html><html><head><meta charset="utf-8"><title>404</title>'
+            '<link rel="stylesheet" href="/document.css"></head><body><main><p class="sa-missing">'
+            f"资料库中没有这篇文章（{_esc(doc_id)}），它可能已被删除。<br>The library has no document {_esc(doc_id)}; "
+            "it may have been removed.</p></main></body></html>")

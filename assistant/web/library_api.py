@@ -1,0 +1,97 @@
+"""The library over HTTP: list, upload (background indexing jobs), remove; and the Library page.
+
+    GET    /api/documents           a page of documents with their metadata (?q= searches titles)
+    POST   /api/documents           multipart upload of one or many files; answers 202 with a job
+    GET    /api/jobs/{id}           a job's progress and each file's outcome
+    DELETE /api/documents/{doc_id}  remove a document; answers 202 with a job
+    GET    /library                 the Library view (not part of the widget)
+
+Reads take the api_token like all of /api; writes are checked by `security.write_refusal`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import fastapi
+from fastapi import Depends, HTTPException, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..config import Config
+from ..core import Assistant
+from ..library import Jobs, LibraryError
+from .security import write_refusal
+
+MAX_PAGE = 200
+
+
+def library_router(bot: Assistant, config: Config, jobs: Jobs, origins: tuple[str, ...], authorize,
+                   static) -> fastapi.APIRouter:
+    router = fastapi.APIRouter()
+
+    def may_write(request: Request) -> None:
+        same = f"{request.url.scheme}://{request.headers.get('host', '')}"
+        refusal = write_refusal({k.lower(): v for k, v in request.headers.items()},
+                                request.client.host if request.client else "", same, config, origins)
+        if refusal:
+            raise HTTPException(refusal[0], refusal[1], headers={"WWW-Authenticate": "Bearer"} if refusal[0] == 401
+                                else None)
+
+    @router.get("/api/documents", dependencies=[Depends(authorize)], tags=["library"])
+    def documents(q: str = Query("", max_length=300, description="Words in the title."),
+                  offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=MAX_PAGE)):
+        """The library's documents, newest first: title, date, source, file, format, pages, chunks, when added."""
+        total, docs = bot.documents(q, offset, limit)
+        return {"total": total, "offset": offset, "limit": limit, "documents": [asdict(d) for d in docs]}
+
+    @router.post("/api/documents", status_code=202, dependencies=[Depends(may_write)], tags=["library"],
+                 responses={401: {"description": "Missing or wrong admin token"}, 413: {"description": "Too large"}})
+    async def upload(request: Request):
+        """Upload files (multipart field `files`, one or many); they are indexed in the background.
+
+        Answers with the job to poll: GET /api/jobs/{id}."""
+        try:
+            form = await request.form(max_files=config.max_upload_files, max_fields=config.max_upload_files)
+        except StarletteHTTPException as exc:  # more parts than allowed, or not multipart
+            status = 413 if "Too many" in str(exc.detail) else 422
+            raise HTTPException(status, f"{exc.detail}: send at most {config.max_upload_files} files "
+                                "(max_upload_files) as multipart/form-data field `files`.") from None
+        try:
+            files = [(f.filename or "upload", await f.read()) for f in form.getlist("files") if isinstance(f, UploadFile)]
+        finally:
+            await form.close()
+        if not files:
+            raise HTTPException(422, "No files: send them as multipart/form-data field `files`.")
+        try:
+            bot.library.root()
+        except LibraryError as exc:
+            raise HTTPException(409, str(exc)) from None
+        job = jobs.upload(files)
+        return {"job": job.id, "url": f"/api/jobs/{job.id}", "state": job.state}
+
+    @router.get("/api/jobs/{job_id}", dependencies=[Depends(authorize)], tags=["library"],
+                responses={404: {"description": "Unknown job"}})
+    def job(job_id: str):
+        """A library job: state (queued, running, done, failed), stage and progress, each file's outcome."""
+        found = jobs.get(job_id)
+        if found is None:
+            raise HTTPException(404, f"No job with id {job_id!r} (jobs are kept while the server runs).")
+        return found.to_dict()
+
+    @router.delete("/api/documents/{doc_id}", status_code=202, dependencies=[Depends(may_write)], tags=["library"],
+                   responses={404: {"description": "Unknown id"}, 409: {"description": "Cannot be removed alone"}})
+    def remove(doc_id: str):
+        """Remove a document: its file moves to the library's .removed/ folder, and the index drops it."""
+        if bot.document(doc_id) is None:
+            raise HTTPException(404, f"No document with id {doc_id!r}.")
+        job = jobs.remove(doc_id)
+        return JSONResponse({"job": job.id, "url": f"/api/jobs/{job.id}", "state": job.state}, 202)
+
+    @router.get("/library", response_class=HTMLResponse, include_in_schema=False)
+    def library_page():
+        return FileResponse(static / "library.html", media_type="text/html; charset=utf-8",
+                            headers={"Cache-Control": "no-cache"})
+
+    return router

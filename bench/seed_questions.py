@@ -1,0 +1,36 @@
+"""Our own questions about the bundled article (tests/fixtures/seed_questions.jsonl, half of them in
+English over the Chinese text): passage hit@5 by search mode, and for the answers the share answered,
+whose first quote holds the evidence, and where some quote holds it.
+
+    assistant index corpus && python bench/seed_questions.py [INDEX]
+"""
+import json
+import sys
+from pathlib import Path
+
+from assistant import Assistant
+
+QUESTIONS = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "seed_questions.jsonl"
+bot = Assistant.open(sys.argv[1] if len(sys.argv) > 1 else "index")
+cases = [json.loads(line) for line in QUESTIONS.read_text(encoding="utf-8").splitlines()]
+groups = {"English": [c for c in cases if c["question"].isascii()], "Chinese": [c for c in cases if not c["question"].isascii()]}
+
+
+def holds(text: str, case: dict) -> bool:
+    return any(e in text for e in case["evidence"])
+
+
+for mode in ("dense", "keyword", "hybrid"):
+    print(f"{mode:8} passage hit@5: " + ", ".join(
+        f"{name} {sum(any(holds(h.text, c) for h in bot.search(c['question'], k=5, mode=mode)) for c in group)}"
+        f"/{len(group)}" for name, group in groups.items()))
+for name, group in groups.items():
+    answers = [(c, bot.ask(c["question"])) for c in group]
+    answered = [(c, a) for c, a in answers if not a.declined]
+    first = sum(holds(a.citations[0].quote, c) for c, a in answered)
+    some = sum(any(holds(q.quote, c) for q in a.citations) for c, a in answered)
+    print(f"{name} answers: answered {len(answered)}/{len(group)}, first quote holds the evidence {first}/{len(group)}, "
+          f"some quote {some}/{len(group)}")
+    for c, a in answers:
+        if a.declined or not holds(a.citations[0].quote, c):
+            print(f"   first quote misses: {c['question']}  ->  {a.citations[0].quote[:60] if a.citations else 'declined'}")

@@ -1,0 +1,90 @@
+"""The extractive answer's rules on hand-written articles: a view the article rejects is never the
+answer, a list comes whole (or says it goes on), the article's own reference markers stay verbatim."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant import Assistant, Config
+from assistant.answer import verify
+
+DTC = """---
+title: 独立站还是平台
+date: 2024-05-01
+source: https://example.com/dtc
+---
+
+有一些声音认为独立站是卖家摆脱平台规则最快、成本最低的办法。
+
+这种观点忽略了独立站获取流量的成本，大多数新卖家在第一年很难盈利。
+
+卖家做独立站前需要评估以下四个方面：
+
+1.流量来源：广告投放的成本逐年上升，新站几乎没有自然流量。
+
+2.支付通道：需要接入多种海外支付方式，并承担拒付的风险。
+
+3.物流方案：自建物流的成本高于平台物流，旺季时更明显。
+
+4.售后服务：退换货需要卖家自己处理，客服要覆盖多个时区。
+
+据行业报告，独立站卖家的平均获客成本比平台卖家高出百分之四十[2]。独立站的复购率也取决于品牌的知名度[3]。
+"""
+
+SHIPPING = """---
+title: Free shipping, honestly
+date: 2024-02-10
+---
+
+Some argue that free shipping always pays for itself through higher conversion.
+
+However, sellers of heavy or bulky products often lose money on every free-shipping order.
+
+Sellers can cut the cost of returns in the following ways:
+
+""" + "\n\n".join(f"{n}. Step {n}: check the carrier surcharge table for zone {n} and compare it with the price "
+                  f"of packaging option {n} before you set the threshold." for n in range(1, 16)) + "\n"
+
+
+@pytest.fixture(scope="module")
+def bot(tmp_path_factory):
+    library = tmp_path_factory.mktemp("rules")
+    (library / "dtc.md").write_text(DTC, encoding="utf-8")
+    (library / "shipping.md").write_text(SHIPPING, encoding="utf-8")
+    return Assistant.build([library], tmp_path_factory.mktemp("rules-index"), Config())
+
+
+@pytest.mark.parametrize("question", ["卖家应该做独立站吗？独立站是不是成本最低的办法？",
+                                      "Does free shipping always pay for itself?"])
+def test_a_view_the_article_rejects_is_never_the_answer(bot, question):
+    answer = bot.ask(question)
+    assert not answer.declined, answer.text
+    verify(answer, bot.index)
+    if len(answer.citations) > 1:  # something else answers: the view does not lead
+        assert not answer.citations[0].quote.startswith(("有一些声音认为", "Some argue")), answer.text
+    for c in answer.citations:  # quoted at all, then together with its rejection
+        if c.quote.startswith(("有一些声音认为", "Some argue")):
+            assert "这种观点忽略了" in c.quote or "However" in c.quote, c.quote
+
+
+def test_a_sentence_announcing_a_list_comes_with_the_whole_list(bot):
+    answer = bot.ask("做独立站前需要评估哪些方面？")
+    verify(answer, bot.index)
+    listed = [c for c in answer.citations if "以下四个方面" in c.quote]
+    assert listed, answer.text
+    assert all(f"{n}." in listed[0].quote for n in range(1, 5)) and "客服要覆盖多个时区" in listed[0].quote
+
+
+def test_a_list_too_long_to_quote_says_that_it_continues(bot):
+    answer = bot.ask("How can sellers cut the cost of returns?")
+    verify(answer, bot.index)
+    listed = [c for c in answer.citations if "in the following ways" in c.quote]
+    assert listed, answer.text
+    assert "Step 1" in listed[0].quote and "Step 15" not in listed[0].quote
+    assert "(the list continues in the source)" in answer.text
+
+
+def test_the_articles_own_reference_markers_stay_verbatim_in_the_quote(bot):
+    answer = bot.ask("独立站卖家的获客成本比平台卖家高多少？")
+    verify(answer, bot.index)
+    assert any("高出百分之四十[2]" in c.quote for c in answer.citations), answer.text
