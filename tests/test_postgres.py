@@ -81,6 +81,11 @@ def test_index_ask_and_search_through_postgres(built, library, db):
     for c in answer.citations:
         assert bot.document(c.doc_id).text[c.start:c.end] == c.quote
     assert bot.ask("How do I bake a chocolate cake?").declined
+    # The library view lists the same documents, newest first, with their chunk counts.
+    total, rows = bot.index.store.document_list("", 0, 50)
+    folder_total, folder_rows = folder_bot.index.store.document_list("", 0, 50)
+    assert total == folder_total and {r[0]: r[6] for r in rows} == {r[0]: r[6] for r in folder_rows}
+    assert all(r[7] for r in rows) and bot.index.store.document_list("shipping", 0, 50)[0] == 1
 
     result = CliRunner().invoke(main, ["search", "battery labels", "--store", db, "--json", "-k", "1"])
     assert result.exit_code == 0 and "Shipping lithium batteries" in result.output
