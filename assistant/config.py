@@ -22,6 +22,11 @@ class Config:
     # Where the article library and the built index live.
     library: str = "corpus"
     index: str = "index"
+    # Where the index lives: "sqlite" (the `index` folder) or a PostgreSQL URI shared by many servers
+    # (postgresql://user@host:5432/db); `store_readonly`, when set, is a URI that servers query instead
+    # (a hot standby), while indexing writes to `store`.
+    store: str = "sqlite"
+    store_readonly: str = ""
     # Larger files are refused by name when indexing, before they are read (memory stays bounded).
     max_file_mb: float = 50.0
     # The embedding model of new indexes (an index keeps the one it was built with): "multilingual-e5-small"
@@ -75,6 +80,15 @@ class Config:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"configuration value {name}={getattr(self, name)!r} is not one of {allowed}")
+        uri = ("postgresql://", "postgres://")
+        if self.store != "sqlite" and not self.store.startswith(uri):
+            raise ValueError(f"configuration value store={self.store!r} is not 'sqlite' or a postgresql:// URI")
+        if self.store_readonly and not self.store_readonly.startswith(uri):
+            raise ValueError(f"configuration value store_readonly={self.store_readonly!r} "
+                             "is not a postgresql:// URI")
+        if self.store_readonly and self.store == "sqlite":
+            raise ValueError("store_readonly is set but store is 'sqlite'; "
+                             "set store to the primary's postgresql:// URI")
         if self.chunk_overlap >= self.chunk_size:
             raise ValueError(f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_size ({self.chunk_size})")
 

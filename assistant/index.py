@@ -1,10 +1,9 @@
-"""Build and open an index folder: load → chunk → embed → store (SQLite) + vectors (FAISS).
+"""Build and open an index: load → chunk → embed → store (an index folder or PostgreSQL, see storage.py).
 
 `update_index` brings an index in line with the files under the given paths: new and changed
 files are read, chunked and embedded (only text whose content hash is new), removed files are
-dropped, and the whole change is committed in one transaction. `Index` opens a folder for
-searching; it rebuilds the FAISS file from the stored vectors when that file is missing or
-older than the database (e.g. the process died between the two writes).
+dropped, and the whole change is committed in one transaction, one run at a time. `Index` opens
+an index for searching.
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,13 +22,11 @@ from .config import Config
 from .embed import get_embedder
 from .keyword import tokenize
 from .load import Document, LoadError, iter_files, load_file, read_file
-from .store import Store
+from .storage import LibraryStore, open_store
 from .text import quotable, sentence_spans
-from .vectors import VectorIndex
 
 log = logging.getLogger("assistant.index")
 
-DB_NAME = "library.sqlite"
 Progress = Callable[[str, int], Callable[[int], None]]  # (label, total) -> advance(n)
 
 
@@ -63,7 +59,7 @@ class Models:
     sentences: str
 
     @classmethod
-    def of(cls, store: Store, config: Config) -> Models:
+    def of(cls, store: LibraryStore, config: Config) -> Models:
         """The models the index was built with, else (a new index) the configured ones. An index keeps
         its models when the configuration changes, a release with a new default included: its vectors
         only make sense with the models that made them. `--rebuild` switches."""
@@ -82,53 +78,19 @@ def no_progress(label: str, total: int) -> Callable[[int], None]:
 
 
 class Index:
-    """A built index folder opened for reading. Thread-safe for concurrent searches."""
+    """A built index opened for reading: the folder (default `config.index`) or, when `config.store` is
+    a PostgreSQL URI, the database. Thread-safe for concurrent searches; every search sees the last
+    committed indexing run, also one committed by another process while this Index is open."""
 
-    def __init__(self, folder: str | Path, config: Config | None = None):
-        self.folder = Path(folder)
+    def __init__(self, folder: str | Path | None = None, config: Config | None = None):
         self.config = config or Config()
-        db = self.folder / DB_NAME
-        if not db.is_file():
-            raise FileNotFoundError(
-                f"no index in {self.folder}/ — build one first with `assistant index` (or Assistant.build)")
-        self.store = Store(db)
+        self.folder = Path(folder or self.config.index)  # the folder store's; with PostgreSQL, unused
+        self.store = open_store(self.config, folder, serving=True)
         self.models = Models.of(self.store, self.config)
         if note := self.models.differ(self.config):
-            log.warning("%s/: %s", self.folder, note)
+            log.warning("%s: %s", self.store.location, note)
         self.embedder = get_embedder(self.models.passages)
         self.sentence_embedder = get_embedder(self.models.sentences)
-        kind = self.store.get_meta("faiss") or self.config.faiss
-        generation = self.store.generation
-        vectors = VectorIndex.load(self.folder, generation, self.embedder.dim, kind)
-        if vectors is None or len(vectors) != self.store.counts()["chunks"]:
-            vectors = VectorIndex.build(self.embedder.dim, kind, *self._all_vectors())
-            try:
-                vectors.save(self.folder, generation)
-            except OSError:
-                pass  # a read-only index folder still serves from the rebuilt in-memory copy
-        self._vectors, self._generation, self._kind = vectors, generation, kind
-        self._reload_lock = threading.Lock()
-
-    @property
-    def vectors(self) -> VectorIndex:
-        """The FAISS index of the last committed indexing run, also one committed while this Index is open.
-
-        An indexing run commits the database first and then writes `vectors-<generation>.faiss`;
-        until that file is there, the previous vectors keep serving (the retriever tolerates ids
-        they still hold). The check is one SQLite read per search.
-        """
-        generation = self.store.generation
-        if generation != self._generation:
-            with self._reload_lock:
-                if generation != self._generation:
-                    loaded = VectorIndex.load(self.folder, generation, self.embedder.dim, self._kind)
-                    if loaded is not None:
-                        self._vectors, self._generation = loaded, generation
-        return self._vectors
-
-    def _all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
-        ids, vecs = self.store.chunk_vectors()
-        return ids, vecs if len(ids) else np.zeros((0, self.embedder.dim), dtype=np.float32)
 
     def document(self, doc_id: str) -> Document | None:
         return self.store.document(doc_id)
@@ -162,36 +124,37 @@ def embed_input(doc: Document, chunk: Chunk) -> str:
 
 def update_index(
     paths: list[str | Path],
-    folder: str | Path,
+    folder: str | Path | None,
     config: Config | None = None,
     *,
     rebuild: bool = False,
     progress: Progress = no_progress,
 ) -> IndexReport:
-    """Make the index in `folder` hold exactly the readable documents under `paths`."""
+    """Make the index in `folder` (or the configured PostgreSQL `store`) hold exactly the readable
+    documents under `paths`. Raises storage.IndexBusy while another run holds the index."""
     config = config or Config()
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    problems: list[LoadError] = []
-    files = list(dict.fromkeys(p.resolve() for p in iter_files(paths, problems)))  # a link and its target: once
-    if rebuild:
-        for p in [folder / DB_NAME, folder / f"{DB_NAME}-wal", folder / f"{DB_NAME}-shm", *folder.glob("vectors-*")]:
-            p.unlink(missing_ok=True)
-    store = Store(folder / DB_NAME)
+    store = open_store(config, folder)
     try:
-        report = _update(store, files, problems, folder, config, Models.of(store, config), progress)
-        # What the index is built from: changes made from the browser (assistant.library) index the same paths.
-        store.set_meta("library", json.dumps([str(Path(p).resolve()) for p in paths], ensure_ascii=False))
-        return report
+        with store.indexing():
+            problems: list[LoadError] = []
+            # A link and its target: once.
+            files = list(dict.fromkeys(p.resolve() for p in iter_files(paths, problems)))
+            if rebuild:
+                with store.transaction():
+                    store.clear()
+            report = _update(store, files, problems, config, Models.of(store, config), progress)
+            # What the index is built from: changes made from the browser (assistant.library) index the same paths.
+            store.set_meta("library", json.dumps([str(Path(p).resolve()) for p in paths], ensure_ascii=False))
+            return report
     finally:
         store.close()
 
 
-def _update(store: Store, files: list[Path], problems: list[LoadError], folder: Path, config: Config,
+def _update(store: LibraryStore, files: list[Path], problems: list[LoadError], config: Config,
             models: Models, progress: Progress) -> IndexReport:
     report = IndexReport(skipped=[(p.path, p.reason) for p in problems])
     if note := models.differ(config):
-        report.warnings.append(f"{folder}/: {note}")
+        report.warnings.append(f"{store.location}: {note}")
     known = store.files()
     links: dict[str, list[str]] = {}
     file_rows: dict[str, tuple[str, float, int]] = {}
@@ -257,34 +220,28 @@ def _update(store: Store, files: list[Path], problems: list[LoadError], folder: 
     _embed_missing(store, models.sentences, "sentences", [(h, t) for p in planned for h, t in zip(p[4], p[5])],
                    progress)
 
-    removed_ids: list[int] = []
-    added_ids: list[int] = []
     with store.transaction():
         for doc_id in to_delete:
-            removed_ids += store.delete_document(doc_id)
+            store.delete_document(doc_id)
         for doc, chunks, inputs, hashes, sentence_hashes, _ in planned:
-            added_ids += store.add_document(doc, chunks, hashes, [" ".join(tokenize(t)) for t in inputs],
-                                            sentence_hashes)
+            store.add_document(doc, chunks, hashes, [" ".join(tokenize(t)) for t in inputs], sentence_hashes)
         for key in report.removed:
             store.delete_file(key)
         for key, (sha, mtime, size) in file_rows.items():
             store.put_file(key, sha, mtime, size, links[key])
         for doc_id in store.orphan_doc_ids():  # e.g. an old version of a changed file
-            removed_ids += store.delete_document(doc_id)
+            store.delete_document(doc_id)
         store.drop_unused_embeddings()
         store.set_meta("model", models.passages)
         store.set_meta("sentence_model", models.sentences)
         store.set_meta("faiss", store.get_meta("faiss") or config.faiss)
-        generation = store.generation + 1
-        store.set_meta("generation", str(generation))
-
-    _write_vectors(store, folder, generation, get_embedder(models.passages).dim, removed_ids, added_ids)
     counts = store.counts()
     report.documents, report.chunks = counts["documents"], counts["chunks"]
     return report
 
 
-def _embed_missing(store: Store, model: str, label: str, items: list[tuple[str, str]], progress: Progress) -> int:
+def _embed_missing(store: LibraryStore, model: str, label: str, items: list[tuple[str, str]],
+                   progress: Progress) -> int:
     """Embed the (hash, text) items the store has no vector for, committing each batch; returns how many."""
     missing = store.missing_embeddings(h for h, _ in items)
     pending = list(dict((h, t) for h, t in items if h in missing).items())
@@ -297,20 +254,8 @@ def _embed_missing(store: Store, model: str, label: str, items: list[tuple[str, 
     return len(pending)
 
 
-def _changed(store: Store, doc: Document) -> bool:
+def _changed(store: LibraryStore, doc: Document) -> bool:
     """A re-read document whose id is known but whose text or metadata changed (jsonl records)."""
     old = store.document(doc.doc_id)
     return old is not None and (old.text, old.title, old.source) != (doc.text, doc.title, doc.source)
 
-
-def _write_vectors(store: Store, folder: Path, generation: int, dim: int, removed: list[int], added: list[int]) -> None:
-    kind = store.get_meta("faiss") or "flat"
-    previous = VectorIndex.load(folder, generation - 1, dim, kind)
-    if previous is not None and previous.updatable:
-        previous.remove(removed)
-        previous.add(*store.chunk_vectors(added))
-        vectors = previous
-    else:
-        ids, vecs = store.chunk_vectors()
-        vectors = VectorIndex.build(dim, kind, ids, vecs if len(ids) else np.zeros((0, dim), dtype=np.float32))
-    vectors.save(folder, generation)

@@ -1,4 +1,4 @@
-"""Hybrid retrieval: dense (FAISS) and keyword (BM25) candidates, both scored on every candidate, fused.
+"""Hybrid retrieval: dense (FAISS or pgvector) and keyword (BM25) candidates, both scored on every candidate, fused.
 
 Plain reciprocal-rank fusion throws scores away and loses to BM25 alone on Chinese text, so
 each candidate from either list gets both its cosine and its BM25 score; the two are min-max
@@ -22,7 +22,7 @@ import numpy as np
 from .config import Config
 from .embed import Calibration, calibration
 from .index import Index
-from .keyword import match_expression, query_terms
+from .keyword import query_terms
 from .text import detect_lang, in_other_language, sentence_spans
 
 MODES = ("hybrid", "dense", "keyword")
@@ -86,9 +86,8 @@ class Retriever:
         q = query if isinstance(query, Query) else self.prepare(query)
         store = self.index.store
         pool = max(50, 4 * k)
-        dense = dict(self.index.vectors.search(q.vector, pool)) if mode != "keyword" else {}
-        match = match_expression(q.searched)
-        keyword = dict(store.keyword_search(match, pool)) if match and mode != "dense" else {}
+        dense = dict(store.dense_search(q.vector, pool)) if mode != "keyword" else {}
+        keyword = dict(store.keyword_search(q.searched, pool)) if q.searched and mode != "dense" else {}
         ids = set(dense) | set(keyword)
         covered: dict[int, float] = {}
         if mode == "hybrid" and ids:
@@ -98,8 +97,8 @@ class Retriever:
                 got_ids, vecs = store.chunk_vectors(missing)
                 dense.update(zip(got_ids.tolist(), (vecs @ q.vector).tolist()))
             missing = [i for i in ids if i not in keyword]
-            if missing and match:
-                keyword.update(store.keyword_search(match, len(missing), within=missing))
+            if missing and q.searched:
+                keyword.update(store.keyword_search(q.searched, len(missing), within=missing))
             covered = self._coverage(q, ids)
         if mode == "dense":
             scores = dense

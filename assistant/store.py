@@ -1,14 +1,16 @@
-"""SQLite store of the library: files, documents, chunks with offsets, embeddings and keyword index.
+"""The index folder: SQLite (files, documents, chunks with offsets, embeddings, keyword index) + FAISS.
 
-It is the source of truth of an index folder. Every change of the library is applied in one
-transaction (`Store.transaction`), so an interrupted indexing run leaves the previous state
-intact; the FAISS file beside it is derived from the vectors stored here and stamped with the
-`generation` it was built from. Embeddings are kept by content hash so that unchanged text is
-never embedded twice.
+The SQLite database is the source of truth of an index folder. Every change of the library is
+applied in one transaction (`Store.transaction`), so an interrupted indexing run leaves the
+previous state intact; after the commit the FAISS file beside it is written for the new
+`generation`, derived from the vectors stored here. Embeddings are kept by content hash so that
+unchanged text is never embedded twice. One of the two `storage.LibraryStore`s (see pgstore.py
+for the other).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import sqlite3
 import threading
@@ -20,8 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from .chunk import Chunk
+from .keyword import match_expression
 from .load import Document
 from .migrations import migrate
+from .storage import IndexBusy
+from .vectors import VectorIndex
+
+DB_NAME = "library.sqlite"
+LOCK_NAME = ".indexing.lock"
 
 @dataclass(frozen=True)
 class StoredChunk:
@@ -35,11 +43,31 @@ class StoredChunk:
     text: str  # == document text[start:end]
 
 
+def document_row(doc: Document) -> tuple:
+    """A document as a row of the `documents` table (the same columns in both stores)."""
+    return (doc.doc_id, doc.title, doc.author, doc.date, doc.source, doc.path, doc.lang, doc.text,
+            json.dumps(doc.pages) if doc.pages else None, json.dumps(doc.meta, ensure_ascii=False))
+
+
+def like_pattern(query: str) -> str:
+    """A LIKE pattern matching titles that hold `query` literally (its % and _ escaped with \\)."""
+    return "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def document_from_row(row: tuple) -> Document:
+    d, title, author, date, source, path, lang, text, pages, meta = row
+    return Document(d, text, title or "", author or "", date or "", source or "", path or "", lang or "",
+                    json.loads(pages) if pages else None, json.loads(meta) if meta else {})
+
+
 class Store:
-    """One SQLite database; safe to share between threads (a lock serialises access)."""
+    """One index folder (`path` is its SQLite database); safe to share between threads (a lock
+    serialises access)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self.folder = self.path.parent
+        self.location = f"{self.folder}/"
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._lock = threading.RLock()
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -47,21 +75,51 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         with self._lock:
             migrate(self._db)
+        # What an open transaction changed, for the FAISS file: (removed, added) chunk ids, or None
+        # after clear() (the file is then built anew, also for a model of another dimension).
+        self._changed: tuple[list[int], list[int]] | None = ([], [])
+        self._faiss: VectorIndex | None = None
+        self._faiss_generation = -1
+        self._reload_lock = threading.Lock()
 
     def close(self) -> None:
         self._db.close()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """All-or-nothing: any exception, Ctrl-C included, rolls the whole change back."""
+        """All-or-nothing: any exception, Ctrl-C included, rolls the whole change back. A committed
+        change is a new generation; its FAISS file is written after the commit."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
+            self._changed = ([], [])
             try:
                 yield
+                generation = self.generation + 1
+                self.set_meta("generation", str(generation))
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+            self._write_vectors(generation, self._changed)
+
+    @contextmanager
+    def indexing(self) -> Iterator[None]:
+        """One indexing run at a time per folder: an exclusive lock on a file in it, which the
+        system releases when the process ends, however it ends."""
+        with open(self.folder / LOCK_NAME, "a+") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise IndexBusy(f"another `assistant index` is running on {self.location}; "
+                                "wait for it to finish, then run this one again") from None
+            yield
+
+    def clear(self) -> None:
+        with self._lock:
+            for table in ("file_docs", "files", "sentences", "chunks", "documents", "embeddings", "chunks_fts"):
+                self._db.execute(f"DELETE FROM {table}")
+            self._db.execute("DELETE FROM meta WHERE key NOT IN ('schema', 'generation')")
+            self._changed = None
 
     def _rows(self, sql: str, args: Iterable = ()) -> list[tuple]:
         with self._lock:
@@ -116,22 +174,22 @@ class Store:
 
     def document(self, doc_id: str) -> Document | None:
         rows = self._rows("SELECT * FROM documents WHERE doc_id=?", (doc_id,))
-        if not rows:
-            return None
-        d, title, author, date, source, path, lang, text, pages, meta = rows[0]
-        return Document(d, text, title or "", author or "", date or "", source or "", path or "", lang or "",
-                        json.loads(pages) if pages else None, json.loads(meta) if meta else {})
+        return document_from_row(rows[0]) if rows else None
+
+    def document_parts(self, doc_id: str) -> tuple[list[Chunk], list[str], list[str], list[str]]:
+        text = self._rows("SELECT text FROM documents WHERE doc_id=?", (doc_id,))[0][0]
+        rows = self._rows("SELECT c.seq, c.start, c.end, c.page, c.hash, f.tokens FROM chunks c "
+                          "JOIN chunks_fts f ON f.rowid = c.id WHERE c.doc_id=? ORDER BY c.id", (doc_id,))
+        chunks = [Chunk(doc_id, seq, a, b, text[a:b], page) for seq, a, b, page, _, _ in rows]
+        sentences = [r[0] for r in self._rows("SELECT hash FROM sentences WHERE doc_id=? ORDER BY rowid", (doc_id,))]
+        return chunks, [r[4] for r in rows], [r[5] for r in rows], sentences
 
     def add_document(self, doc: Document, chunks: list[Chunk], hashes: list[str], tokens: list[str],
                      sentence_hashes: list[str]) -> list[int]:
         """Insert a document with its chunks and the hashes of its sentences' vectors; returns the new
         chunk ids (stable int64 FAISS ids)."""
         with self._lock:
-            self._db.execute(
-                "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (doc.doc_id, doc.title, doc.author, doc.date, doc.source, doc.path, doc.lang, doc.text,
-                 json.dumps(doc.pages) if doc.pages else None, json.dumps(doc.meta, ensure_ascii=False)),
-            )
+            self._db.execute("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", document_row(doc))
             ids = []
             for c, h, toks in zip(chunks, hashes, tokens):
                 cur = self._db.execute(
@@ -141,6 +199,8 @@ class Store:
                 ids.append(cur.lastrowid)
                 self._db.execute("INSERT INTO chunks_fts (rowid, tokens) VALUES (?, ?)", (cur.lastrowid, toks))
             self._db.executemany("INSERT INTO sentences VALUES (?, ?)", [(doc.doc_id, h) for h in sentence_hashes])
+            if self._changed is not None:
+                self._changed[1].extend(ids)
             return ids
 
     def delete_document(self, doc_id: str) -> list[int]:
@@ -149,13 +209,14 @@ class Store:
             ids = [r[0] for r in self._db.execute("SELECT id FROM chunks WHERE doc_id=?", (doc_id,))]
             self._db.executemany("DELETE FROM chunks_fts WHERE rowid=?", [(i,) for i in ids])
             self._db.execute("DELETE FROM documents WHERE doc_id=?", (doc_id,))
+            if self._changed is not None:
+                self._changed[0].extend(ids)
             return ids
 
     def document_list(self, query: str, offset: int, limit: int) -> tuple[int, list[tuple]]:
         """(matches, rows) of the documents whose title holds `query`, newest first: doc_id, title, date,
         source, path, pages (JSON), chunk count, added_at."""
-        where, args = ("WHERE d.title LIKE ? ESCAPE '\\'", ["%" + query.replace("\\", "\\\\").replace("%", "\\%")
-                                                               .replace("_", "\\_") + "%"]) if query else ("", [])
+        where, args = ("WHERE d.title LIKE ? ESCAPE '\\'", [like_pattern(query)]) if query else ("", [])
         total = self._rows(f"SELECT count(*) FROM documents d {where}", args)[0][0]
         rows = self._rows(
             "SELECT d.doc_id, d.title, d.date, d.source, d.path, d.pages, "
@@ -197,6 +258,9 @@ class Store:
         return {h: np.frombuffer(v, dtype=np.float32)
                 for h, v in self._rows_in("SELECT hash, vector FROM embeddings WHERE hash IN ({})", set(hashes))}
 
+    def embedding_hashes(self) -> list[str]:
+        return [r[0] for r in self._rows("SELECT hash FROM embeddings ORDER BY hash")]
+
     def chunk_vectors(self, ids: Iterable[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(chunk ids, vectors) of the given chunks, or of all chunks."""
         sql = "SELECT c.id, e.vector FROM chunks c JOIN embeddings e ON e.hash = c.hash"
@@ -215,11 +279,66 @@ class Store:
             self._db.execute("DELETE FROM embeddings WHERE hash NOT IN (SELECT hash FROM chunks) "
                              "AND hash NOT IN (SELECT hash FROM sentences)")
 
-    # --- keyword search -----------------------------------------------------------------------
-    def keyword_search(self, match: str, limit: int, within: Iterable[int] | None = None) -> list[tuple[int, float]]:
+    # --- dense search (FAISS) -----------------------------------------------------------------
+    def dense_search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+        return self.vector_index(len(vector)).search(vector, k)
+
+    def vector_index(self, dim: int | None = None) -> VectorIndex | None:
+        """The FAISS index of the last committed generation, also one committed while this store is open.
+
+        An indexing run commits the database first and then writes `vectors-<generation>.faiss`;
+        until that file is there, the previous vectors keep serving (the retriever tolerates ids
+        they still hold). The check is one SQLite read per search. The first call (`open_store`
+        makes it when an index is opened for serving) rebuilds a file that is missing or does not
+        match the database (the process died between the two writes) from the stored vectors and
+        saves it again. None only for an empty library when `dim` is not given.
+        """
+        generation = self.generation
+        if generation != self._faiss_generation:
+            with self._reload_lock:
+                if generation != self._faiss_generation:
+                    kind = self.get_meta("faiss") or "flat"
+                    loaded = VectorIndex.load(self.folder, generation, dim, kind)
+                    if self._faiss is None and (loaded is None or len(loaded) != self.counts()["chunks"]):
+                        loaded = self._rebuild(generation, kind, dim)
+                    if loaded is not None:
+                        self._faiss, self._faiss_generation = loaded, generation
+        return self._faiss
+
+    def _rebuild(self, generation: int, kind: str, dim: int | None) -> VectorIndex | None:
+        ids, vecs = self.chunk_vectors()
+        if not len(ids):
+            if dim is None:
+                return None
+            vecs = np.zeros((0, dim), dtype=np.float32)
+        index = VectorIndex.build(vecs.shape[1], kind, ids, vecs)
+        try:
+            index.save(self.folder, generation)
+        except OSError:
+            pass  # a read-only index folder still serves from the rebuilt in-memory copy
+        return index
+
+    def _write_vectors(self, generation: int, changed: tuple[list[int], list[int]] | None) -> None:
+        kind = self.get_meta("faiss") or "flat"
+        previous = VectorIndex.load(self.folder, generation - 1, None, kind) if changed is not None else None
+        if previous is not None and previous.updatable:
+            removed, added = changed
+            previous.remove(removed)
+            previous.add(*self.chunk_vectors(added))
+            vectors = previous
+        else:
+            ids, vecs = self.chunk_vectors()
+            if not len(ids):
+                return  # an empty library: searches build an empty index of the query's dimension
+            vectors = VectorIndex.build(vecs.shape[1], kind, ids, vecs)
+        vectors.save(self.folder, generation)
+
+    # --- keyword search (FTS5) ----------------------------------------------------------------
+    def keyword_search(self, terms: list[str], limit: int,
+                       within: Iterable[int] | None = None) -> list[tuple[int, float]]:
         """(chunk id, BM25 score) best first; `within` restricts scoring to those chunks."""
         sql = "SELECT rowid, -bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ?"
-        args: list = [match]
+        args: list = [match_expression(terms)]
         if within is not None:
             within = list(within)
             if not within:

@@ -86,13 +86,14 @@ class VectorIndex:
         return path
 
     @classmethod
-    def load(cls, folder: Path, generation: int, dim: int, kind: str) -> VectorIndex | None:
-        """The saved index of exactly this generation, or None when it is missing or stale."""
+    def load(cls, folder: Path, generation: int, dim: int | None, kind: str) -> VectorIndex | None:
+        """The saved index of exactly this generation (and `dim`, unless None), or None when it is
+        missing or stale."""
         path = folder / f"vectors-{generation}.faiss"
         if not path.is_file():
             return None
         index = faiss.read_index(str(path))
-        return cls(dim, kind, index) if index.d == dim else None
+        return cls(index.d, kind, index) if dim in (None, index.d) else None
 
 
 @contextmanager

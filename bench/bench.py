@@ -36,10 +36,10 @@ import numpy as np
 from assistant import Assistant, Config, index_library
 from assistant.chunk import Chunk
 from assistant.embed import USE_MODEL, get_embedder
-from assistant.index import DB_NAME, embed_input
+from assistant.index import embed_input
 from assistant.keyword import tokenize
 from assistant.load import Document, iter_files, load_file
-from assistant.store import Store
+from assistant.store import DB_NAME, Store
 from assistant.vectors import VectorIndex
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -160,7 +160,7 @@ def bench_queries(folder: Path, label: str, queries: int, questions: list[str] =
         qv = qvecs[i]
         t, _ = timed(lambda: np.argpartition(-(vecs @ qv), 50)[:50])
         brute.append(t)
-        t, _ = timed(bot.index.vectors.search, qv, 50)
+        t, _ = timed(bot.index.store.dense_search, qv, 50)
         search.append(t)
     dense_p50 = statistics.median(search)
     search_full = [timed(bot.search, q, 5)[0] for q in qs]

@@ -21,7 +21,6 @@ from tuning import CACHE, cached_rows
 
 from assistant import Assistant, Config, load_config
 from assistant.evaluate import HALVES, hit_at, ndcg_at
-from assistant.keyword import match_expression
 from assistant.retrieve import COVERAGE_WEIGHT, LONG_QUESTION, MISSED_TERMS_SHIFT, coverage, dense_share
 from assistant.text import detect_lang
 
@@ -35,16 +34,15 @@ def _row(bot: Assistant, q: dict) -> dict:
     store = bot.index.store
     text = f"{q['product_title']}: {q['text']}" if q.get("product_title") else q["text"]
     query = bot.retriever.prepare(text)
-    dense = dict(bot.index.vectors.search(query.vector, 100))
-    match = match_expression(query.searched)
-    keyword = dict(store.keyword_search(match, 100)) if match else {}
+    dense = dict(store.dense_search(query.vector, 100))
+    keyword = dict(store.keyword_search(query.searched, 100)) if query.searched else {}
     ids = sorted(set(dense) | set(keyword))
     got, vecs = store.chunk_vectors([i for i in ids if i not in dense])
     if len(got):
         dense.update(zip(got.tolist(), (vecs @ query.vector).tolist()))
     missing = [i for i in ids if i not in keyword]
-    if missing and match:
-        keyword.update(store.keyword_search(match, len(missing), within=missing))
+    if missing and query.searched:
+        keyword.update(store.keyword_search(query.searched, len(missing), within=missing))
     top_keyword = sorted(keyword, key=keyword.get, reverse=True)[:5]
     top_tokens = store.chunk_tokens(top_keyword)
     top_tokens = [set(top_tokens.get(i, "").split()) for i in top_keyword]

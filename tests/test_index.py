@@ -105,7 +105,7 @@ def test_incremental_add_change_remove(tmp_path):
     for mode in ("dense", "keyword", "hybrid"):
         for hit in bot.search("服装类目的退货政策 买家退货运费", k=10, mode=mode):
             assert hit.title != "退货政策解读", "a removed document never comes back"
-    assert len(bot.index.vectors) == bot.index.store.counts()["chunks"]
+    assert len(bot.index.store.vector_index(bot.index.embedder.dim)) == bot.index.store.counts()["chunks"]
 
 
 def test_a_file_that_goes_bad_keeps_its_last_good_version(tmp_path):
@@ -144,7 +144,7 @@ def test_interrupted_indexing_leaves_the_previous_index_usable(tmp_path, monkeyp
     bot = Assistant.open(folder, Config())
     assert "New" not in doc_titles(bot) and "退货政策解读" in doc_titles(bot)
     assert [(h.doc_id, h.start) for h in bot.search("海运旺季", k=3)] == before
-    assert len(bot.index.vectors) == bot.index.store.counts()["chunks"]
+    assert len(bot.index.store.vector_index(bot.index.embedder.dim)) == bot.index.store.counts()["chunks"]
     # The next run completes the change.
     report = index_library([lib], folder, Config())
     assert report.added and report.removed

@@ -1,0 +1,142 @@
+"""Where an index lives: the seam between the pipeline and its two stores.
+
+`LibraryStore` is everything indexing, retrieval and answering ask of a store. Two classes
+implement it: `store.Store`, an index folder (SQLite + a FAISS file, the default, for one
+machine), and `pgstore.PostgresStore`, a PostgreSQL database with pgvector that any number of
+servers share. `open_store` picks one from the `store` setting ("sqlite" or a postgresql:// URI).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+import numpy as np
+
+from .config import Config
+
+if TYPE_CHECKING:  # the stores import this module (IndexBusy)
+    from .chunk import Chunk
+    from .load import Document
+    from .store import StoredChunk
+
+
+class IndexBusy(RuntimeError):
+    """Another indexing run holds the library."""
+
+
+class LibraryStore(Protocol):
+    """Files, documents, chunks with offsets, embeddings by content hash, keyword and dense search.
+
+    Changes of the library are applied in `transaction()` (all or nothing; each committed one is
+    a new `generation`); `put_embeddings` commits at once, so finished embedding work survives an
+    interrupted run. Readers see each committed transaction on their next call.
+    """
+
+    location: str  # for messages: the folder or the URI without its password
+
+    def close(self) -> None: ...
+    def transaction(self) -> AbstractContextManager[None]: ...
+    def indexing(self) -> AbstractContextManager[None]:
+        """Held for a whole indexing run; raises IndexBusy at once when another run holds it."""
+    def clear(self) -> None:
+        """Empty the library, embeddings included, in the open `transaction()`."""
+
+    def get_meta(self, key: str) -> str | None: ...
+    def set_meta(self, key: str, value: str) -> None: ...
+    @property
+    def generation(self) -> int: ...
+
+    def files(self) -> dict[str, tuple[str, float, int, list[str]]]: ...
+    def put_file(self, path: str, sha256: str, mtime: float, size: int, doc_ids: list[str]) -> None: ...
+    def delete_file(self, path: str) -> None: ...
+
+    def doc_ids(self) -> set[str]: ...
+    def orphan_doc_ids(self) -> list[str]: ...
+    def document(self, doc_id: str) -> Document | None: ...
+    def document_parts(self, doc_id: str) -> tuple[list[Chunk], list[str], list[str], list[str]]:
+        """(chunks, their hashes, their keyword tokens, the hashes of the document's sentences)."""
+    def add_document(self, doc: Document, chunks: list[Chunk], hashes: list[str], tokens: list[str],
+                     sentence_hashes: list[str]) -> list[int]: ...
+    def delete_document(self, doc_id: str) -> list[int]: ...
+    def document_list(self, query: str, offset: int, limit: int) -> tuple[int, list[tuple]]:
+        """(matches, rows) of the documents whose title holds `query`, newest first (the library view)."""
+    def counts(self) -> dict[str, int]: ...
+    def chunks(self, ids: Iterable[int]) -> dict[int, StoredChunk]: ...
+
+    def missing_embeddings(self, hashes: Iterable[str]) -> set[str]: ...
+    def put_embeddings(self, hashes: list[str], vectors: np.ndarray | list[np.ndarray]) -> None: ...
+    def vectors(self, hashes: Iterable[str]) -> dict[str, np.ndarray]: ...
+    def embedding_hashes(self) -> list[str]: ...
+    def chunk_vectors(self, ids: Iterable[int] | None = None) -> tuple[np.ndarray, np.ndarray]: ...
+    def drop_unused_embeddings(self) -> None: ...
+
+    def dense_search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """(chunk id, cosine) of the k nearest chunks."""
+    def keyword_search(self, terms: list[str], limit: int,
+                       within: Iterable[int] | None = None) -> list[tuple[int, float]]:
+        """(chunk id, BM25 score) best first of the chunks matching any term; `within` restricts the scoring."""
+    def chunk_tokens(self, ids: Iterable[int]) -> dict[int, str]: ...
+    def document_frequency(self, terms: list[str]) -> dict[str, int]: ...
+
+
+def open_store(config: Config, folder: str | Path | None = None, *, serving: bool = False) -> LibraryStore:
+    """The configured store: the index `folder` (default `config.index`) or the `store` URI.
+
+    `serving` opens it for answering questions: an index folder must exist, and with PostgreSQL
+    the queries go to `store_readonly` (a hot standby) when it is set.
+    """
+    if config.store == "sqlite":
+        from .store import DB_NAME, Store
+
+        folder = Path(folder or config.index)
+        if serving and not (folder / DB_NAME).is_file():
+            raise FileNotFoundError(
+                f"no index in {folder}/ — build one first with `assistant index` (or Assistant.build)")
+        if not serving:
+            folder.mkdir(parents=True, exist_ok=True)
+            return Store(folder / DB_NAME)
+        store = Store(folder / DB_NAME)
+        store.vector_index()  # load (or rebuild) the FAISS file now, not in the first question
+        return store
+    from .pgstore import PostgresStore
+
+    if serving:
+        return PostgresStore(config.store_readonly or config.store, serving=True)
+    return PostgresStore(config.store)
+
+
+def copy_library(source: LibraryStore, target: LibraryStore, progress=None) -> int:
+    """Replace the library of `target` by a copy of `source`: every document, chunk, vector and file
+    record, without embedding anything, in one transaction (readers of `target` see the old library
+    until it commits). Returns the documents copied."""
+    doc_ids = sorted(source.doc_ids())
+    with target.indexing(), target.transaction():
+        target.clear()
+        hashes = source.embedding_hashes()
+        for i in range(0, len(hashes), 1000):
+            part = source.vectors(hashes[i : i + 1000])
+            target.put_embeddings(list(part), list(part.values()))
+        for doc_id in doc_ids:
+            target.add_document(source.document(doc_id), *source.document_parts(doc_id))
+            if progress:
+                progress(1)
+        for path, (sha, mtime, size, ids) in source.files().items():
+            target.put_file(path, sha, mtime, size, ids)
+        for key in ("model", "sentence_model", "faiss"):
+            if (value := source.get_meta(key)) is not None:
+                target.set_meta(key, value)
+    return len(doc_ids)
+
+
+def redact(uri: str) -> str:
+    """A URI without its password, for messages and logs."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
