@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup index run test bench bench-pipeline clean
+.PHONY: setup index run test bench clean
 
 $(BIN)/assistant: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,13 +40,12 @@ test: setup $(CHROMIUM)
 # rate, search/ask p50/p95, memory and disk per chunk at ~3k real passages (BENCH_INDEX, an index
 # folder: `assistant eval ../shared/eval/rgb_zh --cache index-eval` makes one) and 100k synthetic
 # chunks, /api/ask requests/s with 1 and 2 servers on one database. 1M chunks: BENCH_ARGS=--million.
+# Before it, bench/bench.py: indexing passages/s (pipeline, e5 alone, the USE pipeline), query latency
+# at ~3k / 100k / 1M chunks, memory, cold start (BENCH_PIPELINE_ARGS, e.g. --sizes 3000,100000).
 BENCH_INDEX ?= index-eval/rgb_zh
 bench: setup
+	$(BIN)/python bench/bench.py $(BENCH_PIPELINE_ARGS)
 	$(BIN)/python bench/stores.py --real $(BENCH_INDEX) $(BENCH_ARGS)
-
-# Indexing throughput, query latency at 1k/100k/1M chunks, memory, cold start (several minutes).
-bench-pipeline: setup
-	$(BIN)/python bench/bench.py
 
 clean:
 	rm -rf $(VENV) index
