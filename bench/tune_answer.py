@@ -11,19 +11,18 @@ quote holds it. Tune on the dev half, report the test half with `assistant eval 
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import itertools
 from pathlib import Path
 
 import numpy as np
 
-from tuning import CACHE, cached_rows
+from tuning import arguments, cached_rows
 
 from assistant import Assistant, Config, load_config
 from assistant.answer import SCORING, Scoring, candidates
 from assistant.embed import calibration
-from assistant.evaluate import HALVES, quote_supports
+from assistant.evaluate import quote_supports
 from assistant.retrieve import relevance
 from assistant.text import detect_lang, in_other_language, mentions, specifics
 
@@ -90,11 +89,7 @@ def simulate(rows: list[dict], floor: float, gap: float, chinese: float, keyword
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("sets", nargs="+")
-    parser.add_argument("--half", choices=sorted(HALVES), default=None)
-    parser.add_argument("--cache", type=Path, default=CACHE)
-    args = parser.parse_args()
+    args = arguments(__doc__)
     config = load_config().replace(min_relevance=-1.0, min_answer_score=-1.0)
     sets = {Path(p).name: rows_for(Path(p), config, args.cache, args.half) for p in args.sets}
     shipped_p = calibration(config.model)

@@ -11,16 +11,15 @@ cached; fusion variants are then compared on hit@5 and nDCG@10 in seconds. Tune 
 
 from __future__ import annotations
 
-import argparse
 import itertools
 from pathlib import Path
 
 import numpy as np
 
-from tuning import CACHE, cached_rows
+from tuning import arguments, cached_rows
 
 from assistant import Assistant, Config, load_config
-from assistant.evaluate import HALVES, hit_at, ndcg_at
+from assistant.evaluate import hit_at, ndcg_at
 from assistant.retrieve import COVERAGE_WEIGHT, LONG_QUESTION, MISSED_TERMS_SHIFT, coverage, dense_share
 from assistant.text import detect_lang
 
@@ -146,11 +145,7 @@ def score(rows: list[dict], fuse, w: float) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("sets", nargs="+")
-    parser.add_argument("--half", choices=sorted(HALVES), default=None)
-    parser.add_argument("--cache", type=Path, default=CACHE)
-    args = parser.parse_args()
+    args = arguments(__doc__)
     config = load_config()
     sets = {}
     for path in args.sets:

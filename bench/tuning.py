@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import pickle
 import tempfile
 from collections.abc import Callable
@@ -11,6 +12,15 @@ from assistant import Assistant, Config, index_library
 from assistant.evaluate import HALVES, read_jsonl
 
 CACHE = Path(tempfile.gettempdir()) / "assistant-tune"
+
+
+def arguments(doc: str) -> argparse.Namespace:
+    """SETS [--half dev|test] [--cache DIR], as both tuning aids take them."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("sets", nargs="+")
+    parser.add_argument("--half", choices=sorted(HALVES), default=None)
+    parser.add_argument("--cache", type=Path, default=CACHE, help="the folder of `assistant eval --cache`")
+    return parser.parse_args()
 
 
 def cached_rows(kind: str, dataset: Path, config: Config, indexes: Path, half: str | None,
