@@ -86,7 +86,9 @@ class Assistant:
             return
         relevant = on_point
         extractive = extractive_answer(question, query, relevant, self.index, self.config)
-        if self.config.generator == "openai":
+        # A passage can pass the relevance floor without one sentence that answers: the model
+        # would only be asked to find what the scoring already could not, so it is not called.
+        if self.config.generator == "openai" and not extractive.declined:
             from .generate import stream_generated
 
             yield from stream_generated(question, history or [], relevant, self.index, self.config, extractive)
