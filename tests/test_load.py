@@ -180,6 +180,16 @@ def test_a_file_over_max_file_mb_is_refused_before_it_is_read(tmp_path):
         tracemalloc.stop()
 
 
+def load_traced(path):
+    """`load_file(path)` and the peak of Python's allocations while it ran."""
+    tracemalloc.start()
+    try:
+        result = load_file(path)
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def test_reading_a_large_text_costs_a_few_times_its_size(tmp_path):
     # Issue #9.4: the language check cost ~85 bytes a character of non-repeating Chinese text.
     rng = random.Random(0)
@@ -187,12 +197,7 @@ def test_reading_a_large_text_costs_a_few_times_its_size(tmp_path):
     path = tmp_path / "big.txt"
     path.write_text("".join(rng.choice(words) + ("。" if rng.random() < 0.07 else "") for _ in range(300_000)),
                     encoding="utf-8")
-    tracemalloc.start()
-    try:
-        docs, _ = load_file(path)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    (docs, _), peak = load_traced(path)
     assert docs[0].lang == "zh"
     assert peak < 8 * path.stat().st_size, f"{peak / path.stat().st_size:.1f} bytes per byte of the file"
 
@@ -205,12 +210,7 @@ def test_a_yaml_alias_bomb_in_front_matter_stays_small(tmp_path):
     front = "\n".join([*levels, "title: *a6", "author: *a6", "tags: *a1"])
     path.write_text(f"---\n{front}\n---\n\n# Real title\n\nBody text.", encoding="utf-8")
     assert path.stat().st_size < 2000
-    tracemalloc.start()
-    try:
-        docs, warnings = load_file(path)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    (docs, warnings), peak = load_traced(path)
     assert peak < 20_000_000  # the title alone would be ~100 MB of text
     doc = docs[0]
     assert doc.title == "Real title" and doc.author == ""
