@@ -13,6 +13,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -109,8 +110,25 @@ class Index:
             return np.zeros(0, dtype=np.float32)
         return np.stack([stored[h] if h in stored else fresh[s] for s, h in zip(sentences, hashes)]) @ question_vector
 
+    def passage_similarity(self, question_vector: np.ndarray, sentences: list[str]) -> np.ndarray:
+        """Cosine of each sentence with the question in the passage model (`question_vector` is its).
+
+        The passage model reads across languages far better than the sentence model, so it orders the
+        few best sentences of an answer quoted in another language than the question. Storing these
+        vectors at indexing time would double its cost; they are embedded on first use and kept in
+        memory (`_passage_vector`), so a sentence is embedded once per process.
+        """
+        if not sentences:
+            return np.zeros(0, dtype=np.float32)
+        return np.stack([_passage_vector(self.models.passages, s) for s in sentences]) @ question_vector
+
     def close(self) -> None:
         self.store.close()
+
+
+@lru_cache(maxsize=8192)  # 384 floats a sentence: ~12 MB
+def _passage_vector(model: str, sentence: str) -> np.ndarray:
+    return get_embedder(model).encode([sentence])[0]
 
 
 def chunk_hash(model: str, text: str) -> str:
