@@ -40,9 +40,12 @@ test: setup $(CHROMIUM)
 # rate, search/ask p50/p95, memory and disk per chunk at ~3k real passages (BENCH_INDEX, an index
 # folder: `assistant eval ../shared/eval/rgb_zh --cache index-eval` makes one) and 100k synthetic
 # chunks, /api/ask requests/s with 1 and 2 servers on one database. 1M chunks: BENCH_ARGS=--million.
-# Before it, bench/bench.py: indexing passages/s (pipeline, e5 alone, the USE pipeline), query latency
-# at ~3k / 100k / 1M chunks, memory, cold start (BENCH_PIPELINE_ARGS, e.g. --sizes 3000,100000).
+# Before it, bench/bench.py (~15 minutes): indexing passages/s (pipeline, e5 alone, the USE pipeline),
+# cold start, query latency on BENCH_INDEX asked BENCH_QUESTIONS and at 100k synthetic chunks, memory
+# (BENCH_PIPELINE_ARGS replaces the arguments, e.g. --sizes 3000,100000,1000000 for 1M chunks too).
 BENCH_INDEX ?= index-eval/rgb_zh
+BENCH_QUESTIONS ?= ../shared/eval/rgb_zh/queries.jsonl
+BENCH_PIPELINE_ARGS ?= --index $(BENCH_INDEX) --questions $(BENCH_QUESTIONS)
 bench: setup
 	$(BIN)/python bench/bench.py $(BENCH_PIPELINE_ARGS)
 	$(BIN)/python bench/stores.py --real $(BENCH_INDEX) $(BENCH_ARGS)
