@@ -1,11 +1,13 @@
 """Our own questions about the bundled article (tests/fixtures/seed_questions.jsonl, half of them in
 English over the Chinese text): passage hit@5 by search mode, and for the answers the share answered,
-whose first quote holds the evidence, and where some quote holds it.
+whose first quote holds the evidence, and where some quote holds it; and how long `ask` takes.
 
     assistant index corpus && python bench/seed_questions.py [INDEX]
 """
 import json
+import statistics
 import sys
+import time
 from pathlib import Path
 
 from assistant import Assistant
@@ -24,8 +26,21 @@ for mode in ("dense", "keyword", "hybrid"):
     print(f"{mode:8} passage hit@5: " + ", ".join(
         f"{name} {sum(any(holds(h.text, c) for h in bot.search(c['question'], k=5, mode=mode)) for c in group)}"
         f"/{len(group)}" for name, group in groups.items()))
+
+
+def timed_ask(question: str):
+    start = time.perf_counter()
+    answer = bot.ask(question)
+    return answer, time.perf_counter() - start
+
+
+bot.ask("预热 warm-up")
 for name, group in groups.items():
-    answers = [(c, bot.ask(c["question"])) for c in group]
+    timed = [(c, *timed_ask(c["question"])) for c in group]
+    answers = [(c, a) for c, a, _ in timed]
+    again = [timed_ask(c["question"])[1] for c in group]  # sentences e5 embedded for the first are cached
+    print(f"{name} ask latency: p50 {1000 * statistics.median(t for *_, t in timed):.0f} ms the first time, "
+          f"{1000 * statistics.median(again):.0f} ms again")
     answered = [(c, a) for c, a in answers if not a.declined]
     first = sum(holds(a.citations[0].quote, c) for c, a in answered)
     some = sum(any(holds(q.quote, c) for q in a.citations) for c, a in answered)
