@@ -128,7 +128,7 @@ class Scoring:
     answer_type: float = 0.2
     question_penalty: float = 0.5
     keep: float = 0.5
-    other_language_pool: int = 8  # best sentences reordered by the passage model when some are in another language
+    other_language_pool: int = 8  # best sentences the passage model reorders when the best is in another language
 
     def match(self, c: Candidate) -> float:
         return c.similarity + self.coverage * c.coverage
@@ -202,8 +202,8 @@ def extractive_answer(question: str, query: Query, hits: list[Hit], index: Index
                        best_other_language=round(other, 4))
     best = scores[id(top)]
     ranked = sorted(found, key=lambda c: scores[id(c)], reverse=True)
-    pool = [c for c in ranked[: scoring.other_language_pool] if scores[id(c)] >= scoring.keep * best]
-    if pool[0].lang != lang:
+    pool = [c for c in ranked[: scoring.other_language_pool] if c is top or scores[id(c)] >= scoring.keep * best]
+    if top.lang != lang and index.models.passages != index.models.sentences:
         # The sentence model's cosines across languages are weak (they put the evidence first for 4 of
         # our 12 English questions over the Chinese article); the passage model's reorder the best few.
         sentences = [index.document(c.hit.doc_id).text[c.start : c.end] for c in pool]
