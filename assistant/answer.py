@@ -149,6 +149,7 @@ class Candidate:
     hit: Hit
     start: int
     end: int
+    sentence: str = ""  # text[start:end] as found, before a quote is extended over a list or a rebuttal
     lang: str = ""
     similarity: float = 0.0  # cosine with the question in the sentence model
     coverage: float = 0.0  # share of the question's keyword weight in the sentence
@@ -176,7 +177,8 @@ def candidates(question: str, query: Query, hits: list[Hit], index: Index) -> li
     asked = set(query.terms)
     for c, sentence, sim in zip(found, sentences, similarity):
         tokens = tokenize(sentence)
-        c.lang, c.similarity, c.coverage = detect_lang(sentence), float(sim), coverage(query, set(tokens))
+        c.sentence, c.lang, c.similarity = sentence, detect_lang(sentence), float(sim)
+        c.coverage = coverage(query, set(tokens))
         c.new_words = sum(1 for t in tokens if t not in asked)
         c.typed = bool(expected and expected.search(sentence))
         c.is_question = bool(_IS_QUESTION.search(sentence))
@@ -206,8 +208,7 @@ def extractive_answer(question: str, query: Query, hits: list[Hit], index: Index
     if top.lang != lang and index.models.passages != index.models.sentences:
         # The sentence model's cosines across languages are weak (they put the evidence first for 4 of
         # our 12 English questions over the Chinese article); the passage model's reorder the best few.
-        sentences = [index.document(c.hit.doc_id).text[c.start : c.end] for c in pool]
-        similarity = index.passage_similarity(query.vector, sentences)
+        similarity = index.passage_similarity(query.vector, [c.sentence for c in pool])
         chosen = [pool[i] for i in np.argsort(-similarity, kind="stable")][: config.answer_sentences]
     else:
         chosen = pool[: config.answer_sentences]

@@ -30,7 +30,7 @@ class Assistant:
         self.config = config.replace(
             min_relevance=passages.relevance if config.min_relevance is None else config.min_relevance,
             min_answer_score=sentences.answer if config.min_answer_score is None else config.min_answer_score)
-        self.retriever = Retriever(index, config)
+        self.retriever = Retriever(index, self.config)
 
     @classmethod
     def open(cls, folder: str | Path | None = None, config: Config | None = None, **overrides) -> Assistant:

@@ -100,14 +100,14 @@ class Index:
         """Cosine of each sentence with the question in the sentence model. The sentences' vectors were
         stored at indexing time; one is embedded here only when missing (an index made before they were
         stored, a span that is not a whole sentence). `question_vector` is the retrieval model's."""
+        if not sentences:
+            return np.zeros(0, dtype=np.float32)
         if self.models.sentences != self.models.passages:
             question_vector = self.sentence_embedder.encode_query([question])[0]
         hashes = [chunk_hash(self.models.sentences, s) for s in sentences]
         stored = self.store.vectors(hashes)
         missing = list(dict.fromkeys(s for s, h in zip(sentences, hashes) if h not in stored))
         fresh = dict(zip(missing, self.sentence_embedder.encode(missing)))
-        if not sentences:
-            return np.zeros(0, dtype=np.float32)
         return np.stack([stored[h] if h in stored else fresh[s] for s, h in zip(sentences, hashes)]) @ question_vector
 
     def passage_similarity(self, question_vector: np.ndarray, sentences: list[str]) -> np.ndarray:
