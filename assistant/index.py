@@ -157,10 +157,8 @@ def update_index(
             problems: list[LoadError] = []
             # A link and its target: once.
             files = list(dict.fromkeys(p.resolve() for p in iter_files(paths, problems)))
-            if rebuild:
-                with store.transaction():
-                    store.clear()
-            report = _update(store, files, problems, config, Models.of(store, config), progress)
+            models = Models(config.model, config.sentence_model) if rebuild else Models.of(store, config)
+            report = _update(store, files, problems, config, models, progress, rebuild)
             # What the index is built from: changes made from the browser (assistant.library) index the same paths.
             store.set_meta("library", json.dumps([str(Path(p).resolve()) for p in paths], ensure_ascii=False))
             return report
@@ -169,11 +167,13 @@ def update_index(
 
 
 def _update(store: LibraryStore, files: list[Path], problems: list[LoadError], config: Config,
-            models: Models, progress: Progress) -> IndexReport:
+            models: Models, progress: Progress, rebuild: bool = False) -> IndexReport:
+    """One run. `rebuild` reads every file again and replaces the whole library when the run commits:
+    until then (and for ever, if the run is interrupted) the old library keeps serving."""
     report = IndexReport(skipped=[(p.path, p.reason) for p in problems])
     if note := models.differ(config):
         report.warnings.append(f"{store.location}: {note}")
-    known = store.files()
+    known = {} if rebuild else store.files()
     links: dict[str, list[str]] = {}
     file_rows: dict[str, tuple[str, float, int]] = {}
     new_docs: dict[str, Document] = {}
@@ -218,7 +218,7 @@ def _update(store: LibraryStore, files: list[Path], problems: list[LoadError], c
         advance(1)
     report.removed = sorted(set(known) - set(links))
 
-    existing = store.doc_ids()
+    existing = set() if rebuild else store.doc_ids()
     wanted = {d for ids in links.values() for d in ids}
     to_add = [d for d_id, d in new_docs.items() if d_id not in existing]
     to_delete = sorted((existing - wanted) | {d for d in new_docs if d in existing and _changed(store, new_docs[d])})
@@ -239,6 +239,8 @@ def _update(store: LibraryStore, files: list[Path], problems: list[LoadError], c
                    progress)
 
     with store.transaction():
+        if rebuild:  # the vectors this run just committed stay; the old model's go with drop_unused_embeddings
+            store.clear(keep_embeddings=True)
         for doc_id in to_delete:
             store.delete_document(doc_id)
         for doc, chunks, inputs, hashes, sentence_hashes, _ in planned:

@@ -204,10 +204,10 @@ class PostgresStore:
             if not self._conn.closed:
                 self._rows("SELECT pg_advisory_unlock(%s)", (INDEXING_LOCK,))
 
-    def clear(self) -> None:
+    def clear(self, keep_embeddings: bool = False) -> None:
         # DELETE, not TRUNCATE: servers keep reading the old rows until the transaction commits.
-        for table in ("file_docs", "files", "sentences", "postings", "chunks", "document_added", "documents",
-                      "embeddings", "terms"):
+        for table in ("file_docs", "files", "sentences", "postings", "chunks", "document_added", "documents", "terms",
+                      *(() if keep_embeddings else ("embeddings",))):
             self._rows(f"DELETE FROM {table}")
         self._rows("DELETE FROM meta WHERE key NOT IN ('generation')")
 

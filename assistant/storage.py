@@ -42,8 +42,8 @@ class LibraryStore(Protocol):
     def transaction(self) -> AbstractContextManager[None]: ...
     def indexing(self) -> AbstractContextManager[None]:
         """Held for a whole indexing run; raises IndexBusy at once when another run holds it."""
-    def clear(self) -> None:
-        """Empty the library, embeddings included, in the open `transaction()`."""
+    def clear(self, keep_embeddings: bool = False) -> None:
+        """Empty the library in the open `transaction()`, embeddings too unless `keep_embeddings`."""
 
     def get_meta(self, key: str) -> str | None: ...
     def set_meta(self, key: str, value: str) -> None: ...

@@ -114,9 +114,10 @@ class Store:
                                 "wait for it to finish, then run this one again") from None
             yield
 
-    def clear(self) -> None:
+    def clear(self, keep_embeddings: bool = False) -> None:
         with self._lock:
-            for table in ("file_docs", "files", "sentences", "chunks", "documents", "embeddings", "chunks_fts"):
+            for table in ("file_docs", "files", "sentences", "chunks", "documents", "chunks_fts",
+                          *(() if keep_embeddings else ("embeddings",))):
                 self._db.execute(f"DELETE FROM {table}")
             self._db.execute("DELETE FROM meta WHERE key NOT IN ('schema', 'generation')")
             self._changed = None

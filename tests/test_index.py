@@ -150,6 +150,34 @@ def test_interrupted_indexing_leaves_the_previous_index_usable(tmp_path, monkeyp
     assert report.added and report.removed
 
 
+def test_an_interrupted_rebuild_leaves_the_previous_library_serving(tmp_path, monkeypatch):
+    """--rebuild (here: moving a USE index to e5) replaces the library only when the run commits."""
+    lib = write_library(tmp_path / "lib")
+    folder = tmp_path / "ix"
+    index_library([lib], folder, Config(model="use-multilingual-v3"))
+    titles = doc_titles(Assistant.open(folder, Config()))
+
+    original = Store.add_document
+
+    def crash_midway(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        raise KeyboardInterrupt  # Ctrl-C after every vector is embedded, while the library is rewritten
+
+    monkeypatch.setattr(Store, "add_document", crash_midway)
+    with pytest.raises(KeyboardInterrupt):
+        index_library([lib], folder, Config(), rebuild=True)
+    monkeypatch.undo()
+
+    bot = Assistant.open(folder, Config())
+    assert bot.index.models.passages == "use-multilingual-v3" and doc_titles(bot) == titles
+    assert bot.search("battery labels", k=1)[0].title == "Shipping lithium batteries to Europe"
+    bot.close()
+    report = index_library([lib], folder, Config(), rebuild=True)
+    assert report.chunks_embedded == 0, "the interrupted run's vectors were kept"
+    bot = Assistant.open(folder, Config())
+    assert bot.index.models.passages == "multilingual-e5-small" and doc_titles(bot) == titles
+
+
 def test_a_missing_or_stale_faiss_file_is_rebuilt_from_the_database(tmp_path):
     lib = write_library(tmp_path / "lib")
     folder = tmp_path / "ix"
