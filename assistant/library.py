@@ -149,12 +149,18 @@ class Library:
             outcome.reason = f"already in the library as {outcome.stored_as}"
             outcome.doc_ids = self.store.files().get(known[sha], ("", 0, 0, []))[3]  # [] while in this batch
             return
+        target = uploads / safe
+        if str(target) in stored:
+            outcome.status = "rejected"
+            outcome.reason = f"another file of this upload is also stored as {safe}; rename one and upload it again"
+            return
         staged = staging / f"{uuid.uuid4().hex}{Path(safe).suffix.lower()}"
         try:
             staged.write_bytes(data)
-            load_file(uploads / safe, read_file(staged, self.config.max_file_mb))  # read as the indexer will
-            target = uploads / safe
+            load_file(target, read_file(staged, self.config.max_file_mb))  # read as the indexer will
             uploads.mkdir(exist_ok=True)
+            if target.exists():  # a new version: the one it replaces is kept, as a removed one is
+                _move_to_trash(target, root)
             os.replace(staged, target)
         except LoadError as exc:
             outcome.status, outcome.reason = "rejected", exc.reason
@@ -181,17 +187,16 @@ class Library:
                 if others:
                     raise LibraryError(f"{Path(path).name} holds {len(others) + 1} documents; remove this one from "
                                        "that file and run `assistant index`")
-            root = self.root()
-            trash = root / REMOVED / time.strftime("%Y%m%d-%H%M%S")
-            moved = []
+            folders = [p for p in self.paths() if p.is_dir()]
+            bases = {}
             for path in holders:
                 source = Path(path)
-                if not source.is_relative_to(root) or not source.exists():
-                    continue  # outside the library folder: dropped by the indexing run below
-                target = trash / source.relative_to(root)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(source, target)
-                moved.append(_relative(path, root))
+                base = next((f for f in folders if source.is_relative_to(f)), None)
+                if base is None and source.exists():  # the indexing run would keep it
+                    raise LibraryError(f"{source} is not inside a library folder; delete or move it yourself, "
+                                       "then run `assistant index`")
+                bases[source] = base
+            moved = [_move_to_trash(source, base) for source, base in bases.items() if base and source.exists()]
             self._reindex(progress)
             return moved
 
@@ -202,6 +207,14 @@ class Library:
                                     Path(p).suffix.lower().lstrip(".") if p else "",
                                     len(json.loads(pages)) if pages else None, n, added or "")
                        for d, t, date, s, p, pages, n, added in rows]
+
+
+def _move_to_trash(path: Path, base: Path) -> str:
+    """Move `path` (inside the library folder `base`) to `base/.removed/<time>/`; returns where it was."""
+    target = base / REMOVED / time.strftime("%Y%m%d-%H%M%S") / path.relative_to(base)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(path, target)
+    return _relative(str(path), base)
 
 
 def _relative(path: str, root: Path) -> str:

@@ -15,7 +15,7 @@ from conftest import ENGLISH_ARTICLE, GBK_TEXT, make_pdf
 from test_serve import running
 
 from assistant import Assistant, Config, index_library
-from assistant.library import sanitize_name
+from assistant.library import LibraryError, sanitize_name
 from assistant.web import create_app
 from assistant.web.security import write_refusal
 
@@ -190,3 +190,28 @@ def test_cli_documents_and_remove(tmp_path):
     assert "0 of 0 documents" in run("documents").stdout
     unknown = run("remove", "nope")
     assert unknown.returncode != 0 and "no document with id 'nope'" in unknown.stderr
+
+
+def test_no_upload_or_removal_loses_a_file(tmp_path):
+    """Two files of one upload stored under one name, a new version of a file, a document held by a
+    file outside the library folder: every earlier file stays recoverable, and nothing is said to be done
+    that was not."""
+    folder, outside = tmp_path / "lib", tmp_path / "elsewhere"
+    folder.mkdir()
+    outside.mkdir()
+    (folder / "batteries.md").write_text(ENGLISH_ARTICLE, encoding="utf-8")
+    (outside / "loose.md").write_text("# Loose\n\nA note about customs brokers in Chile.", encoding="utf-8")
+    bot = Assistant.build([folder, outside / "loose.md"], tmp_path / "ix", CONFIG)
+    first, second = bot.add_files([("报告?.md", "# 一\n\n第一份报告：巴西站的退货率。".encode()),
+                                   ("报告*.md", "# 二\n\n第二份报告：智利站的物流。".encode())])
+    assert first.status == "added" and first.stored_as == "uploads/报告_.md"
+    assert second.status == "rejected" and "rename one" in second.reason
+    (newer,) = bot.add_files([("报告?.md", "# 一\n\n第一份报告的新版：巴西站的退货率下降。".encode())])
+    assert newer.status == "updated"
+    assert [p.read_text(encoding="utf-8") for p in (folder / ".removed").rglob("报告_.md")] == [
+        "# 一\n\n第一份报告：巴西站的退货率。"]
+    loose = next(d.doc_id for d in bot.documents()[1] if d.title == "Loose")
+    with pytest.raises(LibraryError, match="not inside a library folder"):
+        bot.remove_document(loose)
+    assert (outside / "loose.md").exists() and "Loose" in {d.title for d in bot.documents()[1]}
+    bot.close()
