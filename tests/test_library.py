@@ -154,9 +154,12 @@ def test_writes_need_the_token(library):
             assert httpx.delete(url + "/api/documents/0000000000000000").status_code == 401
             ok = httpx.delete(url + "/api/documents/0000000000000000", headers={"Authorization": f"Bearer {good}"})
             assert ok.status_code == 404  # past the token check
-            if config.admin_token:  # the api_token reads but does not write
+            if config.admin_token:  # the api_token reads but does not write; the admin_token does both
                 assert httpx.delete(url + "/api/documents/0000000000000000",
                                     headers={"Authorization": "Bearer api-secret"}).status_code == 401
+                for token, status in (("admin-secret", 200), ("api-secret", 200), ("wrong", 401)):
+                    assert httpx.get(url + "/api/documents", headers={"Authorization": f"bearer {token}"}
+                                     ).status_code == status
     # Without any token, only this machine writes.
     assert write_refusal({}, "10.0.0.7", "http://h", Config(), ("http://localhost:*",))[0] == 403
     assert write_refusal({}, "127.0.0.1", "http://h", Config(), ("http://localhost:*",)) is None

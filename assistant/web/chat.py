@@ -14,7 +14,7 @@ from ..config import Config
 from ..core import Assistant
 from .limits import Refused, check_history, check_question, recent_history
 from .render import LABELS, lang_of, render_answer, render_error, render_partial
-from .security import token_ok
+from .security import bearer_token, token_ok
 
 log = logging.getLogger("assistant.web")
 
@@ -197,7 +197,7 @@ def create_chat(bot: Assistant, config: Config):
         """
         # The programmatic twin of POST /api/ask takes the same token; the chat page stays open.
         bearer = (request.headers.get("authorization") or "") if request else ""
-        if not token_ok(bearer.removeprefix("Bearer ").strip(), config):
+        if not token_ok(bearer_token(bearer), config):
             raise gr.Error("A valid API token is required: send `Authorization: Bearer <token>`.",
                            print_exception=False)
         lang = _lang(question)

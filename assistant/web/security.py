@@ -161,9 +161,20 @@ class Guard:
         return None
 
 
+def bearer_token(authorization: str) -> str:
+    """The token of an `Authorization: Bearer <token>` header value; '' for anything else."""
+    scheme, _, token = authorization.strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def _same(given: str, token: str) -> bool:
+    return bool(token) and secrets.compare_digest(given.encode(), token.encode())
+
+
 def token_ok(given: str, config: Config) -> bool:
-    """True when no api_token is set or `given` is it (compared in constant time)."""
-    return not config.api_token or secrets.compare_digest(given.encode(), config.api_token.encode())
+    """True when no api_token is set, or `given` is the api_token or the admin_token (whoever may change
+    the library may read it); compared in constant time."""
+    return not config.api_token or _same(given, config.api_token) or _same(given, config.admin_token)
 
 
 def write_refusal(headers: dict[str, str], client_host: str, same_origin: str, config: Config,
@@ -180,12 +191,11 @@ def write_refusal(headers: dict[str, str], client_host: str, same_origin: str, c
         return 403, f"Changing the library from a page of {origin} is not allowed (allowed_origins)."
     token = config.admin_token or config.api_token
     if token:
-        given = headers.get("authorization", "").removeprefix("Bearer ").strip()
-        if not secrets.compare_digest(given.encode(), token.encode()):
+        if not _same(bearer_token(headers.get("authorization", "")), token):
             name = "admin_token" if config.admin_token else "api_token"
             return 401, f"Changing the library needs the {name}: send `Authorization: Bearer <token>`."
         return None
-    if client_host.strip("[]") not in ("127.0.0.1", "::1", "localhost") and not client_host.startswith("127."):
+    if client_host.strip("[]") not in LOOPBACK_HOSTS and not client_host.startswith("127."):
         return 403, ("Without an admin_token (or api_token), the library can only be changed from this machine; "
                      "set ASSISTANT_ADMIN_TOKEN to allow it from others.")
     return None
