@@ -193,10 +193,12 @@ def chat(ctx: click.Context, index_dir: str | None, store: str | None) -> None:
 @click.option("--limit", default=50, show_default=True, help="At most this many.")
 @click.option("--index", "index_dir", default=None, help="Index folder (default: ./index).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: total and documents.")
+@_store_option
 @click.pass_context
-def documents(ctx: click.Context, query: str, limit: int, index_dir: str | None, as_json: bool) -> None:
+def documents(ctx: click.Context, query: str, limit: int, index_dir: str | None, as_json: bool,
+              store: str | None) -> None:
     """List the library's documents, newest first: id, date, format, pages/chunks, title."""
-    total, docs = _open(ctx, index_dir).documents(query, 0, limit)
+    total, docs = _open(ctx, index_dir, store).documents(query, 0, limit)
     if as_json:
         click.echo(json.dumps({"total": total, "documents": [asdict(d) for d in docs]}, ensure_ascii=False, indent=2))
         return
@@ -209,17 +211,21 @@ def documents(ctx: click.Context, query: str, limit: int, index_dir: str | None,
 @main.command()
 @click.argument("doc_ids", nargs=-1, required=True)
 @click.option("--index", "index_dir", default=None, help="Index folder (default: ./index).")
+@_store_option
 @click.pass_context
-def remove(ctx: click.Context, doc_ids: tuple[str, ...], index_dir: str | None) -> None:
+def remove(ctx: click.Context, doc_ids: tuple[str, ...], index_dir: str | None, store: str | None) -> None:
     """Remove documents by id (see `assistant documents`): their files move to the library's .removed/
     folder, so a later `assistant index` does not bring them back."""
-    bot = _open(ctx, index_dir)
+    bot = _open(ctx, index_dir, store)
     for doc_id in doc_ids:
         try:
             with _progress_bars() as progress:
                 moved = bot.remove_document(doc_id, progress)
         except (LookupError, LibraryError) as exc:
             raise click.ClickException(str(exc)) from exc
+        except (IndexBusy, LoadError) as exc:  # the files were moved; the next `assistant index` drops them
+            raise click.ClickException(f"{exc}; files already moved to {REMOVED}/ are dropped by the next "
+                                       "`assistant index`") from exc
         click.echo(f"{'removed':>9}  {doc_id}" + (f" ({', '.join(moved)} → {REMOVED}/)" if moved else ""))
 
 
