@@ -242,13 +242,19 @@ class Job:
         return asdict(self)
 
 
+class LibraryBusy(LibraryError):
+    """Too many library changes are waiting; the message says to try again."""
+
+
 class Jobs:
     """Runs library changes in one background thread, one at a time, while questions are answered
-    from the last committed index. Keeps the most recent `keep` jobs for polling."""
+    from the last committed index. At most `waiting` changes are queued or running (each upload
+    waits with its files in memory); the most recent `keep` finished jobs are kept for polling."""
 
-    def __init__(self, library: Library, keep: int = 200):
+    def __init__(self, library: Library, keep: int = 200, waiting: int = 4):
         self.library = library
-        self.keep = keep
+        self.keep, self.waiting = keep, waiting
+        self._new_lock = threading.Lock()
         self._jobs: dict[str, Job] = {}
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="library")
 
@@ -269,11 +275,16 @@ class Jobs:
         return self._submit(job, run)
 
     def _new(self, kind: str) -> Job:
-        job = Job(uuid.uuid4().hex[:12], kind)
-        self._jobs[job.id] = job
-        for old in list(self._jobs)[: max(0, len(self._jobs) - self.keep)]:
-            del self._jobs[old]
-        return job
+        with self._new_lock:
+            if sum(j.finished is None for j in self._jobs.values()) >= self.waiting:
+                raise LibraryBusy(f"{self.waiting} library changes are already waiting; try again when one "
+                                  "has finished")
+            job = Job(uuid.uuid4().hex[:12], kind)
+            self._jobs[job.id] = job
+            finished = [i for i, j in self._jobs.items() if j.finished is not None]
+            for old in finished[: max(0, len(finished) - self.keep)]:
+                del self._jobs[old]
+            return job
 
     def _submit(self, job: Job, run: Callable[[], None]) -> Job:
         def wrapped():

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from conftest import ENGLISH_ARTICLE, GBK_TEXT, make_pdf
 from test_serve import running
 
 from assistant import Assistant, Config, index_library
-from assistant.library import LibraryError, sanitize_name
+from assistant.library import Jobs, LibraryBusy, LibraryError, sanitize_name
 from assistant.web import create_app
 from assistant.web.security import write_refusal
 
@@ -218,3 +219,25 @@ def test_no_upload_or_removal_loses_a_file(tmp_path):
         bot.remove_document(loose)
     assert (outside / "loose.md").exists() and "Loose" in {d.title for d in bot.documents()[1]}
     bot.close()
+
+
+def test_library_changes_waiting_in_memory_are_bounded():
+    """Each queued upload holds its files in memory until the one worker reaches it."""
+    release = threading.Event()
+
+    class SlowLibrary:
+        def add(self, files, progress, outcomes):
+            release.wait(60)
+
+    jobs = Jobs(SlowLibrary(), keep=1, waiting=2)
+    first, second = jobs.upload([("a.md", b"a")]), jobs.upload([("b.md", b"b")])
+    with pytest.raises(LibraryBusy, match="2 library changes are already waiting"):
+        jobs.upload([("c.md", b"c")])
+    release.set()
+    deadline = time.monotonic() + 60
+    while second.finished is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert first.state == second.state == "done"
+    third = jobs.upload([("c.md", b"c")])
+    assert jobs.get(third.id) and jobs.get(second.id) and jobs.get(first.id) is None  # keep=1 finished job
+    jobs.close()

@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..config import Config
 from ..core import Assistant
-from ..library import Jobs, LibraryError
+from ..library import Jobs, LibraryBusy, LibraryError
 from .security import write_refusal
 
 MAX_PAGE = 200
@@ -47,7 +47,8 @@ def library_router(bot: Assistant, config: Config, jobs: Jobs, origins: tuple[st
         return {"total": total, "offset": offset, "limit": limit, "documents": [asdict(d) for d in docs]}
 
     @router.post("/api/documents", status_code=202, dependencies=[Depends(may_write)], tags=["library"],
-                 responses={401: {"description": "Missing or wrong admin token"}, 413: {"description": "Too large"}})
+                 responses={401: {"description": "Missing or wrong admin token"}, 413: {"description": "Too large"},
+                            429: {"description": "Too many library changes waiting"}})
     async def upload(request: Request):
         """Upload files (multipart field `files`, one or many); they are indexed in the background.
 
@@ -68,7 +69,7 @@ def library_router(bot: Assistant, config: Config, jobs: Jobs, origins: tuple[st
             bot.library.root()
         except LibraryError as exc:
             raise HTTPException(409, str(exc)) from None
-        job = jobs.upload(files)
+        job = _queued(lambda: jobs.upload(files))
         return {"job": job.id, "url": f"/api/jobs/{job.id}", "state": job.state}
 
     @router.get("/api/jobs/{job_id}", dependencies=[Depends(authorize)], tags=["library"],
@@ -86,7 +87,7 @@ def library_router(bot: Assistant, config: Config, jobs: Jobs, origins: tuple[st
         """Remove a document: its file moves to the library's .removed/ folder, and the index drops it."""
         if bot.document(doc_id) is None:
             raise HTTPException(404, f"No document with id {doc_id!r}.")
-        job = jobs.remove(doc_id)
+        job = _queued(lambda: jobs.remove(doc_id))
         return JSONResponse({"job": job.id, "url": f"/api/jobs/{job.id}", "state": job.state}, 202)
 
     @router.get("/library", response_class=HTMLResponse, include_in_schema=False)
@@ -95,3 +96,10 @@ def library_router(bot: Assistant, config: Config, jobs: Jobs, origins: tuple[st
                             headers={"Cache-Control": "no-cache"})
 
     return router
+
+
+def _queued(submit):
+    try:
+        return submit()
+    except LibraryBusy as exc:
+        raise HTTPException(429, str(exc), headers={"Retry-After": "30"}) from None
