@@ -80,8 +80,11 @@ class VectorIndex:
         tmp = folder / f".vectors-{generation}.faiss.tmp"
         faiss.write_index(self._index, str(tmp))
         os.replace(tmp, path)
+        # Only older generations go: a server that rebuilds this one while an indexing run commits the
+        # next must not delete the newer file the run just wrote.
         for old in folder.glob("vectors-*.faiss"):
-            if old != path:
+            number = old.stem.rsplit("-", 1)[1]
+            if number.isdigit() and int(number) < generation:
                 old.unlink(missing_ok=True)
         return path
 

@@ -8,11 +8,13 @@ import sqlite3
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from conftest import ENGLISH_ARTICLE, write_library
 
 from assistant import Assistant, Config, index_library
 from assistant.store import Store
+from assistant.vectors import VectorIndex
 
 
 def doc_titles(bot):
@@ -301,3 +303,13 @@ def test_dense_search_sees_what_an_indexing_run_committed_while_it_was_open(tmp_
             assert bot.search(query, k=1, mode=mode)[0].title == "Cat vaccines", mode
     finally:
         bot.close()
+
+
+def test_saving_a_vector_file_keeps_newer_generations(tmp_path):
+    """A server rebuilding generation 4 while a run has just written generation 5 must not delete it."""
+    vectors = VectorIndex.build(4, "flat", np.arange(2, dtype=np.int64), np.eye(4, dtype=np.float32)[:2])
+    vectors.save(tmp_path, 5)
+    vectors.save(tmp_path, 4)
+    assert sorted(p.name for p in tmp_path.glob("vectors-*.faiss")) == ["vectors-4.faiss", "vectors-5.faiss"]
+    vectors.save(tmp_path, 6)
+    assert [p.name for p in tmp_path.glob("vectors-*.faiss")] == ["vectors-6.faiss"]
