@@ -128,7 +128,7 @@ class Scoring:
     answer_type: float = 0.2
     question_penalty: float = 0.5
     keep: float = 0.5
-    other_language_pool: int = 8  # best sentences the passage model reorders when the best is in another language
+    other_language_pool: int = 12  # best sentences the passage model reorders when the best is in another language
 
     def match(self, c: Candidate) -> float:
         return c.similarity + self.coverage * c.coverage
@@ -172,7 +172,7 @@ def candidates(question: str, query: Query, hits: list[Hit], index: Index) -> li
                 seen.add((hit.doc_id, start))
                 found.append(Candidate(rank, hit, start, end))
     sentences = [docs[c.hit.doc_id].text[c.start : c.end] for c in found]
-    similarity = index.sentence_similarity(query.text, query.vector, sentences)
+    similarity = index.sentence_similarity(query, sentences)
     expected = _DATE if _ASKS_WHEN.search(question) else _NUMBER if _ASKS_NUMBER.search(question) else None
     asked = set(query.terms)
     for c, sentence, sim in zip(found, sentences, similarity):

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,6 +26,9 @@ from .keyword import tokenize
 from .load import Document, LoadError, iter_files, load_file, read_file
 from .storage import LibraryStore, open_store
 from .text import quotable, sentence_spans
+
+if TYPE_CHECKING:  # retrieve.py builds on Index
+    from .retrieve import Query
 
 log = logging.getLogger("assistant.index")
 
@@ -96,19 +100,40 @@ class Index:
     def document(self, doc_id: str) -> Document | None:
         return self.store.document(doc_id)
 
-    def sentence_similarity(self, question: str, question_vector: np.ndarray, sentences: list[str]) -> np.ndarray:
+    def question_in_sentence_model(self, query: Query) -> np.ndarray:
+        """The question's vector in the sentence model, embedded once per question."""
+        if query.sentence_vector is None:
+            query.sentence_vector = (query.vector if self.models.sentences == self.models.passages
+                                     else self.sentence_embedder.encode_query([query.text])[0])
+        return query.sentence_vector
+
+    def sentence_similarity(self, query: Query, sentences: list[str]) -> np.ndarray:
         """Cosine of each sentence with the question in the sentence model. The sentences' vectors were
         stored at indexing time; one is embedded here only when missing (an index made before they were
-        stored, a span that is not a whole sentence). `question_vector` is the retrieval model's."""
+        stored, a span that is not a whole sentence)."""
         if not sentences:
             return np.zeros(0, dtype=np.float32)
-        if self.models.sentences != self.models.passages:
-            question_vector = self.sentence_embedder.encode_query([question])[0]
         hashes = [chunk_hash(self.models.sentences, s) for s in sentences]
         stored = self.store.vectors(hashes)
         missing = list(dict.fromkeys(s for s, h in zip(sentences, hashes) if h not in stored))
         fresh = dict(zip(missing, self.sentence_embedder.encode(missing)))
-        return np.stack([stored[h] if h in stored else fresh[s] for s, h in zip(sentences, hashes)]) @ question_vector
+        vectors = np.stack([stored[h] if h in stored else fresh[s] for s, h in zip(sentences, hashes)])
+        return vectors @ self.question_in_sentence_model(query)
+
+    def best_sentence_similarity(self, query: Query, texts: list[str]) -> list[float]:
+        """For each text, the best cosine of its sentences with the question in the sentence model, from
+        the vectors stored at indexing time only (a sentence without one is passed over): cheap enough
+        for every candidate of a search."""
+        sentences = [[t[a:b] for a, b in sentence_spans(t)] for t in texts]
+        stored = self.store.vectors({chunk_hash(self.models.sentences, s) for ss in sentences for s in ss})
+        if not stored:
+            return [0.0] * len(texts)
+        question = self.question_in_sentence_model(query)
+        best = []
+        for ss in sentences:
+            found = [stored[h] for h in (chunk_hash(self.models.sentences, s) for s in ss) if h in stored]
+            best.append(float(np.max(np.stack(found) @ question)) if found else 0.0)
+        return best
 
     def passage_similarity(self, question_vector: np.ndarray, sentences: list[str]) -> np.ndarray:
         """Cosine of each sentence with the question in the passage model (`question_vector` is its).

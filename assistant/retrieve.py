@@ -38,6 +38,8 @@ COMMON_MIN_LIBRARY = 50_000
 MISSED_TERMS_SHIFT = 0.7
 # Weight of coverage added to the fused (0..1) score of each candidate.
 COVERAGE_WEIGHT = 0.8
+# Weight of the normalised best-sentence match added to a candidate in another language than the question.
+ACROSS_WEIGHT = 0.5
 
 
 @dataclass
@@ -65,6 +67,7 @@ class Query:
     terms: list[str]
     weights: dict[str, float]  # term -> IDF
     searched: list[str]  # the terms the keyword query matches on
+    sentence_vector: np.ndarray | None = None  # in the sentence model, once needed (Index.question_in_sentence_model)
 
 
 class Retriever:
@@ -90,6 +93,7 @@ class Retriever:
         keyword = dict(store.keyword_search(q.searched, pool)) if q.searched and mode != "dense" else {}
         ids = set(dense) | set(keyword)
         covered: dict[int, float] = {}
+        across: dict[int, float] = {}
         if mode == "hybrid" and ids:
             # Score every candidate on both sides, so that fusion compares like with like.
             missing = [i for i in ids if i not in dense]
@@ -99,14 +103,17 @@ class Retriever:
             missing = [i for i in ids if i not in keyword]
             if missing and q.searched:
                 keyword.update(store.keyword_search(q.searched, len(missing), within=missing))
-            covered = self._coverage(q, ids)
+            tokens = self.index.store.chunk_tokens(ids)
+            covered = {i: coverage(q, set(t.split())) for i, t in tokens.items()}
+            across = self._across_languages(q, tokens)
         if mode == "dense":
             scores = dense
         elif mode == "keyword":
             scores = keyword
         else:
             fused = _fuse(dense, keyword, self._dense_share(q, keyword, covered))
-            scores = {i: s + COVERAGE_WEIGHT * covered.get(i, 0.0) for i, s in fused.items()}
+            scores = {i: s + COVERAGE_WEIGHT * covered.get(i, 0.0) + ACROSS_WEIGHT * across.get(i, 0.0)
+                      for i, s in fused.items()}
         ranked = sorted(scores, key=scores.get, reverse=True)
         return self._hits(ranked, scores, dense, keyword, covered, q, k)
 
@@ -127,6 +134,21 @@ class Retriever:
         start = min(inner_starts, default=hit.start)
         end = max(inner_ends, default=hit.end)
         return dataclasses.replace(hit, start=start, end=end, text=doc.text[start:end])
+
+    def _across_languages(self, q: Query, tokens: dict[int, str]) -> dict[int, float]:
+        """For the candidates in another language than the question, their best sentence's cosine with it in
+        the sentence model, normalised over them. A chunk is one vector of many sentences, and the passage
+        model's cosines across languages sink under those of same-language chunks and of each other; the
+        sentence model was trained to align languages sentence by sentence, and its vectors are stored."""
+        if self.index.models.sentences == self.index.models.passages:
+            return {}
+        lang = detect_lang(q.text)
+        other = [i for i, t in tokens.items() if in_other_language(t, lang)]
+        if not other:
+            return {}
+        chunks = self.index.store.chunks(other)
+        other = [i for i in other if i in chunks]
+        return _normalise(dict(zip(other, self.index.best_sentence_similarity(q, [chunks[i].text for i in other]))))
 
     def _coverage(self, q: Query, ids) -> dict[int, float]:
         return {i: coverage(q, set(tokens.split())) for i, tokens in self.index.store.chunk_tokens(ids).items()}
