@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 
 import numpy as np
@@ -363,9 +363,8 @@ class PostgresStore:
                           {"q": np.asarray(vector, dtype=np.float32), "k": k})
         return [(int(i), float(s)) for i, s in rows]
 
-    def keyword_search(self, terms: list[str], limit: int,
-                       within: Iterable[int] | None = None) -> list[tuple[int, float]]:
-        """FTS5's bm25() in SQL (see the module docstring); `within` restricts the scoring, not the statistics."""
+    def keyword_search(self, terms: list[str], limit: int, also: Collection[int] = ()) -> list[tuple[int, float]]:
+        """FTS5's bm25() in SQL (see the module docstring): the best `limit`, and those of `also` that match."""
         selects, args = [], []
         for t, term in enumerate(terms):
             parts = fts_tokens(term)
@@ -384,17 +383,16 @@ class PostgresStore:
                 args += [t, *parts[1:], parts[0]]
         if not selects:
             return []
-        where = ""
-        if within is not None:
-            where, args = "WHERE chunk_id = ANY(%s)", [*args, list(within)]
         stats = ("(SELECT value::float8 FROM meta WHERE key = 'chunks')",
                  "(SELECT value::float8 FROM meta WHERE key = 'tokens')")
         sql = (f"WITH hits AS ({' UNION ALL '.join(selects)}), stats AS (SELECT {stats[0]} AS n, "
                f"{stats[1]} / greatest({stats[0]}, 1) AS avgdl) "
                f"SELECT chunk_id, sum(greatest(ln((n - nhit + 0.5) / (nhit + 0.5)), 1e-6) * tf * {BM25_K1 + 1}::float8 "
                f"/ (tf + {BM25_K1}::float8 * (1 - {BM25_B}::float8 + {BM25_B}::float8 * dl / avgdl))) AS score "
-               f"FROM hits, stats {where} GROUP BY chunk_id ORDER BY score DESC, chunk_id LIMIT %s")
-        return [(int(i), float(s)) for i, s in self._rows(sql, [*args, limit])]
+               f"FROM hits, stats GROUP BY chunk_id")
+        sql = (f"WITH scored AS ({sql}) (SELECT * FROM scored ORDER BY score DESC, chunk_id LIMIT %s) "
+               "UNION SELECT * FROM scored WHERE chunk_id = ANY(%s::bigint[]) ORDER BY score DESC, chunk_id")
+        return [(int(i), float(s)) for i, s in self._rows(sql, [*args, limit, list(also)])]
 
     def chunk_tokens(self, ids: Iterable[int]) -> dict[int, str]:
         return dict(self._rows("SELECT id, tokens FROM chunks WHERE id = ANY(%s)", (list(ids),)))

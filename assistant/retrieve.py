@@ -23,7 +23,7 @@ from .config import Config
 from .embed import Calibration, calibration
 from .index import Index
 from .keyword import query_terms
-from .text import detect_lang, in_other_language, sentence_spans
+from .text import detect_lang, in_other_language, mostly_other_script, sentence_spans
 
 MODES = ("hybrid", "dense", "keyword")
 # The dense share reaches 1 as a question grows from LONG_QUESTION[0] to LONG_QUESTION[1] content terms.
@@ -80,7 +80,10 @@ class Retriever:
         n = max(store.counts()["chunks"], 1)
         df = store.document_frequency(terms)
         weights = {t: float(np.log(1 + (n - df.get(t, 0) + 0.5) / (df.get(t, 0) + 0.5))) for t in terms}
-        rare = [t for t in terms if n <= COMMON_MIN_LIBRARY or df.get(t, 0) <= COMMON_SHARE * n]
+        # A word in more than half the chunks has no BM25 weight (its IDF is clamped to ~0), and matching
+        # on it ("年", "个") made the keyword query score most of the library.
+        share = COMMON_SHARE if n > COMMON_MIN_LIBRARY else 0.5
+        rare = [t for t in terms if df.get(t, 0) <= share * n]
         return Query(text, self.index.embedder.encode_query([text])[0], terms, weights, rare or terms)
 
     def search(self, query: str | Query, k: int = 5, mode: str = "hybrid") -> list[Hit]:
@@ -90,19 +93,17 @@ class Retriever:
         store = self.index.store
         pool = max(50, 4 * k)
         dense = dict(store.dense_search(q.vector, pool)) if mode != "keyword" else {}
-        keyword = dict(store.keyword_search(q.searched, pool)) if q.searched and mode != "dense" else {}
+        # Every candidate is scored on both sides, so that fusion compares like with like.
+        keyword = (dict(store.keyword_search(q.searched, pool, also=dense if mode == "hybrid" else ()))
+                   if q.searched and mode != "dense" else {})
         ids = set(dense) | set(keyword)
         covered: dict[int, float] = {}
         across: dict[int, float] = {}
         if mode == "hybrid" and ids:
-            # Score every candidate on both sides, so that fusion compares like with like.
             missing = [i for i in ids if i not in dense]
             if missing:
                 got_ids, vecs = store.chunk_vectors(missing)
                 dense.update(zip(got_ids.tolist(), (vecs @ q.vector).tolist()))
-            missing = [i for i in ids if i not in keyword]
-            if missing and q.searched:
-                keyword.update(store.keyword_search(q.searched, len(missing), within=missing))
             tokens = self.index.store.chunk_tokens(ids)
             covered = {i: coverage(q, set(t.split())) for i, t in tokens.items()}
             across = self._across_languages(q, tokens)
@@ -143,7 +144,7 @@ class Retriever:
         if self.index.models.sentences == self.index.models.passages:
             return {}
         lang = detect_lang(q.text)
-        other = [i for i, t in tokens.items() if in_other_language(t, lang)]
+        other = [i for i, t in tokens.items() if mostly_other_script(t, lang)]
         if not other:
             return {}
         chunks = self.index.store.chunks(other)
@@ -167,10 +168,15 @@ class Retriever:
         scale = calibration(self.index.models.passages)
         lang = detect_lang(q.text)
         hits: list[Hit] = []
+        kept: list[tuple[str, int, int, set[str]]] = []  # (doc id, start, end, shingles) of each hit
         for cid in window:
             c = chunks.get(cid)
-            if c is None or any(_duplicate(c, c.text, h) for h in hits):
+            if c is None:
                 continue
+            shingles = _shingles(c.text)
+            if any(_duplicate(c.doc_id, c.start, c.end, shingles, *k) for k in kept):
+                continue
+            kept.append((c.doc_id, c.start, c.end, shingles))
             hits.append(Hit(cid, c.doc_id, c.title or "", c.text, c.start, c.end, c.page, float(scores[cid]),
                             dense=float(dense.get(cid, 0.0)), keyword=float(keyword.get(cid, 0.0)),
                             coverage=covered.get(cid, 0.0),
@@ -218,12 +224,12 @@ def _normalise(scores: dict[int, float]) -> dict[int, float]:
     return {i: (s - lo) / span if span > 1e-9 else 1.0 for i, s in scores.items()}
 
 
-def _duplicate(chunk, text: str, hit: Hit) -> bool:
+def _duplicate(doc_id: str, start: int, end: int, shingles: set[str],
+               kept_doc: str, kept_start: int, kept_end: int, kept_shingles: set[str]) -> bool:
     """Overlapping chunks of one document, or near-identical text in two documents."""
-    if chunk.doc_id == hit.doc_id:
-        return chunk.start < hit.end and hit.start < chunk.end
-    a, b = _shingles(text), _shingles(hit.text)
-    return bool(a and b) and len(a & b) / len(a | b) > 0.8
+    if doc_id == kept_doc:
+        return start < kept_end and kept_start < end
+    return bool(shingles and kept_shingles) and len(shingles & kept_shingles) / len(shingles | kept_shingles) > 0.8
 
 
 def _shingles(text: str, n: int = 4) -> set[str]:

@@ -8,7 +8,7 @@ servers share. `open_store` picks one from the `store` setting ("sqlite" or a po
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -76,9 +76,9 @@ class LibraryStore(Protocol):
 
     def dense_search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
         """(chunk id, cosine) of the k nearest chunks."""
-    def keyword_search(self, terms: list[str], limit: int,
-                       within: Iterable[int] | None = None) -> list[tuple[int, float]]:
-        """(chunk id, BM25 score) best first of the chunks matching any term; `within` restricts the scoring."""
+    def keyword_search(self, terms: list[str], limit: int, also: Collection[int] = ()) -> list[tuple[int, float]]:
+        """(chunk id, BM25 score) of the `limit` best chunks matching any term, and of each chunk of `also`
+        that matches any (a hybrid search's dense candidates), best first."""
     def chunk_tokens(self, ids: Iterable[int]) -> dict[int, str]: ...
     def document_frequency(self, terms: list[str]) -> dict[str, int]: ...
 

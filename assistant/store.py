@@ -14,7 +14,7 @@ import fcntl
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -335,18 +335,18 @@ class Store:
         vectors.save(self.folder, generation)
 
     # --- keyword search (FTS5) ----------------------------------------------------------------
-    def keyword_search(self, terms: list[str], limit: int,
-                       within: Iterable[int] | None = None) -> list[tuple[int, float]]:
-        """(chunk id, BM25 score) best first; `within` restricts scoring to those chunks."""
-        sql = "SELECT rowid, -bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ?"
-        args: list = [match_expression(terms)]
-        if within is not None:
-            within = list(within)
-            if not within:
-                return []
-            sql += f" AND rowid IN ({','.join('?' * len(within))})"
-            args += within
-        return self._rows(sql + " ORDER BY bm25(chunks_fts) LIMIT ?", [*args, limit])
+    def keyword_search(self, terms: list[str], limit: int, also: Collection[int] = ()) -> list[tuple[int, float]]:
+        """(chunk id, BM25 score) best first: the best `limit`, and those of `also` that match. One query
+        scores the matches once; a second one restricted to `also` cost more than the first."""
+        match = "SELECT rowid, -bm25(chunks_fts) AS score FROM chunks_fts WHERE chunks_fts MATCH ?"
+        if not also:
+            return self._rows(match + " ORDER BY bm25(chunks_fts) LIMIT ?", [match_expression(terms), limit])
+        also = list(also)
+        # SQLite computes a CTE used twice once.
+        return self._rows(f"WITH m AS ({match}) "
+                          "SELECT * FROM (SELECT * FROM m ORDER BY score DESC LIMIT ?) "
+                          f"UNION SELECT * FROM m WHERE rowid IN ({','.join('?' * len(also))}) ORDER BY 2 DESC",
+                          [match_expression(terms), limit, *also])
 
     def chunk_tokens(self, ids: Iterable[int]) -> dict[int, str]:
         ids = list(ids)

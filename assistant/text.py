@@ -33,6 +33,13 @@ def in_other_language(text: str, lang: str) -> bool:
     return cjk > 0.2 * len(text) if lang == "en" else detect_lang(text) != lang
 
 
+def mostly_other_script(text: str, lang: str) -> bool:
+    """A quick `in_other_language` for many texts (a search's every candidate): Chinese characters are
+    the three-byte ones of UTF-8, counted at C speed; more than a fifth of the text reads as Chinese."""
+    chinese = len(text.encode("utf-8")) - len(text) > 0.4 * len(text)
+    return chinese != (lang == "zh")
+
+
 def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
     """Spans of the sentences in text[start:end], trimmed of surrounding whitespace."""
     end = len(text) if end is None else end

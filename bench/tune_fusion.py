@@ -34,14 +34,11 @@ def _row(bot: Assistant, q: dict) -> dict:
     text = f"{q['product_title']}: {q['text']}" if q.get("product_title") else q["text"]
     query = bot.retriever.prepare(text)
     dense = dict(store.dense_search(query.vector, 100))
-    keyword = dict(store.keyword_search(query.searched, 100)) if query.searched else {}
+    keyword = dict(store.keyword_search(query.searched, 100, also=dense)) if query.searched else {}
     ids = sorted(set(dense) | set(keyword))
     got, vecs = store.chunk_vectors([i for i in ids if i not in dense])
     if len(got):
         dense.update(zip(got.tolist(), (vecs @ query.vector).tolist()))
-    missing = [i for i in ids if i not in keyword]
-    if missing and query.searched:
-        keyword.update(store.keyword_search(query.searched, len(missing), within=missing))
     top_keyword = sorted(keyword, key=keyword.get, reverse=True)[:5]
     top_tokens = store.chunk_tokens(top_keyword)
     top_tokens = [set(top_tokens.get(i, "").split()) for i in top_keyword]
