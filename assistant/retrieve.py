@@ -6,16 +6,20 @@ normalised per query and mixed. The dense share starts at `dense_weight` and gro
 matching is weak evidence for this question: when the question is long (BM25 drowns in the terms
 of conversational questions) or when the best keyword match misses much of it. To the mix is added
 the candidate's coverage: the share of the question's keyword weight (IDF) it contains, which
-BM25's length normalisation and term-frequency saturation blur. The constants were tuned with
-bench/tune_fusion.py on the evaluation sets (see README). Overlapping chunks of one document and
-near-identical chunks of different documents are collapsed to the best of them. Each hit also
-carries `relevance`, the evidence used to decide whether the library covers the question at all.
+BM25's length normalisation and term-frequency saturation blur; and to a candidate in another
+language than the question, its best sentence's match in the sentence model (`_across_languages`).
+The fusion constants were tuned with bench/tune_fusion.py on the evaluation sets, the cross-language
+weight on our own English questions about the bundled Chinese article (see README). Overlapping
+chunks of one document and near-identical chunks of different documents are collapsed to the best
+of them. Each hit also carries `relevance`, the evidence used to decide whether the library covers
+the question at all.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -168,15 +172,15 @@ class Retriever:
         scale = calibration(self.index.models.passages)
         lang = detect_lang(q.text)
         hits: list[Hit] = []
-        kept: list[tuple[str, int, int, set[str]]] = []  # (doc id, start, end, shingles) of each hit
+        kept: list[_Span] = []
         for cid in window:
             c = chunks.get(cid)
             if c is None:
                 continue
-            shingles = _shingles(c.text)
-            if any(_duplicate(c.doc_id, c.start, c.end, shingles, *k) for k in kept):
+            span = _Span(c.doc_id, c.start, c.end, _shingles(c.text))
+            if any(_duplicate(span, k) for k in kept):
                 continue
-            kept.append((c.doc_id, c.start, c.end, shingles))
+            kept.append(span)
             hits.append(Hit(cid, c.doc_id, c.title or "", c.text, c.start, c.end, c.page, float(scores[cid]),
                             dense=float(dense.get(cid, 0.0)), keyword=float(keyword.get(cid, 0.0)),
                             coverage=covered.get(cid, 0.0),
@@ -224,12 +228,18 @@ def _normalise(scores: dict[int, float]) -> dict[int, float]:
     return {i: (s - lo) / span if span > 1e-9 else 1.0 for i, s in scores.items()}
 
 
-def _duplicate(doc_id: str, start: int, end: int, shingles: set[str],
-               kept_doc: str, kept_start: int, kept_end: int, kept_shingles: set[str]) -> bool:
+class _Span(NamedTuple):
+    doc_id: str
+    start: int
+    end: int
+    shingles: set[str]
+
+
+def _duplicate(a: _Span, b: _Span) -> bool:
     """Overlapping chunks of one document, or near-identical text in two documents."""
-    if doc_id == kept_doc:
-        return start < kept_end and kept_start < end
-    return bool(shingles and kept_shingles) and len(shingles & kept_shingles) / len(shingles | kept_shingles) > 0.8
+    if a.doc_id == b.doc_id:
+        return a.start < b.end and b.start < a.end
+    return bool(a.shingles and b.shingles) and len(a.shingles & b.shingles) / len(a.shingles | b.shingles) > 0.8
 
 
 def _shingles(text: str, n: int = 4) -> set[str]:
