@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,7 +22,7 @@ import numpy as np
 
 from .chunk import Chunk, chunk_document
 from .config import Config
-from .embed import get_embedder
+from .embed import Embedder, get_embedder
 from .keyword import tokenize
 from .load import Document, LoadError, iter_files, load_file, read_file
 from .storage import LibraryStore, open_store
@@ -140,20 +141,47 @@ class Index:
 
         The passage model reads across languages far better than the sentence model, so it orders the
         few best sentences of an answer quoted in another language than the question. Storing these
-        vectors at indexing time would double its cost; they are embedded on first use and kept in
-        memory (`_passage_vector`), so a sentence is embedded once per process.
+        vectors at indexing time would double its cost; they are embedded on first use, in one call, and
+        kept in memory (`PASSAGE_VECTORS`), so a sentence is embedded once per process.
         """
         if not sentences:
             return np.zeros(0, dtype=np.float32)
-        return np.stack([_passage_vector(self.models.passages, s) for s in sentences]) @ question_vector
+        return PASSAGE_VECTORS.get(self.embedder, sentences) @ question_vector
 
     def close(self) -> None:
         self.store.close()
 
 
-@lru_cache(maxsize=8192)  # 384 floats a sentence: ~12 MB
-def _passage_vector(model: str, sentence: str) -> np.ndarray:
-    return get_embedder(model).encode([sentence])[0]
+class VectorCache:
+    """The last `size` texts' vectors per model, least recently used out first; thread-safe."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._vectors: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, embedder: Embedder, texts: list[str]) -> np.ndarray:
+        keys = [(embedder.name, t) for t in texts]
+        with self._lock:
+            missing = list(dict.fromkeys(t for k, t in zip(keys, texts) if k not in self._vectors))
+        fresh = dict(zip(missing, embedder.encode(missing))) if missing else {}
+        with self._lock:
+            out = []
+            for key, text in zip(keys, texts):
+                vector = fresh[text] if text in fresh else self._vectors[key]
+                self._vectors[key] = vector
+                self._vectors.move_to_end(key)
+                out.append(vector)
+            while len(self._vectors) > self.size:
+                self._vectors.popitem(last=False)
+        return np.stack(out)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._vectors.clear()
+
+
+PASSAGE_VECTORS = VectorCache(8192)  # 384 floats a sentence: ~12 MB
 
 
 def chunk_hash(model: str, text: str) -> str:

@@ -28,7 +28,7 @@ from pathlib import Path
 from .config import Config
 from .index import IndexReport, Progress, no_progress, update_index
 from .load import SUPPORTED, LoadError, load_file, read_file
-from .store import Store
+from .storage import LibraryStore
 
 UPLOADS = "uploads"
 REMOVED = ".removed"
@@ -76,7 +76,7 @@ def sanitize_name(name: str) -> str:
     return f"{stem}.{ext.lower()}" if ext else stem
 
 
-def library_paths(store: Store, config: Config) -> list[Path]:
+def library_paths(store: LibraryStore, config: Config) -> list[Path]:
     """The paths the index was last built from (`update_index` records them), else the configured library."""
     recorded = store.get_meta("library")
     return [Path(p) for p in json.loads(recorded)] if recorded else [Path(config.library).resolve()]
@@ -85,7 +85,7 @@ def library_paths(store: Store, config: Config) -> list[Path]:
 class Library:
     """Adds, removes and lists the documents of an index folder's library. One change runs at a time."""
 
-    def __init__(self, folder: str | Path, store: Store, config: Config):
+    def __init__(self, folder: str | Path, store: LibraryStore, config: Config):
         self.folder = Path(folder)
         self.store = store
         self.config = config

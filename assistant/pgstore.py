@@ -32,8 +32,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .chunk import Chunk
 from .load import Document
-from .storage import IndexBusy, redact
-from .store import StoredChunk, document_from_row, document_row, like_pattern
+from .storage import IndexBusy, StoredChunk, document_from_row, document_row, like_pattern, redact
 
 BM25_K1, BM25_B = 1.2, 0.75  # SQLite FTS5's bm25() defaults
 # Below this many chunks an exact scan is exact and cheap next to embedding the question (measured

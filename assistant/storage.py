@@ -8,8 +8,10 @@ servers share. `open_store` picks one from the `store` setting ("sqlite" or a po
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Iterable
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit, urlunsplit
@@ -17,15 +19,44 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 
 from .config import Config
+from .load import Document
 
-if TYPE_CHECKING:  # the stores import this module (IndexBusy)
+if TYPE_CHECKING:
     from .chunk import Chunk
-    from .load import Document
-    from .store import StoredChunk
 
 
 class IndexBusy(RuntimeError):
     """Another indexing run holds the library."""
+
+
+# --- rows both stores share -----------------------------------------------------------------
+@dataclass(frozen=True)
+class StoredChunk:
+    id: int
+    doc_id: str
+    start: int
+    end: int
+    page: int | None
+    hash: str
+    title: str  # of its document
+    text: str  # == document text[start:end]
+
+
+def document_row(doc: Document) -> tuple:
+    """A document as a row of the `documents` table (the same columns in both stores)."""
+    return (doc.doc_id, doc.title, doc.author, doc.date, doc.source, doc.path, doc.lang, doc.text,
+            json.dumps(doc.pages) if doc.pages else None, json.dumps(doc.meta, ensure_ascii=False))
+
+
+def like_pattern(query: str) -> str:
+    """A LIKE pattern matching titles that hold `query` literally (its % and _ escaped with \\)."""
+    return "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def document_from_row(row: tuple) -> Document:
+    d, title, author, date, source, path, lang, text, pages, meta = row
+    return Document(d, text, title or "", author or "", date or "", source or "", path or "", lang or "",
+                    json.loads(pages) if pages else None, json.loads(meta) if meta else {})
 
 
 class LibraryStore(Protocol):

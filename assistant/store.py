@@ -11,12 +11,10 @@ for the other).
 from __future__ import annotations
 
 import fcntl
-import json
 import sqlite3
 import threading
 from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,40 +23,11 @@ from .chunk import Chunk
 from .keyword import match_expression
 from .load import Document
 from .migrations import migrate
-from .storage import IndexBusy
+from .storage import IndexBusy, StoredChunk, document_from_row, document_row, like_pattern
 from .vectors import VectorIndex
 
 DB_NAME = "library.sqlite"
 LOCK_NAME = ".indexing.lock"
-
-@dataclass(frozen=True)
-class StoredChunk:
-    id: int
-    doc_id: str
-    start: int
-    end: int
-    page: int | None
-    hash: str
-    title: str  # of its document
-    text: str  # == document text[start:end]
-
-
-def document_row(doc: Document) -> tuple:
-    """A document as a row of the `documents` table (the same columns in both stores)."""
-    return (doc.doc_id, doc.title, doc.author, doc.date, doc.source, doc.path, doc.lang, doc.text,
-            json.dumps(doc.pages) if doc.pages else None, json.dumps(doc.meta, ensure_ascii=False))
-
-
-def like_pattern(query: str) -> str:
-    """A LIKE pattern matching titles that hold `query` literally (its % and _ escaped with \\)."""
-    return "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-def document_from_row(row: tuple) -> Document:
-    d, title, author, date, source, path, lang, text, pages, meta = row
-    return Document(d, text, title or "", author or "", date or "", source or "", path or "", lang or "",
-                    json.loads(pages) if pages else None, json.loads(meta) if meta else {})
-
 
 class Store:
     """One index folder (`path` is its SQLite database); safe to share between threads (a lock

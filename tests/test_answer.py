@@ -9,7 +9,7 @@ from conftest import FIXTURES
 
 from assistant import Assistant, Config
 from assistant.answer import SCORING, verify
-from assistant.index import _passage_vector
+from assistant.index import PASSAGE_VECTORS
 
 ALL_IN = "品牌方、商家“all in”直播带货并不是最为理智的选择"
 
@@ -164,16 +164,17 @@ def test_a_passage_in_another_language_is_found_by_its_best_sentence(seed_bot):
 
 def test_quotes_in_another_language_are_ordered_by_the_passage_model_once(seed_bot, monkeypatch):
     """An English question over the Chinese article: e5 reorders the best few sentences (USE reads
-    across languages poorly); each sentence is embedded once per process, not once per question."""
-    _passage_vector.cache_clear()  # other tests may have asked about the same sentences
+    across languages poorly); they are embedded in one call, and each once per process, not per question."""
+    PASSAGE_VECTORS.clear()  # other tests may have asked about the same sentences
     embedded: list[str] = []
+    calls: list[int] = []
     original = seed_bot.index.embedder.encode
     monkeypatch.setattr(seed_bot.index.embedder, "encode",
-                        lambda texts, *a, **k: embedded.extend(texts) or original(texts, *a, **k))
+                        lambda texts, *a, **k: calls.append(1) or embedded.extend(texts) or original(texts, *a, **k))
     question = "What are the three components of consumer trust in social commerce?"
     answer = seed_bot.ask(question)
     assert "三大组成部分" in answer.citations[0].quote, answer.text
-    assert 0 < len(embedded) <= SCORING.other_language_pool
+    assert 0 < len(embedded) <= SCORING.other_language_pool and len(calls) == 1, (embedded, calls)
     embedded.clear()
     assert seed_bot.ask(question).text == answer.text and embedded == []
 

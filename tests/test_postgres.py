@@ -267,3 +267,10 @@ def test_copy_index_command_and_clear_errors(built, db, pg):
         Config(store="mysql://x")
     result = CliRunner().invoke(main, ["ask", "hello", "--store", empty])
     assert result.exit_code != 0 and "build one first" in result.output
+
+
+def test_a_postgresql_server_does_not_load_the_folder_store():
+    """A server on PostgreSQL needs neither the SQLite store nor FAISS (its native library and threads)."""
+    code = "import sys, assistant.web, assistant.pgstore; print(sorted({'faiss', 'assistant.store'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out
