@@ -141,15 +141,17 @@ class Retriever:
         return dataclasses.replace(hit, start=start, end=end, text=doc.text[start:end])
 
     def _across_languages(self, q: Query, tokens: dict[int, str]) -> dict[int, float]:
-        """For the candidates in another language than the question, their best sentence's cosine with it in
-        the sentence model, normalised over them. A chunk is one vector of many sentences, and the passage
-        model's cosines across languages sink under those of same-language chunks and of each other; the
-        sentence model was trained to align languages sentence by sentence, and its vectors are stored."""
+        """When most candidates are in another language than the question (an English question over Chinese
+        articles), their best sentence's cosine with it in the sentence model, normalised over them. A
+        chunk is one vector of many sentences, and the passage model's cosines across languages are
+        compressed; the sentence model was trained to align languages sentence by sentence, and its
+        vectors are stored. A few other-language candidates among many (English boilerplate pages in a
+        Chinese library) are left alone: normalised over so few, the signal lifted the best of them."""
         if self.index.models.sentences == self.index.models.passages:
             return {}
         lang = detect_lang(q.text)
         other = [i for i, t in tokens.items() if mostly_other_script(t, lang)]
-        if not other:
+        if 2 * len(other) <= len(tokens):
             return {}
         chunks = self.index.store.chunks(other)
         other = [i for i in other if i in chunks]

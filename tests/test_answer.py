@@ -162,6 +162,16 @@ def test_a_passage_in_another_language_is_found_by_its_best_sentence(seed_bot):
     assert any("促使消费者下单的关键因素仍旧是信任感" in h.text for h in hits), [h.text[:40] for h in hits]
 
 
+def test_the_sentence_signal_applies_only_when_most_candidates_are_in_another_language(seed_bot):
+    """The article's reference list is English: for a Chinese question it is one other-language
+    candidate among many, and normalised over itself alone it used to get the whole bonus."""
+    retriever, store = seed_bot.retriever, seed_bot.index.store
+    tokens = store.chunk_tokens(store.chunk_vectors()[0].tolist())
+    assert retriever._across_languages(retriever.prepare("社交电商的本质是什么？"), tokens) == {}
+    across = retriever._across_languages(retriever.prepare("What is the essence of social commerce?"), tokens)
+    assert len(tokens) - 2 <= len(across) < len(tokens) and max(across.values()) == 1.0
+
+
 def test_quotes_in_another_language_are_ordered_by_the_passage_model_once(seed_bot, monkeypatch):
     """An English question over the Chinese article: e5 reorders the best few sentences (USE reads
     across languages poorly); they are embedded in one call, and each once per process, not per question."""
