@@ -208,7 +208,9 @@ def extractive_answer(question: str, query: Query, hits: list[Hit], index: Index
     if top.lang != lang and index.models.passages != index.models.sentences:
         # The sentence model's cosines across languages are weak (they put the evidence first for 4 of
         # our 12 English questions over the Chinese article); the passage model's reorder the best few.
+        # A sentence that is itself a question ("社交电商中什么是促成交易的决定性因素?") keeps its penalty.
         similarity = index.passage_similarity(query.vector, [c.sentence for c in pool])
+        similarity -= np.array([scoring.question_penalty * c.is_question for c in pool])
         chosen = [pool[i] for i in np.argsort(-similarity, kind="stable")][: config.answer_sentences]
     else:
         chosen = pool[: config.answer_sentences]

@@ -158,8 +158,13 @@ def test_our_questions_about_the_bundled_article_are_answered_first_with_the_evi
 def test_a_passage_in_another_language_is_found_by_its_best_sentence(seed_bot):
     """e5 alone ranks this passage 9th of the article's 14 for the English question: one vector for many
     Chinese sentences; the sentence model's stored vector of its one answering sentence brings it up."""
-    hits = seed_bot.search("What is the key factor that makes consumers place an order?", k=5)
+    question = "What is the key factor that makes consumers place an order?"
+    hits = seed_bot.search(question, k=5)
     assert any("促使消费者下单的关键因素仍旧是信任感" in h.text for h in hits), [h.text[:40] for h in hits]
+    # The passage model's reordering keeps the penalty of a sentence that is itself a question.
+    quotes = [c.quote for c in seed_bot.ask(question).citations]
+    assert "促使消费者下单的关键因素仍旧是信任感" in quotes[0], quotes
+    assert "社交电商中什么是促成交易的决定性因素?" not in quotes[:-1], quotes
 
 
 def test_the_sentence_signal_applies_only_when_most_candidates_are_in_another_language(seed_bot):
