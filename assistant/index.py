@@ -125,16 +125,13 @@ class Index:
         """For each text, the best cosine of its sentences with the question in the sentence model, from
         the vectors stored at indexing time only (a sentence without one is passed over): cheap enough
         for every candidate of a search."""
-        sentences = [[t[a:b] for a, b in sentence_spans(t)] for t in texts]
-        stored = self.store.vectors({chunk_hash(self.models.sentences, s) for ss in sentences for s in ss})
+        hashes = [[chunk_hash(self.models.sentences, t[a:b]) for a, b in sentence_spans(t)] for t in texts]
+        stored = self.store.vectors({h for hs in hashes for h in hs})
         if not stored:
             return [0.0] * len(texts)
         question = self.question_in_sentence_model(query)
-        best = []
-        for ss in sentences:
-            found = [stored[h] for h in (chunk_hash(self.models.sentences, s) for s in ss) if h in stored]
-            best.append(float(np.max(np.stack(found) @ question)) if found else 0.0)
-        return best
+        found = [[stored[h] for h in hs if h in stored] for hs in hashes]
+        return [float(np.max(np.stack(vs) @ question)) if vs else 0.0 for vs in found]
 
     def passage_similarity(self, question_vector: np.ndarray, sentences: list[str]) -> np.ndarray:
         """Cosine of each sentence with the question in the passage model (`question_vector` is its).

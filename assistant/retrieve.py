@@ -108,8 +108,8 @@ class Retriever:
             if missing:
                 got_ids, vecs = store.chunk_vectors(missing)
                 dense.update(zip(got_ids.tolist(), (vecs @ q.vector).tolist()))
-            tokens = self.index.store.chunk_tokens(ids)
-            covered = {i: coverage(q, set(t.split())) for i, t in tokens.items()}
+            tokens = store.chunk_tokens(ids)
+            covered = _coverage(q, tokens)
             across = self._across_languages(q, tokens)
         if mode == "dense":
             scores = dense
@@ -157,9 +157,6 @@ class Retriever:
         other = [i for i in other if i in chunks]
         return _normalise(dict(zip(other, self.index.best_sentence_similarity(q, [chunks[i].text for i in other]))))
 
-    def _coverage(self, q: Query, ids) -> dict[int, float]:
-        return {i: coverage(q, set(tokens.split())) for i, tokens in self.index.store.chunk_tokens(ids).items()}
-
     def _dense_share(self, q: Query, keyword: dict[int, float], covered: dict[int, float]) -> float:
         if not keyword:
             return 1.0
@@ -170,7 +167,7 @@ class Retriever:
               keyword: dict[int, float], covered: dict[int, float], q: Query, k: int) -> list[Hit]:
         window = ranked[: 3 * k]
         chunks = self.index.store.chunks(window)
-        covered = covered or self._coverage(q, window)
+        covered = covered or _coverage(q, self.index.store.chunk_tokens(window))
         scale = calibration(self.index.models.passages)
         lang = detect_lang(q.text)
         hits: list[Hit] = []
@@ -214,6 +211,10 @@ def dense_share(terms: int, missed: float, weight: float, long: tuple[int, int] 
 def coverage(q: Query, tokens: set[str]) -> float:
     total = sum(q.weights.values())
     return sum(w for t, w in q.weights.items() if t in tokens) / total if total else 0.0
+
+
+def _coverage(q: Query, tokens: dict[int, str]) -> dict[int, float]:
+    return {i: coverage(q, set(t.split())) for i, t in tokens.items()}
 
 
 def _fuse(dense: dict[int, float], keyword: dict[int, float], weight: float) -> dict[int, float]:
