@@ -33,6 +33,7 @@ _NUMBER = re.compile(r"\d|[一二两三四五六七八九十百千万亿]+[个�
 _INTRODUCES_LIST = re.compile(r"[:：]\s*$|以下.{0,6}(?:方面|几点|几个|步骤|原因|问题|建议)|如下|分别是|包括[:：]|"
                               r"as follows|the following\b|[:：]\s*(?:1|一)\s*[.、．]", re.I)
 _MAX_LIST_CHARS = 600
+_ENDS_IN_COLON = re.compile(r"[:：]\s*$")
 _LIST_CONTINUES = {"zh": "（列表在原文中继续）", "en": "(the list continues in the source)"}
 # A sentence that reports a view ("有一些声音认为…", "some argue…") which the next sentence rejects
 # ("这种认知…忽略了…", "However, …") is quoted together with its rejection, and never first: quoted
@@ -73,6 +74,7 @@ class Citation:
     end: int
     page: int | None
     date: str = ""
+    same_text: list[str] = field(default_factory=list)  # documents with a near-identical passage (Hit.same_text)
 
     def to_dict(self) -> dict:
         # `url`: the document page with this quote highlighted, relative to the server (assistant.web).
@@ -227,7 +229,7 @@ def extractive_answer(question: str, query: Query, hits: list[Hit], index: Index
         doc = docs[c.hit.doc_id]
         quote = doc.text[c.start : c.end]
         citations.append(Citation(number, doc.doc_id, doc.title, doc.source, quote, c.start, c.end,
-                                  doc.page_at(c.start), doc.date))
+                                  doc.page_at(c.start), doc.date, list(c.hit.same_text)))
         lines.append(f"{quote} [{number}]" + (_LIST_CONTINUES[lang] if c.continues else ""))
     same_language = all(detect_lang(c.quote) == lang for c in citations)
     lead = (_LEAD if same_language else _LEAD_OTHER_LANGUAGE)[lang]
@@ -237,13 +239,16 @@ def extractive_answer(question: str, query: Query, hits: list[Hit], index: Index
 
 def _extend_over_list(c: Candidate, text: str) -> None:
     """A sentence that introduces a list is quoted with its items: the sentences that follow while each
-    starts an item or continues one on its line; `continues` when the list goes on past _MAX_LIST_CHARS."""
+    starts an item or continues one on its line; `continues` when the list goes on past _MAX_LIST_CHARS.
+    One that ends in a colon before anything else ("品牌方和网红都需要的是:" over a heading) takes at least
+    the next sentence: alone it says nothing."""
     if not _INTRODUCES_LIST.search(text, c.start, c.end):
         return
     in_item = LIST_ITEM.search(text, c.start, c.end) is not None  # "…分别是:1.加深用户的品牌认知。"
-    for start, end in sentence_spans(text, c.end, min(len(text), c.start + 2 * _MAX_LIST_CHARS)):
+    announces = _ENDS_IN_COLON.search(text, c.start, c.end) is not None
+    for n, (start, end) in enumerate(sentence_spans(text, c.end, min(len(text), c.start + 2 * _MAX_LIST_CHARS))):
         item = LIST_ITEM.match(text, start) is not None
-        if not item and not (in_item and "\n" not in text[c.end : start]):
+        if not item and not (in_item and "\n" not in text[c.end : start]) and not (announces and n == 0):
             return
         if end - c.start > _MAX_LIST_CHARS:
             c.continues = True

@@ -154,13 +154,15 @@ def search(ctx: click.Context, query: str, k: int, mode: str, index_dir: str | N
     """Show the passages that best match QUERY."""
     hits = _open(ctx, index_dir, store).search(query, k=k, mode=mode)
     if as_json:
-        fields = ("doc_id", "chunk_id", "title", "text", "start", "end", "page", "score")
+        fields = ("doc_id", "chunk_id", "title", "text", "start", "end", "page", "score", "same_text")
         click.echo(json.dumps([{f: getattr(h, f) for f in fields} for h in hits], ensure_ascii=False, indent=2))
         return
     for n, h in enumerate(hits, 1):
         page = f" p. {h.page}" if h.page else ""
         click.echo(f"{n}. [{h.score:.3f}] {h.title}{page}  {h.doc_id}:{h.start}-{h.end}")
         click.echo("   " + h.text[:300].replace("\n", " ") + ("…" if len(h.text) > 300 else ""))
+        if h.same_text:
+            click.echo("   the same text is also in: " + ", ".join(h.same_text))
 
 
 @main.command()

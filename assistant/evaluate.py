@@ -22,7 +22,7 @@ from pathlib import Path
 from .config import Config
 from .core import Assistant, index_library
 from .index import Progress, no_progress
-from .retrieve import MODES
+from .retrieve import MODES, Hit
 
 # --- retrieval metrics over a ranked list of distinct document ids ----------------------------------
 def hit_at(ranked: Sequence[str], relevant: set[str], k: int) -> float:
@@ -43,6 +43,12 @@ def ndcg_at(ranked: Sequence[str], gains: dict[str, float], k: int) -> float:
     ideal = sorted(gains.values(), reverse=True)[:k]
     idcg = sum((2 ** g - 1) / math.log2(i + 2) for i, g in enumerate(ideal))
     return dcg / idcg if idcg else 0.0
+
+
+def returned_documents(hits: Sequence[Hit]) -> list[str]:
+    """The distinct documents a search returns, in order: each hit's, then those it lists as carrying the
+    same text (a near-identical copy is folded into the hit, not dropped)."""
+    return list(dict.fromkeys(d for h in hits for d in (h.doc_id, *h.same_text)))
 
 
 def answer_is_correct(text: str, groups: list[list[str]]) -> bool:
@@ -139,7 +145,7 @@ def _run(bot: Assistant, queries: list[dict], k: int, progress: Progress) -> dic
             hits = bot.retriever.search(query, k=3 * depth, mode=mode)
             if mode == "hybrid":
                 search_ms.append(1000 * (time.perf_counter() - t))
-            ranked = list(dict.fromkeys(h.doc_id for h in hits))
+            ranked = returned_documents(hits)
             if relevant:
                 for name, value in (("hit@5", hit_at(ranked, relevant, k)), ("recall@5", recall_at(ranked, relevant, k)),
                                     ("mrr@10", mrr_at(ranked, relevant, 10)), ("ndcg@10", ndcg_at(ranked, gains, 10))):

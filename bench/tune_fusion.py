@@ -25,7 +25,7 @@ from assistant.text import detect_lang
 
 
 def candidates(dataset: Path, config: Config, indexes: Path, half: str | None) -> list[dict]:
-    return cached_rows("fusion-v5", dataset, config, indexes, half, lambda bot, questions: [
+    return cached_rows("fusion-v6", dataset, config, indexes, half, lambda bot, questions: [
         _row(bot, q) for q in questions if q.get("relevant_doc_ids")])
 
 
@@ -36,14 +36,12 @@ def _row(bot: Assistant, q: dict) -> dict:
     dense = dict(store.dense_search(query.vector, 100))
     keyword = dict(store.keyword_search(query.searched, 100, also=dense)) if query.searched else {}
     ids = sorted(set(dense) | set(keyword))
-    got, vecs = store.chunk_vectors([i for i in ids if i not in dense])
-    if len(got):
-        dense.update(zip(got.tolist(), (vecs @ query.vector).tolist()))
+    all_tokens = store.chunk_tokens(ids)
+    dense = bot.retriever.dense_scores(query, dense, all_tokens)[1]  # as `search` ranks them
     top_keyword = sorted(keyword, key=keyword.get, reverse=True)[:5]
     top_tokens = store.chunk_tokens(top_keyword)
     top_tokens = [set(top_tokens.get(i, "").split()) for i in top_keyword]
     tokens = top_tokens[0] if top_tokens else set()
-    all_tokens = store.chunk_tokens(ids)
     doc_of = {cid: c.doc_id for cid, c in store.chunks(ids).items()}
     gains = {d: float(g) for d, g in (q.get("graded_relevance") or {}).items()} or {
         d: 1.0 for d in q["relevant_doc_ids"]}

@@ -10,6 +10,7 @@ from conftest import FIXTURES
 from assistant import Assistant, Config
 from assistant.answer import SCORING, verify
 from assistant.index import PASSAGE_VECTORS
+from assistant.retrieve import other_language_majority
 
 ALL_IN = "品牌方、商家“all in”直播带货并不是最为理智的选择"
 
@@ -172,9 +173,25 @@ def test_the_sentence_signal_applies_only_when_most_candidates_are_in_another_la
     candidate among many, and normalised over itself alone it used to get the whole bonus."""
     retriever, store = seed_bot.retriever, seed_bot.index.store
     tokens = store.chunk_tokens(store.chunk_vectors()[0].tolist())
-    assert retriever._across_languages(retriever.prepare("社交电商的本质是什么？"), tokens) == {}
-    across = retriever._across_languages(retriever.prepare("What is the essence of social commerce?"), tokens)
+    chinese = retriever.prepare("社交电商的本质是什么？")
+    assert retriever._across_languages(chinese, other_language_majority(chinese, tokens)) == {}
+    english = retriever.prepare("What is the essence of social commerce?")
+    across = retriever._across_languages(english, other_language_majority(english, tokens))
     assert len(tokens) - 2 <= len(across) < len(tokens) and max(across.values()) == 1.0
+
+
+def test_the_dense_ranking_takes_feedback_from_its_best_passages_but_relevance_stays_the_cosine(built, seed_bot):
+    """Pseudo-relevance feedback moves the ranking (README: Quality), not the evidence that the library
+    covers the question; and not across languages, where the passage model's best few are unreliable."""
+    bot = built[0]
+    query = bot.retriever.prepare("How long does sea freight take to Hamburg?")
+    hits = bot.retriever.search(query, k=5, mode="dense")
+    ids, vectors = bot.index.store.chunk_vectors([h.chunk_id for h in hits])
+    cosine = dict(zip(ids.tolist(), (vectors @ query.vector).tolist()))
+    assert len(hits) > 1 and all(h.dense == pytest.approx(cosine[h.chunk_id], abs=1e-5) for h in hits)
+    assert all(h.score > h.dense + 0.3 for h in hits), [(h.score, h.dense) for h in hits]
+    across = seed_bot.search("Should a brand go all in on live-stream selling?", k=5, mode="dense")
+    assert all(h.score == pytest.approx(h.dense, abs=1e-6) for h in across)
 
 
 def test_quotes_in_another_language_are_ordered_by_the_passage_model_once(seed_bot, monkeypatch):

@@ -3,10 +3,14 @@ answer, a list comes whole (or says it goes on), the article's own reference mar
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from assistant import Assistant, Config
 from assistant.answer import verify
+from assistant.evaluate import returned_documents
+from assistant.web import render_answer
 
 DTC = """---
 title: 独立站还是平台
@@ -46,11 +50,35 @@ Sellers can cut the cost of returns in the following ways:
                   f"of packaging option {n} before you set the threshold." for n in range(1, 16)) + "\n"
 
 
+TRUST = """---
+title: 网红合作
+---
+
+网红营销与直播电商的结合是近年的大趋势。
+
+品牌方和网红都需要的是：
+
+真诚的关系
+
+在电商领域，促使消费者下单的关键因素仍旧是信任感。
+"""
+
+# Syndicated news: the same report on two sites, one with a search engine's date prefix.
+NEWS = ("海关总署宣布，自七月一日起，跨境电商出口海外仓的备案手续全面实行线上办理，企业无需再提交纸质材料。"
+        "新规预计可以把备案时间从五个工作日缩短到一个工作日，首批试点覆盖深圳、宁波和郑州三地的海关。")
+NEWS_COPY = "Jun 20, 2024 ... " + NEWS.replace("首批试点", "首批的试点")
+
+
 @pytest.fixture(scope="module")
 def bot(tmp_path_factory):
     library = tmp_path_factory.mktemp("rules")
     (library / "dtc.md").write_text(DTC, encoding="utf-8")
     (library / "shipping.md").write_text(SHIPPING, encoding="utf-8")
+    (library / "trust.md").write_text(TRUST, encoding="utf-8")
+    (library / "news.jsonl").write_text(
+        json.dumps({"id": "news-site-a", "title": "海外仓备案改为线上办理", "text": NEWS}, ensure_ascii=False) + "\n"
+        + json.dumps({"id": "news-site-b", "title": "海外仓备案线上办 (转载)", "text": NEWS_COPY}, ensure_ascii=False)
+        + "\n", encoding="utf-8")
     return Assistant.build([library], tmp_path_factory.mktemp("rules-index"), Config())
 
 
@@ -88,3 +116,27 @@ def test_the_articles_own_reference_markers_stay_verbatim_in_the_quote(bot):
     answer = bot.ask("独立站卖家的获客成本比平台卖家高多少？")
     verify(answer, bot.index)
     assert any("高出百分之四十[2]" in c.quote for c in answer.citations), answer.text
+
+
+def test_a_sentence_that_ends_in_a_colon_is_quoted_with_what_it_announces(bot):
+    answer = bot.ask("品牌方和网红都需要的是什么？")
+    verify(answer, bot.index)
+    announcing = [c for c in answer.citations if "都需要的是" in c.quote]
+    assert announcing and "真诚的关系" in announcing[0].quote, answer.text
+
+
+def test_a_near_identical_copy_in_another_document_is_folded_into_the_hit_and_listed(bot):
+    """A seller sees a syndicated report once, and can still open each copy; a search returns both."""
+    hits = bot.search("海外仓备案手续什么时候改为线上办理？", k=5)
+    news = [h for h in hits if h.doc_id.startswith("news-site")]
+    assert len(news) == 1, [(h.doc_id, h.text[:30]) for h in hits]
+    other = ({"news-site-a", "news-site-b"} - {news[0].doc_id}).pop()
+    assert news[0].same_text == [other]
+    documents = returned_documents(hits)
+    assert documents.index(other) == documents.index(news[0].doc_id) + 1
+
+    answer = bot.ask("海外仓备案手续什么时候改为线上办理？")
+    cited = [c for c in answer.citations if c.doc_id == news[0].doc_id]
+    assert cited and cited[0].same_text == [other] and cited[0].to_dict()["same_text"] == [other]
+    html = render_answer(answer, bot)
+    assert "相同内容也见于" in html and f'href="/doc/{other}"' in html

@@ -50,6 +50,7 @@ class CitationOut(BaseModel):
     date: str = ""
     url: str = Field(description="The document page with the quote highlighted, relative to this server: "
                                  "/doc/{doc_id}?start=S&end=E.")
+    same_text: list[str] = Field(default=[], description="Other documents with a near-identical passage.")
 
 
 class AskResponse(BaseModel):
@@ -69,6 +70,8 @@ class HitOut(BaseModel):
     end: int
     page: int | None
     score: float
+    same_text: list[str] = Field(default=[], description="Other documents with a near-identical passage, "
+                                 "folded into this hit (syndicated news, an article saved twice).")
 
 
 class SearchResponse(BaseModel):

@@ -116,6 +116,7 @@ sup.sa-ref { color: var(--body-text-color-subdued); font-size: .72em; font-weigh
   background: var(--background-fill-secondary); line-height: 1.55; font-style: normal; }
 .sa-passage mark, mark.sa-quote { background: #fde68a; color: #111827; padding: 0 .1em; border-radius: 2px; }
 a.sa-open { font-size: .92em; }
+.sa-same { margin: .2em 0 0 .2em; font-size: .92em; color: var(--body-text-color-subdued); }
 .sa-header h1 { margin: .2em 0 0; font-size: 1.45em; }
 .sa-header p { margin: .2em 0 .3em; color: var(--body-text-color-subdued); }
 html.sa-widget .sa-header, html.sa-widget footer { display: none !important; }

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import html
 import re
+from urllib.parse import quote as quote_url
 
 from ..answer import Answer, Citation
 from ..core import Assistant
 
 LABELS = {
-    "zh": {"sources": "来源", "page": "第 {} 页", "open": "在原文中查看", "too_long": "问题太长：{n} 个字符，上限是 {max} 个。请缩短后再问。",
+    "zh": {"sources": "来源", "page": "第 {} 页", "open": "在原文中查看", "same_text": "相同内容也见于：", "too_long": "问题太长：{n} 个字符，上限是 {max} 个。请缩短后再问。",
            "empty": "请先输入问题。", "failed": "出错了，这个问题没能回答（{kind}）。请稍后重试；详细信息在服务器日志中。"},
-    "en": {"sources": "Sources", "page": "p. {}", "open": "Show in the article", "too_long": "The question is too long: {n} characters, the limit is "
+    "en": {"sources": "Sources", "page": "p. {}", "open": "Show in the article", "same_text": "The same text is also in: ", "too_long": "The question is too long: {n} characters, the limit is "
            "{max}. Please shorten it.", "empty": "Type a question first.",
            "failed": "Something went wrong and this question could not be answered ({kind}). Please try again; "
                      "the details are in the server log."},
@@ -142,8 +143,20 @@ def render_citation(c: Citation, document_text: str | None, lang: str, base: str
             f'{labels["open"]}</a></details>')
 
 
+def _same_text(cites: list[Citation], bot: Assistant, lang: str, base: str) -> str:
+    """Links to the other documents that carry the quoted passages near word for word."""
+    links = []
+    for doc_id in dict.fromkeys(d for c in cites for d in c.same_text):
+        doc = bot.document(doc_id)
+        if doc is not None:
+            links.append(f'<a href="{_esc(base + "/doc/" + quote_url(doc_id, safe=""))}" target="_blank" '
+                         f'rel="noopener">{_esc(doc.title or doc_id)}</a>')
+    return f'<div class="sa-same">{_esc(LABELS[lang]["same_text"])}{" · ".join(links)}</div>' if links else ""
+
+
 def render_sources(answer: Answer, bot: Assistant, base: str = "") -> str:
-    """The sources, grouped by document: its title, date and source once, then one line per quote."""
+    """The sources, grouped by document: its title, date and source once, then one line per quote, then
+    the other documents where the same text stands."""
     lang = answer.lang if answer.lang in LABELS else "en"
     groups: dict[str, list[Citation]] = {}
     for c in answer.citations:
@@ -157,7 +170,8 @@ def render_sources(answer: Answer, bot: Assistant, base: str = "") -> str:
             f'<div class="sa-doc" data-doc-id="{_esc(doc_id)}"><div class="sa-doc-head">'
             f'<a class="sa-title" href="{_esc(base + first.to_dict()["url"])}" target="_blank" rel="noopener">'
             f"{_esc(first.title or doc_id)}</a>" + (f' <span class="sa-meta">{meta}</span>' if meta else "") + "</div>"
-            + "".join(render_citation(c, doc.text if doc else None, lang, base) for c in cites) + "</div>")
+            + "".join(render_citation(c, doc.text if doc else None, lang, base) for c in cites)
+            + _same_text(cites, bot, lang, base) + "</div>")
     return (f'<div class="sa-sources"><div class="sa-sources-title">{LABELS[lang]["sources"]}</div>'
             + "".join(parts) + "</div>")
 
