@@ -19,7 +19,9 @@ import pytest
 
 from assistant import Config
 from assistant.answer import Answer, Citation
+from assistant.load import Document
 from assistant.web import create_app, plain_history, render_answer, render_passage
+from assistant.web.document import document_page
 
 SEA = "How long does sea freight take to Hamburg?"
 RETURNS = "退货运费由谁承担？"
@@ -321,6 +323,11 @@ def test_document_page_shows_the_article_with_the_quote_highlighted(client):
     assert "<mark" not in client.get(f"/doc/{c['doc_id']}?start=5&end=999999").text
     missing = client.get("/doc/0000000000000000?start=0&end=5")
     assert missing.status_code == 404 and "0000000000000000" in missing.text
+
+    # The article's own reference markers are muted there too, outside and inside the quote.
+    cited = Document("d1", "风险有很多[3]，其中包含以下四个方面［4］。", title="Risks", lang="zh")
+    page_html = document_page(cited, 0, 12)
+    assert '<mark id="sa-quote">风险有很多<sup class="sa-ref"' in page_html and "［4］</sup>" in page_html
 
     pdf = client.get("/api/search", params={"q": "electronics returns warehouse", "k": 1}).json()["hits"][0]
     shown = client.get(f"/doc/{pdf['doc_id']}?start={pdf['start']}&end={pdf['end']}").text

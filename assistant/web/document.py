@@ -13,6 +13,9 @@ import re
 from ..load import Document
 
 _URL = re.compile(r"^https?://[^\s\"'<>]+$", re.I)
+# An article's own reference markers: [3], ［3］, [12]. Shown muted wherever article text is shown.
+_ARTICLE_REF = re.compile(r"\[\d{1,3}\]|［\d{1,3}］")
+ARTICLE_REF_TITLE = "the article's own reference · 原文自带的注释编号"
 LABELS = {
     "zh": {"author": "作者", "page": "第 {} 页", "quote": "引文在第 {} 页"},
     "en": {"author": "by", "page": "p. {}", "quote": "The quote is on p. {}"},
@@ -23,6 +26,19 @@ def _esc(text: str) -> str:
     return html.escape(text, quote=True)
 
 
+def with_references(text: str) -> str:
+    """`text` escaped, the article's own reference markers ("风险有很多[3]") shown as muted superscripts.
+
+    They stay in the quote verbatim (quote == text[start:end]) but must not pass for the answer's [n].
+    """
+    out, pos = [], 0
+    for m in _ARTICLE_REF.finditer(text):
+        out += [_esc(text[pos : m.start()]), f'<sup class="sa-ref" title="{_esc(ARTICLE_REF_TITLE)}">'
+                f"{_esc(m.group())}</sup>"]
+        pos = m.end()
+    return "".join(out) + _esc(text[pos:])
+
+
 def highlight(doc: Document, start: int | None, end: int | None) -> tuple[int, int] | None:
     """The span to highlight, or None when the offsets are missing or not inside the text."""
     if start is None or end is None or not 0 <= start < end <= len(doc.text):
@@ -31,7 +47,8 @@ def highlight(doc: Document, start: int | None, end: int | None) -> tuple[int, i
 
 
 def _body(doc: Document, span: tuple[int, int] | None, lang: str) -> str:
-    """The whole text, escaped, with the quote in <mark id="sa-quote"> and, for PDFs, a marker where each page starts."""
+    """The whole text, escaped, with the quote in <mark id="sa-quote">, the article's own reference
+    markers muted and, for PDFs, a marker where each page starts."""
     cuts = {0, len(doc.text)}
     pages = {offset: n for n, offset in enumerate(doc.pages or [], 1) if 0 < offset < len(doc.text)}
     cuts |= set(pages)
@@ -43,7 +60,7 @@ def _body(doc: Document, span: tuple[int, int] | None, lang: str) -> str:
     for a, b in zip(bounds, bounds[1:]):
         if a in pages:
             out.append(f'<span class="sa-pagebreak" role="separator">{_esc(LABELS[lang]["page"].format(pages[a]))}</span>')
-        piece = _esc(doc.text[a:b])
+        piece = with_references(doc.text[a:b])
         if span and span[0] <= a and b <= span[1]:
             mark_id = ' id="sa-quote"' if first_mark else ""
             first_mark = False

@@ -8,6 +8,7 @@ from urllib.parse import quote as quote_url
 
 from ..answer import Answer, Citation
 from ..core import Assistant
+from .document import with_references as _with_references
 
 LABELS = {
     "zh": {"sources": "来源", "page": "第 {} 页", "open": "在原文中查看", "same_text": "相同内容也见于：", "too_long": "问题太长：{n} 个字符，上限是 {max} 个。请缩短后再问。",
@@ -21,9 +22,6 @@ LABELS = {
 _BOUNDARY = re.compile(r"[。！？!?；;\n]|\.(?=\s)")
 _URL = re.compile(r"^https?://[^\s\"'<>]+$", re.I)
 _CITE = re.compile(r"\[(\d{1,3})\]")
-# An article's own reference markers: [3], ［3］, [12]. Shown muted wherever article text is shown.
-_ARTICLE_REF = re.compile(r"\[\d{1,3}\]|［\d{1,3}］")
-ARTICLE_REF_TITLE = "the article's own reference · 原文自带的注释编号"
 
 
 def _esc(text: str) -> str:
@@ -64,19 +62,6 @@ def render_passage(text: str, start: int, end: int) -> str:
     before, after = text[a:start].lstrip(), text[end:b].rstrip()
     return ("…" if a > 0 else "") + part(before) + '<mark class="sa-quote">' + part(text[start:end]) + "</mark>" \
         + part(after) + ("…" if b < len(text) else "")
-
-
-def _with_references(text: str) -> str:
-    """`text` escaped, the article's own reference markers ("风险有很多[3]") shown as muted superscripts.
-
-    They stay in the quote verbatim (quote == text[start:end]) but must not pass for the answer's [n].
-    """
-    out, pos = [], 0
-    for m in _ARTICLE_REF.finditer(text):
-        out += [_esc(text[pos : m.start()]), f'<sup class="sa-ref" title="{_esc(ARTICLE_REF_TITLE)}">'
-                f"{_esc(m.group())}</sup>"]
-        pos = m.end()
-    return "".join(out) + _esc(text[pos:])
 
 
 def _cite_link(c: Citation, base: str) -> str:
