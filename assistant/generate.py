@@ -7,7 +7,7 @@ streamed as a draft; then it is checked before it becomes the `Answer`:
 1. A marker to a passage that was not given ([9] when 5 were given) is removed.
 2. Every sentence is compared, by the embedding model (multilingual, so an English sentence
    is matched against Chinese passages), with every sentence (and pair of consecutive
-   sentences) of every passage. A sentence is dropped when no passage supports it (similarity
+   sentences, and clause of a long sentence) of every passage. A sentence is dropped when no passage supports it (similarity
    below `SAME_LANGUAGE_THRESHOLD`, or `SUPPORT_THRESHOLD` across languages, or a number the
    passage does not state), when it is not in the question's language, or when it is a
    question, a passage title, a repeat or a degenerate loop. A marker to a passage that does
@@ -64,6 +64,7 @@ SAME_LANGUAGE_THRESHOLD = 0.65
 _WINDOW = 2  # sentences of a passage compared together (a generated sentence may merge two)
 _DUPLICATE = 0.92  # a generated sentence this close to one already kept repeats it
 _MIN_QUOTE_CHARS = 12  # shorter passage sentences (headings, list numbers) are not quoted when others exist
+_CLAUSE_END = re.compile(r"[,;:]\s+|[，；：]\s*")
 
 MAX_TOKENS = 512
 TEMPERATURE = 0.2
@@ -320,9 +321,13 @@ class _Passage:
     hit: Hit
     doc: Document
     spans: list[tuple[int, int]]  # its sentences, as offsets in the document
-    windows: list[tuple[int, int]]  # runs of 1.._WINDOW consecutive sentences, as (first, last) indexes
-    vectors: np.ndarray  # one per window
-    langs: list[str]  # one per window
+    # What a generated sentence is compared with, as (start, end, the sentence it quotes or -1): runs of
+    # 1.._WINDOW consecutive sentences (a generated sentence may merge two), and the clauses of a long
+    # sentence (it may restate one: "It costs about a third of air freight for the same volume, which
+    # makes it the usual choice for bulky stock" supports "Sea freight costs about a third of air freight").
+    units: list[tuple[int, int, int]]
+    vectors: np.ndarray  # one per unit
+    langs: list[str]  # one per unit
     numbers: set[str]  # every number the passage (or its title) states
 
 
@@ -508,16 +513,30 @@ def _passages(hits: list[Hit], index: Index) -> list[_Passage]:
         title = doc.title.strip().lower()
         spans = ([(a, b) for a, b in spans if b - a >= _MIN_QUOTE_CHARS and doc.text[a:b].strip("# ").lower() != title]
                  or spans or [(hit.start, hit.end)])
-        windows = [(i, j) for i in range(len(spans)) for j in range(i, min(i + _WINDOW, len(spans)))]
-        texts += [doc.text[spans[i][0] : spans[j][1]] for i, j in windows]
-        passages.append(_Passage(hit, doc, spans, windows, np.zeros(0), [detect_lang(t) for t in texts[-len(windows):]],
+        units = [(spans[i][0], spans[j][1], i if i == j else -1)
+                 for i in range(len(spans)) for j in range(i, min(i + _WINDOW, len(spans)))]
+        units += [(a, b, k) for k, span in enumerate(spans) for a, b in _clauses(doc.text, *span)]
+        texts += [doc.text[a:b] for a, b, _ in units]
+        passages.append(_Passage(hit, doc, spans, units, np.zeros(0), [detect_lang(t) for t in texts[-len(units):]],
                                  _numbers_in(f"{hit.title}\n{hit.text}", True)))
     vectors = _encode(index, texts)
     i = 0
     for p in passages:
-        p.vectors = vectors[i : i + len(p.windows)]
-        i += len(p.windows)
+        p.vectors = vectors[i : i + len(p.units)]
+        i += len(p.units)
     return passages
+
+
+def _clauses(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """The clauses of text[start:end] when it has more than one long enough to quote (none otherwise)."""
+    pieces, pos = [], start
+    for m in _CLAUSE_END.finditer(text, start, end):
+        pieces.append((pos, m.start()))
+        pos = m.end()
+    pieces.append((pos, end))
+    pieces = [(a + len(text[a:b]) - len(text[a:b].lstrip()), b) for a, b in pieces]
+    pieces = [(a, b) for a, b in pieces if b - a >= _MIN_QUOTE_CHARS]
+    return pieces if len(pieces) > 1 else []
 
 
 def _is_claim(claim: str, titles: set[str]) -> bool:
@@ -575,13 +594,13 @@ def _support(passage: _Passage, vector: np.ndarray, numbers: set[str], lang: str
     """How well the passage supports a sentence in `lang`, as a multiple of the threshold that applies
     (>= 1.0 supports), and the passage sentence that matches it best (the quote)."""
     cosine = passage.vectors @ vector
-    singles = [k for k, (i, j) in enumerate(passage.windows) if i == j]
-    best_sentence = max(singles, key=lambda k: cosine[k])
+    quotable = [u for u, (_, _, sentence) in enumerate(passage.units) if sentence >= 0]
+    best_unit = max(quotable, key=lambda u: cosine[u])
     thresholds = np.array([SAME_LANGUAGE_THRESHOLD if w == lang else SUPPORT_THRESHOLD for w in passage.langs])
     score = float((cosine / thresholds).max())
     if numbers - passage.numbers:
         score = min(score, 0.0)  # it states a number the passage does not
-    return score, passage.spans[passage.windows[best_sentence][0]]
+    return score, passage.spans[passage.units[best_unit][2]]
 
 
 _EN_NUMBERS = {w: str(n) for n, w in enumerate(

@@ -11,12 +11,20 @@ import re
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 # A sentence ends after Chinese terminal punctuation (。！？；… and their half-width forms when
-# followed by space or end), plus any closing quotes or brackets that belong to it; paragraph
-# breaks end a sentence too. English full stops only count before whitespace so that "2.0",
-# "e.g.x" and URLs stay whole.
+# followed by space or end), plus any closing quotes or brackets that belong to it; line breaks end
+# a sentence too, except where hard-wrapped English runs on (a word or comma, a line break, a
+# lower-case word: PDF text and wrapped Markdown break every line). English full stops only count
+# before whitespace so that "2.0", "e.g.x" and URLs stay whole.
 _END = re.compile(
-    r"""(?:[。！？；]|[!?;](?![A-Za-z0-9=&_/])|…+|\.{3,}|(?<=[^\s.])\.(?=\s|$))[”’"'」』）)\]】]*|\n""",
+    r"""(?:[。！？；]|[!?;](?![A-Za-z0-9=&_/])|…+|\.{3,}|(?<=[^\s.])\.(?=\s|$))[”’"'」』）)\]】]*"""
+    r"""|\n(?!(?<=[A-Za-z0-9,]\n)[ \t]*[a-z])""",
 )
+_WRAPPED = re.compile(r"(?<=[A-Za-z0-9,])\n[ \t]*(?=[a-z])")
+
+
+def unwrap(text: str) -> str:
+    """`text` with the line breaks of hard-wrapped English (those that do not end a sentence) shown as spaces."""
+    return _WRAPPED.sub(" ", text)
 
 
 def detect_lang(text: str) -> str:

@@ -11,6 +11,7 @@ from assistant import Assistant, Config
 from assistant.answer import SCORING, verify
 from assistant.index import PASSAGE_VECTORS
 from assistant.retrieve import other_language_majority
+from assistant.web import render_answer
 
 ALL_IN = "品牌方、商家“all in”直播带货并不是最为理智的选择"
 
@@ -101,6 +102,17 @@ def test_english_citations_have_exact_offsets(built):
     assert not answer.declined
     assert_citations_exact(bot, answer)
     assert "five to six weeks" in answer.citations[0].quote
+
+
+def test_a_hard_wrapped_english_sentence_is_quoted_whole(built):
+    """The fixture article breaks its lines as PDF text and wrapped Markdown do: a line break between a
+    word and a lower-case word does not end the sentence, and the chat shows it as a space."""
+    bot, _, _ = built
+    answer = bot.ask("How much does sea freight cost compared with air freight?")
+    assert_citations_exact(bot, answer)
+    wrapped = [c for c in answer.citations if "a third of air freight" in c.quote]
+    assert wrapped and wrapped[0].quote.endswith("the usual choice for bulky stock."), answer.text
+    assert "air freight for the same volume" in render_answer(answer, bot)
 
 
 def test_pdf_citations_carry_their_page(built):

@@ -8,6 +8,7 @@ from urllib.parse import quote as quote_url
 
 from ..answer import Answer, Citation
 from ..core import Assistant
+from ..text import unwrap
 from .document import with_references as _with_references
 
 LABELS = {
@@ -57,7 +58,7 @@ def render_passage(text: str, start: int, end: int) -> str:
     a, b = context_bounds(text, start, end)
 
     def part(s: str) -> str:
-        return _with_references(re.sub(r"\s*\n\s*", "\n", s)).replace("\n", "<br>")
+        return _with_references(re.sub(r"\s*\n\s*", "\n", unwrap(s))).replace("\n", "<br>")
 
     before, after = text[a:start].lstrip(), text[end:b].rstrip()
     return ("…" if a > 0 else "") + part(before) + '<mark class="sa-quote">' + part(text[start:end]) + "</mark>" \
@@ -94,7 +95,7 @@ def _answer_text(answer: Answer, base: str) -> str:
 
     pieces, i = [], 0
     for a, b in quotes:
-        pieces += [outside(text[i:a]), _with_references(text[a:b])]
+        pieces += [outside(text[i:a]), _with_references(unwrap(text[a:b]))]
         i = b
     pieces.append(outside(text[i:]))
     body = "".join(pieces)
@@ -120,7 +121,7 @@ def render_citation(c: Citation, document_text: str | None, lang: str, base: str
     if document_text is not None and document_text[c.start : c.end] == c.quote:
         passage = render_passage(document_text, c.start, c.end)
     else:  # the document changed since the answer was made: the quote alone
-        passage = '<mark class="sa-quote">' + _with_references(c.quote).replace("\n", "<br>") + "</mark>"
+        passage = '<mark class="sa-quote">' + _with_references(unwrap(c.quote)).replace("\n", "<br>") + "</mark>"
     return (f'<details class="sa-source sa-n{c.number}"><summary><span class="sa-num">[{c.number}]</span> '
             f'<span class="sa-line">{_with_references(" ".join(c.quote.split()))}</span>{page}</summary>'
             f'<blockquote class="sa-passage">{passage}</blockquote>'
