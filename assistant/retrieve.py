@@ -1,7 +1,8 @@
 """Hybrid retrieval: dense (FAISS or pgvector) and keyword (BM25) candidates, both scored on every candidate, fused.
 
 Plain reciprocal-rank fusion throws scores away and loses to BM25 alone on Chinese text, so
-each candidate from either list gets both its cosine and its BM25 score; the two are min-max
+each candidate from either list gets both its dense score (its cosine, plus its match with the
+best few dense passages: `Retriever.dense_scores`) and its BM25 score; the two are min-max
 normalised per query and mixed. The dense share starts at `dense_weight` and grows when keyword
 matching is weak evidence for this question: when the question is long (BM25 drowns in the terms
 of conversational questions) or when the best keyword match misses much of it. To the mix is added
