@@ -78,7 +78,13 @@ class Citation:
 
     def to_dict(self) -> dict:
         # `url`: the document page with this quote highlighted, relative to the server (assistant.web).
-        return {**asdict(self), "url": f"/doc/{quote_url(self.doc_id, safe='')}?start={self.start}&end={self.end}"}
+        return {**asdict(self), "url": document_url(self.doc_id, self.start, self.end)}
+
+
+def document_url(doc_id: str, start: int | None = None, end: int | None = None) -> str:
+    """The document's page on the server (assistant.web), with text[start:end] highlighted when given."""
+    url = f"/doc/{quote_url(doc_id, safe='')}"
+    return url if start is None or end is None else f"{url}?start={start}&end={end}"
 
 
 @dataclass

@@ -110,22 +110,18 @@ class Retriever:
         keyword = (dict(store.keyword_search(q.searched, pool, also=dense if mode == "hybrid" else ()))
                    if q.searched and mode != "dense" else {})
         ids = set(dense) | set(keyword)
-        tokens = store.chunk_tokens(ids) if mode != "keyword" and ids else {}
-        other = other_language_majority(q, tokens)
+        tokens = store.chunk_tokens(ids) if ids else {}
+        covered = _coverage(q, tokens)
         ranked_dense = dense
-        covered: dict[int, float] = {}
-        across: dict[int, float] = {}
-        if tokens:
+        if mode != "keyword" and tokens:
             dense, ranked_dense = self.dense_scores(q, dense, tokens)
-        if mode == "hybrid" and tokens:
-            covered = _coverage(q, tokens)
-            across = self._across_languages(q, other)
         if mode == "dense":
             scores = ranked_dense
         elif mode == "keyword":
             scores = keyword
         else:
             fused = _fuse(ranked_dense, keyword, self._dense_share(q, keyword, covered))
+            across = self._across_languages(q, other_language_majority(q, tokens))
             scores = {i: s + COVERAGE_WEIGHT * covered.get(i, 0.0) + ACROSS_WEIGHT * across.get(i, 0.0)
                       for i, s in fused.items()}
         ranked = sorted(scores, key=scores.get, reverse=True)
@@ -195,7 +191,6 @@ class Retriever:
               keyword: dict[int, float], covered: dict[int, float], q: Query, k: int) -> list[Hit]:
         window = ranked[: 3 * k]
         chunks = self.index.store.chunks(window)
-        covered = covered or _coverage(q, self.index.store.chunk_tokens(window))
         scale = calibration(self.index.models.passages)
         lang = detect_lang(q.text)
         hits: list[Hit] = []

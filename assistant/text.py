@@ -15,11 +15,12 @@ _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 # a sentence too, except where hard-wrapped English runs on (a word or comma, a line break, a
 # lower-case word: PDF text and wrapped Markdown break every line). English full stops only count
 # before whitespace so that "2.0", "e.g.x" and URLs stay whole.
+_WRAPPED_BREAK = r"(?<=[A-Za-z0-9,])\n[ \t]*(?=[a-z])"
 _END = re.compile(
     r"""(?:[。！？；]|[!?;](?![A-Za-z0-9=&_/])|…+|\.{3,}|(?<=[^\s.])\.(?=\s|$))[”’"'」』）)\]】]*"""
-    r"""|\n(?!(?<=[A-Za-z0-9,]\n)[ \t]*[a-z])""",
+    rf"""|(?!{_WRAPPED_BREAK})\n""",
 )
-_WRAPPED = re.compile(r"(?<=[A-Za-z0-9,])\n[ \t]*(?=[a-z])")
+_WRAPPED = re.compile(_WRAPPED_BREAK)
 
 
 def unwrap(text: str) -> str:

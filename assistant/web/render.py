@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import html
 import re
-from urllib.parse import quote as quote_url
 
-from ..answer import Answer, Citation
+from ..answer import Answer, Citation, document_url
 from ..core import Assistant
 from ..text import unwrap
 from .document import with_references as _with_references
@@ -135,7 +134,7 @@ def _same_text(cites: list[Citation], bot: Assistant, lang: str, base: str) -> s
     for doc_id in dict.fromkeys(d for c in cites for d in c.same_text):
         doc = bot.document(doc_id)
         if doc is not None:
-            links.append(f'<a href="{_esc(base + "/doc/" + quote_url(doc_id, safe=""))}" target="_blank" '
+            links.append(f'<a href="{_esc(base + document_url(doc_id))}" target="_blank" '
                          f'rel="noopener">{_esc(doc.title or doc_id)}</a>')
     return f'<div class="sa-same">{_esc(LABELS[lang]["same_text"])}{" · ".join(links)}</div>' if links else ""
 
