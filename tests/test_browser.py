@@ -14,9 +14,12 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import json
+
 import httpx
 import pytest
 from conftest import ENGLISH_ARTICLE, write_library
+from test_answer_rules import NEWS, NEWS_COPY
 from test_library import NEW_ARTICLE as MX_ARTICLE
 from test_serve import FOLLOW_UP, RETURNS, SEA, running
 
@@ -49,6 +52,9 @@ Late payers are charged two percent interest per month.
 def bot(tmp_path_factory) -> Iterator[Assistant]:
     library = write_library(tmp_path_factory.mktemp("browser-library"))
     (library / "payment-terms.md").write_text(HOSTILE_ARTICLE, encoding="utf-8")
+    (library / "news.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in (
+        {"id": "news-site-a", "title": "海外仓备案改为线上办理", "text": NEWS},
+        {"id": "news-site-b", "title": "海外仓备案线上办 (转载)", "text": NEWS_COPY})), encoding="utf-8")
     folder = tmp_path_factory.mktemp("browser-index")
     index_library([library], folder, Config())
     assistant = Assistant.open(folder, Config())
@@ -194,6 +200,27 @@ def test_chat_answers_chinese_and_english_with_sources(new_page, server, bot):
     base = server.rstrip("/")
     assert seen.origins() == {base}, "the chat loaded something from another server"
     assert not seen.errors, seen.errors  # e.g. a Content-Security-Policy violation
+
+
+def test_a_copy_of_the_same_news_is_linked_from_the_sources(new_page, server):
+    """The same report on two sites is quoted once; its sources link the other copy, which opens."""
+    page, seen = new_page()
+    page.goto(server + "/")
+    ask(page, "海外仓备案手续什么时候改为线上办理？")
+    message = page.locator(".message-content").last
+    group = message.locator(".sa-doc").filter(has=page.locator(".sa-same")).first
+    same = group.locator(".sa-same")
+    assert same.inner_text().startswith("相同内容也见于")
+    titles = {"海外仓备案改为线上办理", "海外仓备案线上办 (转载)"}
+    cited, copy = group.locator(".sa-title").inner_text(), same.locator("a").first
+    assert cited in titles and copy.inner_text() == (titles - {cited}).pop()
+    page.screenshot(path=str(SCREENSHOTS / "chat-same-text.png"))
+    with page.context.expect_page() as opened:
+        copy.click()
+    doc = opened.value
+    doc.wait_for_load_state()
+    assert doc.locator("h1").inner_text() == copy.inner_text() and "跨境电商出口海外仓" in doc.locator(".sa-text").inner_text()
+    assert not seen.errors, seen.errors
 
 
 def test_examples_declines_and_failures(new_page, server):
