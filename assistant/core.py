@@ -17,7 +17,7 @@ from .index import Index, IndexReport, Progress, update_index, no_progress
 from .library import DocumentInfo, FileOutcome, Library
 from .load import Document
 from .retrieve import Hit, Retriever
-from .text import mentions, specifics
+from .text import asked_attribute, mentions, specifics
 
 Message = dict  # {"role": "user" | "assistant", "content": str}
 
@@ -73,11 +73,15 @@ class Assistant:
         hits = self.retriever.search(query, k=self.config.top_k)
         relevant = [self.retriever.widen(h, self.config.context_chars)
                     for h in hits if h.relevance >= self.config.min_relevance]
-        named = specifics(question)
-        on_point = [h for h in relevant if all(mentions(f"{h.title}\n{h.text}", s) for s in named)]
+        attribute = asked_attribute(question)
+        named = specifics(question) + ([attribute] if attribute else [])
+        texts = [f"{h.title}\n{h.text}" for h in relevant]
+        on_point = [h for h, text in zip(relevant, texts) if all(mentions(text, s) for s in named)]
         if not on_point:
             if relevant:
-                answer = decline(question, hits, unnamed=named)
+                # Name what no passage mentions; when each is mentioned somewhere, it is all of them together.
+                missing = [s for s in named if not any(mentions(text, s) for text in texts)]
+                answer = decline(question, hits, unnamed=missing or named)
             else:
                 best = max((h.relevance for h in hits), default=0.0)
                 answer = decline(question, hits, reason="below relevance floor", best_relevance=round(best, 4))

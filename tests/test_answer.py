@@ -74,6 +74,15 @@ def test_a_question_about_specifics_the_library_does_not_name_is_declined(seed_b
     assert answer.text.startswith("资料库中没有提到“2023”的文章") and answer.meta["reason"] == "no passage names 2023"
 
 
+def test_a_question_for_an_attribute_no_passage_names_is_declined(seed_bot):
+    # The article is about live selling and names its 转化率 once, never a return rate: however close
+    # in topic, no passage of it can say what the return rate is.
+    assert not seed_bot.ask("直播带货的转化率是多少？").declined
+    answer = seed_bot.ask("直播带货的退货率是多少？")
+    assert answer.declined and not answer.citations
+    assert answer.text.startswith("资料库中没有提到“退货率”的文章") and answer.meta["reason"] == "no passage names 退货率"
+
+
 def test_the_sentence_floor_applies_to_sentences_in_the_question_language(built, seed_bot):
     bot, _, _ = built
     question = "How long does sea freight take from Shenzhen to Hamburg?"

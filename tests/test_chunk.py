@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from assistant.chunk import chunk_document
 from assistant.load import Document
-from assistant.text import detect_lang, mentions, sentence_spans, specifics
+from assistant.text import asked_attribute, detect_lang, mentions, sentence_spans, specifics
 
 
 def sentences(text):
@@ -43,6 +43,19 @@ def test_specifics_a_question_names():
     # Plain words and bare numbers are left to retrieval: product names carry sizes ("5 Lbs").
     assert specifics("Thai Sticky Rice 5 Lbs: can you use it for sushi?") == []
     assert specifics("TikTok和哪个电商平台达成了合作？") == []
+
+
+def test_the_attribute_a_question_asks_for():
+    assert asked_attribute("《人世间》的编剧是谁？") == "编剧"
+    assert asked_attribute("汤臣倍健2022年上半年的营收为多少？") == "营收"
+    assert asked_attribute("漫长的季节的主演") == "主演"
+    # Attributes a description answers without naming them, and frames around a question word.
+    assert asked_attribute("ChatGPT的发布时间") is None
+    assert asked_attribute("TikTok Shop的优势是什么？") is None
+    assert asked_attribute("阿尔西比亚德斯是哪个国家的政治家？") is None
+    assert asked_attribute("黄鞍鹦嘴鱼具有什么样的食用价值？") is None
+    assert asked_attribute("品牌应该all in直播带货吗？") is None
+    assert asked_attribute("Who directed the film?") is None
 
 
 def test_a_number_is_only_mentioned_whole():
