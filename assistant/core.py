@@ -73,14 +73,18 @@ class Assistant:
         hits = self.retriever.search(query, k=self.config.top_k)
         relevant = [self.retriever.widen(h, self.config.context_chars)
                     for h in hits if h.relevance >= self.config.min_relevance]
+        passages = [(h, f"{h.title}\n{h.text}") for h in relevant]
+        named = specifics(question)
+        on_point = [(h, text) for h, text in passages if all(mentions(text, s) for s in named)]
+        # The attribute asked for has to be named by one of these passages, not by each: the
+        # sentence that answers may say it in other words ("其母为…" for 母亲).
         attribute = asked_attribute(question)
-        named = specifics(question) + ([attribute] if attribute else [])
-        texts = [f"{h.title}\n{h.text}" for h in relevant]
-        on_point = [h for h, text in zip(relevant, texts) if all(mentions(text, s) for s in named)]
+        if attribute and not any(mentions(text, attribute) for _, text in on_point):
+            named, on_point = named + [attribute], []
         if not on_point:
             if relevant:
                 # Name what no passage mentions; when each is mentioned somewhere, it is all of them together.
-                missing = [s for s in named if not any(mentions(text, s) for text in texts)]
+                missing = [s for s in named if not any(mentions(text, s) for _, text in passages)]
                 answer = decline(question, hits, unnamed=missing or named)
             else:
                 best = max((h.relevance for h in hits), default=0.0)
@@ -88,7 +92,7 @@ class Assistant:
             yield answer.text
             yield answer
             return
-        relevant = on_point
+        relevant = [h for h, _ in on_point]
         extractive = extractive_answer(question, query, relevant, self.index, self.config)
         # A passage can pass the relevance floor without one sentence that answers: the model
         # would only be asked to find what the scoring already could not, so it is not called.

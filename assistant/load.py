@@ -16,6 +16,7 @@ import json
 import os
 import re
 import stat
+import unicodedata
 from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -313,6 +314,46 @@ def _load_html(path: Path, html: str) -> Document:
                      date=page.date or find_date(html[:5000]), source=page.source)
 
 
+# Many PDF fonts map Chinese glyphs to the look-alike radical code points (⼀ U+2F00 for 一, ⻓ U+2ED3
+# for 长): they read the same but match no word, so jieba and the model would see noise. The Kangxi
+# radicals have a compatibility form (NFKC); of the supplement, the whole characters of running
+# text are mapped here (Unicode's EquivalentUnifiedIdeograph.txt), the stroke-only forms are left.
+# Latin ligatures (ﬁ, ﬂ) are split back into letters for the same reason.
+_RADICALS = {cp: unicodedata.normalize("NFKC", chr(cp)) for cp in [*range(0x2F00, 0x2FD6), *range(0xFB00, 0xFB07)]} | {
+    ord(r): c for r, c in zip("⺟⺠⺩⺬⻁⻄⻅⻆⻉⻋⻑⻓⻔⻘⻙⻚⻛⻜⻝⻢⻣⻤⻥⻦⻧⻨⻩⻪⻬⻮⻰⻳",
+                              "母民王示虎西见角贝车長长门青韦页风飞食马骨鬼鱼鸟卤麦黄黾齐齿龙龟")}
+
+# A PDF's text breaks every line where the layout wrapped it. In Chinese the break falls between two
+# characters of one sentence (often of one word: "物流\n成本"), so sentences, quotes and jieba's
+# words would all be cut at it. A break is a wrap when its line fills the page's usual width and
+# runs on from a Chinese character into another; short lines (titles, a paragraph's last line) and
+# lines that end a sentence keep their break. English wraps stay: the sentence splitter reads them.
+_WRAP_FROM = re.compile(r"[\u3400-\u9fff\uf900-\ufaff，、：“‘《（]$")
+_WRAP_TO = re.compile(r"^(?:[\u3400-\u9fff\uf900-\ufaff“‘《（]|\d(?!\d*[.．、)）]))")  # not a numbered item
+_FULL_LINE = 0.8  # of the page's usual line width (its 90th percentile)
+
+
+def _display_width(line: str) -> int:
+    return sum(2 if "\u3000" <= ch <= "\uffef" else 1 for ch in line)
+
+
+def join_wrapped_lines(page: str) -> str:
+    """`page` with the line breaks inside wrapped Chinese sentences removed (see `_WRAP_FROM`)."""
+    lines = page.split("\n")
+    if len(lines) < 3:
+        return page
+    widths = [_display_width(line.rstrip()) for line in lines]
+    full = _FULL_LINE * sorted(widths)[int(0.9 * (len(widths) - 1))]
+    joined = [lines[0]]
+    for width, line in zip(widths, lines[1:]):
+        previous = joined[-1].rstrip()
+        if width >= full and _WRAP_FROM.search(previous) and _WRAP_TO.match(line.lstrip()):
+            joined[-1] = previous + line.lstrip()
+        else:
+            joined.append(line)
+    return "\n".join(joined)
+
+
 def _load_pdf(path: Path, data: bytes) -> Document:
     import io
 
@@ -323,7 +364,7 @@ def _load_pdf(path: Path, data: bytes) -> Document:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
             raise LoadError(path, "encrypted PDF; save a copy without a password and index that")
-        texts = [(page.extract_text() or "").strip() for page in reader.pages]
+        texts = [join_wrapped_lines((page.extract_text() or "").strip().translate(_RADICALS)) for page in reader.pages]
         info = reader.metadata or {}
     except LoadError:
         raise

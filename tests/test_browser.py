@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
 import os
 import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-
-import json
 
 import httpx
 import pytest
@@ -24,6 +23,7 @@ from test_library import NEW_ARTICLE as MX_ARTICLE
 from test_serve import FOLLOW_UP, RETURNS, SEA, running
 
 from assistant import Assistant, Config, index_library
+from assistant.load import load_file
 from assistant.web import EXAMPLES, create_app
 
 pytestmark = pytest.mark.browser
@@ -406,3 +406,19 @@ def test_library_view_uploads_lists_and_removes(new_page, tmp_path_factory, tmp_
             chat.close()
     finally:
         bot.close()
+
+
+def test_a_chinese_pdf_printed_by_the_browser_reads_as_plain_sentences(browser, tmp_path):
+    # Chromium prints with Noto Sans CJK, whose PDF text maps some characters to look-alike radicals
+    # (⼗ for 十, ⻓ for 长) and breaks every wrapped line: the loader gives back the plain sentences.
+    sentence = "建议卖家提前备货，并为头程物流预留更多时间，旺季期间美国西海岸港口的平均等待时间从三天延长到十天。"
+    page = browser.new_page()
+    page.set_content(f"<meta charset=utf-8><h1>旺季物流提醒</h1><p>每年十一月到次年一月是海运旺季。{sentence * 3}</p>"
+                     "<p>The financial office files flat-rate fees.</p>")
+    path = tmp_path / "peak-season.pdf"
+    page.pdf(path=str(path))
+    page.close()
+    (doc,), _ = load_file(path)
+    assert doc.text.count(sentence) == 3, doc.text
+    assert doc.text.startswith("旺季物流提醒\n") and "The financial office files flat-rate fees." in doc.text
+    assert not any("\u2e80" <= ch <= "\u2fdf" for ch in doc.text)

@@ -12,7 +12,9 @@ import pytest
 from conftest import ENGLISH_ARTICLE, GBK_TEXT, HTML_PAGE, PDF_PAGES, SAVED_PAGE, make_pdf
 
 from assistant import Config
-from assistant.load import FIELD_LIMITS, META_KEYS, META_VALUE_CHARS, LoadError, iter_files, load_file, read_file
+from assistant.load import (FIELD_LIMITS, META_KEYS, META_VALUE_CHARS, LoadError, iter_files, join_wrapped_lines,
+                            load_file, read_file)
+from assistant.text import sentence_spans
 
 
 def one(path):
@@ -83,6 +85,29 @@ def test_pdf_text_remembers_its_pages(tmp_path):
     second = doc.text.index("Electronics")
     assert doc.page_at(0) == 1 and doc.page_at(second) == 2
     assert doc.text[doc.pages[1]:].startswith("Electronics")
+
+
+def test_wrapped_chinese_pdf_lines_are_joined_and_other_breaks_kept():
+    page = ("跨境物流旺季提醒\n"
+            "每年十一月到次年一月是海运旺季，港口拥堵导致到货时间延长两周以上。建议卖家提前备货，并为头程物\n"
+            "流预留更多时间。旺季期间，美国西海岸港口的平均等待时间从三天延长到十天，部分船公司还加收旺季附\n"
+            "加费。\n"
+            "1.提前三个月下单，并和货代确认舱位，避免在旺季高峰期才开始订舱导致货物积压在工厂的仓库里\n"
+            "2.分批发货。\n"
+            "Sea freight takes four to six weeks and is the usual choice for bulky stock that is not urgent\n"
+            "at all.")
+    assert join_wrapped_lines(page).split("\n") == [
+        "跨境物流旺季提醒",
+        "每年十一月到次年一月是海运旺季，港口拥堵导致到货时间延长两周以上。建议卖家提前备货，并为头程物流预留更多时间。"
+        "旺季期间，美国西海岸港口的平均等待时间从三天延长到十天，部分船公司还加收旺季附加费。",
+        "1.提前三个月下单，并和货代确认舱位，避免在旺季高峰期才开始订舱导致货物积压在工厂的仓库里",
+        "2.分批发货。",
+        "Sea freight takes four to six weeks and is the usual choice for bulky stock that is not urgent",
+        "at all.",
+    ]
+    text = join_wrapped_lines(page)
+    assert [text[a:b] for a, b in sentence_spans(text) if text.startswith("建议", a)] == [
+        "建议卖家提前备货，并为头程物流预留更多时间。"]
 
 
 def test_jsonl_gives_one_document_a_line_and_reports_bad_lines(tmp_path):
