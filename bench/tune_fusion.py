@@ -20,12 +20,12 @@ from tuning import arguments, cached_rows
 
 from assistant import Assistant, Config, load_config
 from assistant.evaluate import hit_at, ndcg_at
-from assistant.retrieve import COVERAGE_WEIGHT, LONG_QUESTION, MISSED_TERMS_SHIFT, coverage, dense_share
+from assistant.retrieve import COVERAGE_WEIGHT, LONG_QUESTION, MISSED_TERMS_SHIFT, YEAR_WEIGHT, coverage, dense_share
 from assistant.text import detect_lang
 
 
 def candidates(dataset: Path, config: Config, indexes: Path, half: str | None) -> list[dict]:
-    return cached_rows("fusion-v6", dataset, config, indexes, half, lambda bot, questions: [
+    return cached_rows("fusion-v7", dataset, config, indexes, half, lambda bot, questions: [
         _row(bot, q) for q in questions if q.get("relevant_doc_ids")])
 
 
@@ -50,7 +50,9 @@ def _row(bot: Assistant, q: dict) -> dict:
             "relevant": set(q["relevant_doc_ids"]), "gains": gains, "lang": detect_lang(text),
             "kcov": coverage(query, tokens), "nterms": len(query.terms),
             "weights": query.weights, "top_tokens": top_tokens,
-            "coverage": np.array([coverage(query, set(all_tokens.get(i, "").split())) for i in ids])}
+            "coverage": np.array([coverage(query, set(all_tokens.get(i, "").split())) for i in ids]),
+            "dated": np.array([bool(query.years) and set(query.years) <= set(all_tokens.get(i, "").split())
+                               for i in ids], dtype=float)}
 
 
 def minmax(x: np.ndarray) -> np.ndarray:
@@ -103,10 +105,11 @@ VARIANTS["by_coverage"] = by_coverage
 
 
 def shipped(r: dict, w: float, c: float = COVERAGE_WEIGHT, long: tuple[int, int] = LONG_QUESTION,
-            shift: float = MISSED_TERMS_SHIFT) -> np.ndarray:
-    """The fusion in assistant/retrieve.py, with w as its dense_weight (the other constants can be varied)."""
+            shift: float = MISSED_TERMS_SHIFT, year: float = YEAR_WEIGHT) -> np.ndarray:
+    """The fusion in assistant/retrieve.py, with w as its dense_weight (the other constants can be varied;
+    the cross-language signal is left out: no evaluation set asks across languages)."""
     wd = dense_share(r["nterms"], 1 - r["kcov"], w, long, shift)
-    return wd * minmax(r["dense"]) + (1 - wd) * minmax(r["keyword"]) + c * r["coverage"]
+    return wd * minmax(r["dense"]) + (1 - wd) * minmax(r["keyword"]) + c * r["coverage"] + year * r["dated"]
 
 
 VARIANTS["shipped"] = shipped

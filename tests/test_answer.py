@@ -215,29 +215,20 @@ def test_the_dense_ranking_takes_feedback_from_its_best_passages_but_relevance_s
     assert all(h.score == pytest.approx(h.dense, abs=1e-6) for h in across)
 
 
-MARKET_REPORTS = [
-    {"id": "ranking", "title": "Southeast Asian marketplaces by GMV",
-     "text": "Southeast Asia's marketplaces are compared by GMV every year. Shopee has usually had the highest GMV "
-             "in the region, ahead of Lazada, Tokopedia and TikTok Shop."},
-    {"id": "report-2023", "title": "Marketplace report",
-     "text": "Jan 10, 2024 ... In 2023 TikTok Shop grew fastest of the region's platforms, but Shopee kept first "
-             "place with a GMV of about 55 billion dollars, almost half of the market."},
-    {"id": "report-2021", "title": "Marketplace report",
-     "text": "Jan 12, 2022 ... In 2021 Shopee again led Southeast Asian e-commerce with a GMV of 62.6 billion "
-             "dollars, while Lazada came second."},
-    {"id": "logistics", "title": "Last-mile delivery in Indonesia",
-     "text": "Sellers in Indonesia rely on J&T Express and SiCepat for last-mile delivery; cash on delivery is still "
-             "common outside Jakarta."},
-    {"id": "ads", "title": "Ads on marketplaces",
-     "text": "Marketplace ads in Southeast Asia are sold per click; sellers who bid on their own brand name pay "
-             "the least per order."},
-]
+# Yearly reports that read alike, as the library file holds them.
+MARKET_REPORTS = """\
+{"id": "ranking", "title": "Southeast Asian marketplaces by GMV", "text": "Southeast Asia's marketplaces are compared by GMV every year. Shopee has usually had the highest GMV in the region, ahead of Lazada, Tokopedia and TikTok Shop."}
+{"id": "report-2023", "title": "Marketplace report", "text": "Jan 10, 2024 ... In 2023 TikTok Shop grew fastest of the region's platforms, but Shopee kept first place with a GMV of about 55 billion dollars, almost half of the market."}
+{"id": "report-2021", "title": "Marketplace report", "text": "Jan 12, 2022 ... In 2021 Shopee again led Southeast Asian e-commerce with a GMV of 62.6 billion dollars, while Lazada came second."}
+{"id": "logistics", "title": "Last-mile delivery in Indonesia", "text": "Sellers in Indonesia rely on J&T Express and SiCepat for last-mile delivery; cash on delivery is still common outside Jakarta."}
+{"id": "ads", "title": "Ads on marketplaces", "text": "Marketplace ads in Southeast Asia are sold per click; sellers who bid on their own brand name pay the least per order."}
+"""
 
 
 def test_the_passage_naming_the_year_asked_about_comes_first(tmp_path, monkeypatch):
-    # Two yearly reports read alike; the question's year tells them apart.
+    # The question's year tells the two reports apart.
     (tmp_path / "library").mkdir()
-    (tmp_path / "library" / "reports.jsonl").write_text("\n".join(json.dumps(d) for d in MARKET_REPORTS))
+    (tmp_path / "library" / "reports.jsonl").write_text(MARKET_REPORTS)
     bot = Assistant.build([tmp_path / "library"], tmp_path / "index", Config())
     question = "Which marketplace led Southeast Asia by GMV in 2023?"
     assert bot.search(question)[0].doc_id == "report-2023"
