@@ -319,9 +319,9 @@ def _load_html(path: Path, html: str) -> Document:
 # radicals have a compatibility form (NFKC); of the supplement, the whole characters of running
 # text are mapped here (Unicode's EquivalentUnifiedIdeograph.txt), the stroke-only forms are left.
 # Latin ligatures (ﬁ, ﬂ) are split back into letters for the same reason.
-_RADICALS = {cp: unicodedata.normalize("NFKC", chr(cp)) for cp in [*range(0x2F00, 0x2FD6), *range(0xFB00, 0xFB07)]} | {
-    ord(r): c for r, c in zip("⺟⺠⺩⺬⻁⻄⻅⻆⻉⻋⻑⻓⻔⻘⻙⻚⻛⻜⻝⻢⻣⻤⻥⻦⻧⻨⻩⻪⻬⻮⻰⻳",
-                              "母民王示虎西见角贝车長长门青韦页风飞食马骨鬼鱼鸟卤麦黄黾齐齿龙龟")}
+_RADICALS = {cp: unicodedata.normalize("NFKC", chr(cp)) for cp in [*range(0x2F00, 0x2FD6), *range(0xFB00, 0xFB07)]}
+_RADICALS |= {ord(r): c for r, c in zip("⺟⺠⺩⺬⻁⻄⻅⻆⻉⻋⻑⻓⻔⻘⻙⻚⻛⻜⻝⻢⻣⻤⻥⻦⻧⻨⻩⻪⻬⻮⻰⻳",
+                                        "母民王示虎西见角贝车長长门青韦页风飞食马骨鬼鱼鸟卤麦黄黾齐齿龙龟")}
 
 # A PDF's text breaks every line where the layout wrapped it. In Chinese the break falls between two
 # characters of one sentence (often of one word: "物流\n成本"), so sentences, quotes and jieba's
@@ -364,7 +364,8 @@ def _load_pdf(path: Path, data: bytes) -> Document:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
             raise LoadError(path, "encrypted PDF; save a copy without a password and index that")
-        texts = [join_wrapped_lines((page.extract_text() or "").strip().translate(_RADICALS)) for page in reader.pages]
+        texts = [join_wrapped_lines((page.extract_text() or "").strip().translate(_RADICALS))
+                 for page in reader.pages]
         info = reader.metadata or {}
     except LoadError:
         raise

@@ -131,7 +131,7 @@ class Retriever:
         else:
             fused = _fuse(ranked_dense, keyword, self._dense_share(q, keyword, covered))
             across = self._across_languages(q, other_language_majority(q, tokens))
-            dated = {i for i, t in tokens.items() if q.years and set(q.years) <= set(t.split())}
+            dated = {i for i, t in tokens.items() if set(q.years) <= set(t.split())} if q.years else set()
             scores = {i: s + COVERAGE_WEIGHT * covered.get(i, 0.0) + ACROSS_WEIGHT * across.get(i, 0.0)
                       + YEAR_WEIGHT * (i in dated) for i, s in fused.items()}
         ranked = sorted(scores, key=scores.get, reverse=True)
