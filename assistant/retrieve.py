@@ -120,7 +120,8 @@ class Retriever:
                    if q.searched and mode != "dense" else {})
         ids = set(dense) | set(keyword)
         tokens = store.chunk_tokens(ids) if ids else {}
-        covered = _coverage(q, tokens)
+        words = {i: set(t.split()) for i, t in tokens.items()}
+        covered = {i: coverage(q, w) for i, w in words.items()}
         ranked_dense = dense
         if mode != "keyword" and tokens:
             dense, ranked_dense = self.dense_scores(q, dense, tokens)
@@ -131,7 +132,7 @@ class Retriever:
         else:
             fused = _fuse(ranked_dense, keyword, self._dense_share(q, keyword, covered))
             across = self._across_languages(q, other_language_majority(q, tokens))
-            dated = {i for i, t in tokens.items() if set(q.years) <= set(t.split())} if q.years else set()
+            dated = {i for i, w in words.items() if w.issuperset(q.years)} if q.years else set()
             scores = {i: s + COVERAGE_WEIGHT * covered.get(i, 0.0) + ACROSS_WEIGHT * across.get(i, 0.0)
                       + YEAR_WEIGHT * (i in dated) for i, s in fused.items()}
         ranked = sorted(scores, key=scores.get, reverse=True)
@@ -256,10 +257,6 @@ def dense_share(terms: int, missed: float, weight: float, long: tuple[int, int] 
 def coverage(q: Query, tokens: set[str]) -> float:
     total = sum(q.weights.values())
     return sum(w for t, w in q.weights.items() if t in tokens) / total if total else 0.0
-
-
-def _coverage(q: Query, tokens: dict[int, str]) -> dict[int, float]:
-    return {i: coverage(q, set(t.split())) for i, t in tokens.items()}
 
 
 def _fuse(dense: dict[int, float], keyword: dict[int, float], weight: float) -> dict[int, float]:
