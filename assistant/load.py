@@ -319,7 +319,8 @@ def _load_html(path: Path, html: str) -> Document:
 # radicals have a compatibility form (NFKC); of the supplement, the whole characters of running
 # text are mapped here (Unicode's EquivalentUnifiedIdeograph.txt), the stroke-only forms are left.
 # Latin ligatures (ﬁ, ﬂ) are split back into letters for the same reason.
-_RADICALS = {cp: unicodedata.normalize("NFKC", chr(cp)) for cp in [*range(0x2F00, 0x2FD6), *range(0xFB00, 0xFB07)]}
+_RADICALS = {cp: unicodedata.normalize("NFKC", chr(cp))
+             for cp in [*range(0x2F00, 0x2FD6), *range(0xFB00, 0xFB07)]}
 _RADICALS |= {ord(r): c for r, c in zip("⺟⺠⺩⺬⻁⻄⻅⻆⻉⻋⻑⻓⻔⻘⻙⻚⻛⻜⻝⻢⻣⻤⻥⻦⻧⻨⻩⻪⻬⻮⻰⻳",
                                         "母民王示虎西见角贝车長长门青韦页风飞食马骨鬼鱼鸟卤麦黄黾齐齿龙龟")}
 
@@ -328,7 +329,7 @@ _RADICALS |= {ord(r): c for r, c in zip("⺟⺠⺩⺬⻁⻄⻅⻆⻉⻋⻑⻓⻔
 # words would all be cut at it. A break is a wrap when its line fills the page's usual width and
 # runs on from a Chinese character into another; short lines (titles, a paragraph's last line) and
 # lines that end a sentence keep their break. English wraps stay: the sentence splitter reads them.
-_WRAP_FROM = re.compile(r"[\u3400-\u9fff\uf900-\ufaff，、：“‘《（]$")
+_WRAP_FROM = re.compile(r"[\u3400-\u9fff\uf900-\ufaff，、：“‘《（]")  # the line's last character
 _WRAP_TO = re.compile(r"^(?:[\u3400-\u9fff\uf900-\ufaff“‘《（]|\d(?!\d*[.．、)）]))")  # not a numbered item
 _FULL_LINE = 0.8  # of the page's usual line width (its 90th percentile)
 
@@ -338,20 +339,22 @@ def _display_width(line: str) -> int:
 
 
 def join_wrapped_lines(page: str) -> str:
-    """`page` with the line breaks inside wrapped Chinese sentences removed (see `_WRAP_FROM`)."""
+    """`page` with the line breaks inside wrapped Chinese sentences removed (see `_WRAP_FROM`), in linear time."""
     lines = page.split("\n")
     if len(lines) < 3:
         return page
     widths = [_display_width(line.rstrip()) for line in lines]
     full = _FULL_LINE * sorted(widths)[int(0.9 * (len(widths) - 1))]
-    joined = [lines[0]]
+    # Each output line is kept as its pieces and joined once: a page can be one long wrapped paragraph.
+    joined = [[lines[0]]]
     for width, line in zip(widths, lines[1:]):
-        previous = joined[-1].rstrip()
-        if width >= full and _WRAP_FROM.search(previous) and _WRAP_TO.match(line.lstrip()):
-            joined[-1] = previous + line.lstrip()
+        previous = joined[-1][-1].rstrip()
+        if width >= full and _WRAP_FROM.fullmatch(previous[-1:]) and _WRAP_TO.match(line.lstrip()):
+            joined[-1][-1] = previous
+            joined[-1].append(line.lstrip())
         else:
-            joined.append(line)
-    return "\n".join(joined)
+            joined.append([line])
+    return "\n".join("".join(pieces) for pieces in joined)
 
 
 def _load_pdf(path: Path, data: bytes) -> Document:
