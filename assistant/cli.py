@@ -152,7 +152,10 @@ def ask(ctx: click.Context, question: str, index_dir: str | None, as_json: bool,
 def search(ctx: click.Context, query: str, k: int, mode: str, index_dir: str | None, as_json: bool,
            store: str | None) -> None:
     """Show the passages that best match QUERY."""
-    hits = _open(ctx, index_dir, store).search(query, k=k, mode=mode)
+    try:
+        hits = _open(ctx, index_dir, store).search(query, k=k, mode=mode)
+    except ValueError as exc:  # longer than max_question_chars
+        raise click.ClickException(str(exc)) from exc
     if as_json:
         fields = ("doc_id", "chunk_id", "title", "text", "start", "end", "page", "score", "same_text")
         click.echo(json.dumps([{f: getattr(h, f) for f in fields} for h in hits], ensure_ascii=False, indent=2))
@@ -184,7 +187,11 @@ def chat(ctx: click.Context, index_dir: str | None, store: str | None) -> None:
             return
         if not question:
             continue
-        answer = bot.ask(question, history=history)
+        try:
+            answer = bot.ask(question, history=history)
+        except ValueError as exc:  # longer than max_question_chars: say so, and the conversation goes on
+            click.echo(str(exc), err=True)
+            continue
         _print_answer(answer, as_json=False)
         click.echo()
         history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.text}]

@@ -15,11 +15,37 @@ from .config import Config, load_config
 from .embed import calibration
 from .index import Index, IndexReport, Progress, update_index, no_progress
 from .library import DocumentInfo, FileOutcome, Library
-from .load import Document
+from .load import Document, LoadError, read_file
 from .retrieve import Hit, Retriever
-from .text import asked_attribute, mentions, specifics
+from .text import asked_attribute, detect_lang, mentions, specifics
 
 Message = dict  # {"role": "user" | "assistant", "content": str}
+
+
+class Refused(ValueError):
+    """A question or request outside the limits: `status` for HTTP, the message in English and Chinese.
+
+    str() is the message in the language of the text refused, for the CLI and the Python API; the web
+    layer picks the language of each path (`message`)."""
+
+    def __init__(self, status: int, en: str, zh: str, lang: str = "en"):
+        super().__init__(zh if lang == "zh" else en)
+        self.status, self.en, self.zh = status, en, zh
+
+    def message(self, lang: str) -> str:
+        return self.zh if lang == "zh" else self.en
+
+
+_ZH_WHAT = {"question": "问题", "query": "查询"}
+
+
+def check_length(text: str, limit: int, what: str = "question") -> None:
+    """Refused (413) when `text` is longer than `limit` (max_question_chars), on every path that asks or searches."""
+    if len(text) > limit:
+        raise Refused(413, f"The {what} is too long: {len(text)} characters; the limit is {limit} "
+                           "(max_question_chars). Please shorten it.",
+                      f"{_ZH_WHAT.get(what, what)}太长：{len(text)} 个字符，上限是 {limit} 个。请缩短后再问。",
+                      detect_lang(text))
 
 
 class Assistant:
@@ -50,6 +76,7 @@ class Assistant:
 
     def search(self, query: str, k: int = 5, mode: str = "hybrid") -> list[Hit]:
         """The k passages that best match `query`; mode is "hybrid", "dense" or "keyword"."""
+        check_length(query.strip(), self.config.max_question_chars, "query")
         return self.retriever.search(query, k=k, mode=mode)
 
     def ask(self, question: str, history: list[Message] | None = None) -> Answer:
@@ -69,6 +96,7 @@ class Assistant:
         question = question.strip()
         if not question:
             raise ValueError("the question is empty")
+        check_length(question, self.config.max_question_chars)
         query = self.retriever.prepare(_with_context(question, history, self.config.max_question_chars))
         hits = self.retriever.search(query, k=self.config.top_k)
         relevant = [self.retriever.widen(h, self.config.context_chars)
@@ -121,8 +149,16 @@ class Assistant:
         Each file's outcome is added, updated, unchanged (the same content is already there) or rejected
         with the reason `assistant index` gives; a rejected file is not stored. The answers see new
         documents as soon as the run commits."""
-        items = [f if isinstance(f, tuple) else (Path(f).name, Path(f).read_bytes()) for f in files]
-        return self.library.add(items, progress)
+        outcomes: list[FileOutcome | None] = []  # None: the outcome comes from the library
+        items = []
+        for f in files:
+            try:
+                items.append(f if isinstance(f, tuple) else (Path(f).name, _read_path(Path(f), self.config.max_file_mb)))
+                outcomes.append(None)
+            except LoadError as exc:  # one missing or unreadable path is that file's outcome, not everyone's
+                outcomes.append(FileOutcome(Path(f).name, "rejected", exc.reason))
+        added = iter(self.library.add(items, progress) if items else [])
+        return [o if o is not None else next(added) for o in outcomes]
 
     def remove_document(self, doc_id: str, progress: Progress = no_progress) -> list[str]:
         """Remove a document: its files move to the library's .removed/ folder (so `assistant index` does
@@ -135,6 +171,15 @@ class Assistant:
 
     def close(self) -> None:
         self.index.close()
+
+
+def _read_path(path: Path, max_file_mb: float) -> bytes:
+    """The bytes of a file to add, or LoadError with the reason, as `assistant index` words it."""
+    if path.is_dir():
+        raise LoadError(path, "a folder, not a file: add the files in it, or run `assistant index` on the folder")
+    if not path.exists():
+        raise LoadError(path, "no such file")
+    return read_file(path, max_file_mb)
 
 
 def index_library(library: str | Path | list[str | Path] | None, folder: str | Path, config: Config | None = None,

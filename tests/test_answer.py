@@ -9,6 +9,7 @@ from conftest import FIXTURES
 
 from assistant import Assistant, Config, retrieve
 from assistant.answer import SCORING, verify
+from assistant.core import Refused
 from assistant.index import PASSAGE_VECTORS
 from assistant.retrieve import other_language_majority
 from assistant.web import render_answer
@@ -156,6 +157,22 @@ def test_follow_up_questions_use_the_conversation(seed_bot):
 def test_empty_question_is_an_error(seed_bot):
     with pytest.raises(ValueError, match="empty"):
         seed_bot.ask("   ")
+
+
+def test_a_question_over_the_limit_is_refused_in_its_language_before_it_is_searched(built, monkeypatch):
+    # Issue #19: only the web layer refused it; the CLI and the Python API answered 5,000 characters in 45 s.
+    bot = built[0]
+    searched = []
+    monkeypatch.setattr(bot.retriever, "search", lambda *args, **kwargs: searched.append(args) or [])
+    limit = bot.config.max_question_chars
+    with pytest.raises(Refused, match=f"问题太长：{limit + 1} 个字符，上限是 {limit} 个。请缩短后再问。") as refused:
+        bot.ask("长" * (limit + 1))
+    assert refused.value.status == 413
+    with pytest.raises(ValueError, match=f"The question is too long: {limit + 1} characters; the limit is {limit}"):
+        list(bot.ask_stream("Why? " * 400 + "x"))
+    with pytest.raises(Refused, match="The query is too long"):
+        bot.search("y" * (limit + 1))
+    assert not searched
 
 
 SEED_QUESTIONS = [json.loads(line) for line in

@@ -107,3 +107,36 @@ def test_invalid_settings_are_refused(monkeypatch, tmp_path):
         load_config(chunk_size=100, chunk_overlap=100)
     result = CliRunner().invoke(main, ["ask", "x"], env={"ASSISTANT_FAISS": "annoy"})
     assert result.exit_code != 0 and "faiss" in result.output
+
+
+def test_a_question_over_the_limit_is_refused_plainly(built):
+    _, folder, _ = built
+    runner = CliRunner()
+    result = runner.invoke(main, ["ask", "长" * 5_000, "--index", str(folder)])
+    assert result.exit_code == 1 and "问题太长：5000 个字符，上限是 2000 个" in result.output
+    result = runner.invoke(main, ["search", "x" * 5_000, "--index", str(folder)])
+    assert result.exit_code == 1 and "The query is too long: 5000 characters" in result.output
+    result = runner.invoke(main, ["chat", "--index", str(folder)],
+                           input="Why? " * 1_000 + "\nHow long does sea freight take to Hamburg?\nexit\n")
+    assert result.exit_code == 0, result.output
+    assert "The question is too long" in result.output and "five to six weeks" in result.output
+
+
+def test_adding_a_missing_file_rejects_that_file_and_adds_the_others(tmp_path):
+    from assistant import Assistant, index_library
+
+    library = tmp_path / "library"
+    library.mkdir()
+    (library / "vat.md").write_text("# VAT\n\nSellers storing goods in Germany must register for VAT there.\n",
+                                    encoding="utf-8")
+    index_library([library], tmp_path / "index", Config())
+    bot = Assistant.open(tmp_path / "index", Config())
+    new = tmp_path / "batteries.md"
+    new.write_text("# Batteries\n\nLithium battery parcels need the UN3481 label.\n", encoding="utf-8")
+    try:
+        missing, folder, added = bot.add_files([tmp_path / "missing.pdf", tmp_path, new])
+    finally:
+        bot.close()
+    assert (missing.name, missing.status, missing.reason) == ("missing.pdf", "rejected", "no such file")
+    assert folder.status == "rejected" and "a folder" in folder.reason
+    assert added.status == "added" and (library / "uploads" / "batteries.md").exists()

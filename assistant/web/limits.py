@@ -12,20 +12,12 @@ from __future__ import annotations
 import re
 
 from ..config import Config
+from ..core import Refused, check_length
+
+__all__ = ["Refused", "check_history", "check_question", "check_text", "recent_history"]
 
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 _ZH = {"question": "问题", "query": "查询", "history": "对话历史"}
-
-
-class Refused(ValueError):
-    """A request outside the limits: `status` for HTTP, the message in English and Chinese."""
-
-    def __init__(self, status: int, en: str, zh: str):
-        super().__init__(en)
-        self.status, self.en, self.zh = status, en, zh
-
-    def message(self, lang: str) -> str:
-        return self.zh if lang == "zh" else self.en
 
 
 def check_text(text: str, what: str) -> None:
@@ -42,10 +34,7 @@ def check_question(question: object, config: Config, what: str = "question") -> 
     q = question.strip()
     if not q:
         raise Refused(422, f"The {what} is empty.", "请先输入问题。")
-    if len(q) > config.max_question_chars:
-        raise Refused(413, f"The {what} is {len(q)} characters long; the limit is {config.max_question_chars} "
-                           "(max_question_chars).",
-                      f"问题太长：{len(q)} 个字符，上限是 {config.max_question_chars} 个。请缩短后再问。")
+    check_length(q, config.max_question_chars, what)  # Assistant.ask refuses it too: the same words
     check_text(q, what)
     return q
 

@@ -11,10 +11,9 @@ from ..text import unwrap
 from .document import with_references as _with_references
 
 LABELS = {
-    "zh": {"sources": "来源", "page": "第 {} 页", "open": "在原文中查看", "same_text": "相同内容也见于：", "too_long": "问题太长：{n} 个字符，上限是 {max} 个。请缩短后再问。",
-           "empty": "请先输入问题。", "failed": "出错了，这个问题没能回答（{kind}）。请稍后重试；详细信息在服务器日志中。"},
-    "en": {"sources": "Sources", "page": "p. {}", "open": "Show in the article", "same_text": "The same text is also in: ", "too_long": "The question is too long: {n} characters, the limit is "
-           "{max}. Please shorten it.", "empty": "Type a question first.",
+    "zh": {"sources": "来源", "page": "第 {} 页", "open": "在原文中查看", "same_text": "相同内容也见于：",
+           "failed": "出错了，这个问题没能回答（{kind}）。请稍后重试；详细信息在服务器日志中。"},
+    "en": {"sources": "Sources", "page": "p. {}", "open": "Show in the article", "same_text": "The same text is also in: ",
            "failed": "Something went wrong and this question could not be answered ({kind}). Please try again; "
                      "the details are in the server log."},
 }
