@@ -283,11 +283,31 @@ def serve(ctx: click.Context, index_dir: str | None, host: str | None, port: int
     from .web import run_server
 
     config = _config(ctx, host=host, port=port, store=store, store_readonly=store_readonly)
+    _check_port(config.host, config.port)
     try:
         bot = Assistant.open(index_dir, config)
     except (OSError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     run_server(bot, config)
+
+
+def _check_port(host: str, port: int) -> None:
+    """Fail at once when the server could not listen: before the index and the models load (most of a
+    minute), not after a banner saying it is serving."""
+    import errno
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds it
+            s.bind(address)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise click.ClickException(f"port {port} on {host} is already in use (another `assistant serve`?); stop "
+                                       f"that server, or choose another port: --port {port + 1}") from exc
+        hint = "; ports below 1024 need root: choose --port 7860" if exc.errno == errno.EACCES else ""
+        raise click.ClickException(f"cannot listen on {host} port {port} ({exc.strerror or exc}){hint}") from exc
 
 
 @main.command("copy-index")

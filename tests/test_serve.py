@@ -16,8 +16,10 @@ from contextlib import contextmanager
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
 from assistant import Config
+from assistant.cli import main
 from assistant.answer import Answer, Citation
 from assistant.load import Document
 from assistant.web import create_app, plain_history, render_answer, render_passage
@@ -350,11 +352,15 @@ def test_chat_history_is_passed_as_plain_messages(built):
     assert "Sources" not in plain[1]["content"]
 
 
-def test_serve_command_starts_and_stops_cleanly_on_ctrl_c(built, tmp_path):
-    _, folder, _ = built
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        return s.getsockname()[1]
+
+
+def test_serve_command_starts_and_stops_cleanly_on_ctrl_c(built, tmp_path):
+    _, folder, _ = built
+    port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONIOENCODING": "utf-8"}
     proc = subprocess.Popen([sys.executable, "-m", "assistant.cli", "serve", "--index", str(folder), "--port", str(port)],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -385,8 +391,23 @@ def test_serve_command_reports_a_bad_origin_setting_plainly(built, tmp_path):
     _, folder, _ = built
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONIOENCODING": "utf-8",
            "ASSISTANT_ALLOWED_ORIGINS": "https://intranet.example.com, intranet.example.com"}
-    proc = subprocess.run([sys.executable, "-m", "assistant.cli", "serve", "--index", str(folder), "--port", "9"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-m", "assistant.cli", "serve", "--index", str(folder),
+                           "--port", str(free_port())], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
     assert "allowed_origins: 'intranet.example.com' is not an origin" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_serve_on_a_port_in_use_fails_at_once_and_names_the_option(built, monkeypatch):
+    # Issue #19: it printed its banner, then ~60 s later uvicorn's raw "[Errno 98] address already in use".
+    import assistant.web
+
+    _, folder, _ = built
+    monkeypatch.setattr(assistant.web, "run_server", lambda *args: pytest.fail("the server was started"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(main, ["serve", "--index", str(folder), "--port", str(port)])
+    assert result.exit_code == 1, result.output
+    assert f"port {port} on 127.0.0.1 is already in use" in result.output and f"--port {port + 1}" in result.output
