@@ -96,17 +96,24 @@ def clean_saved_text(text: str) -> Page | None:
     return Page(text="\n\n".join(body), title=title, author=author, date=find_date("\n".join(header)))
 
 
+_RUN_BUDGET_PER_LINE = 50
+
+
 def _longest_repeated_run(lines: list[str]) -> tuple[int, int, int] | None:
     """(first start, second start, length) of the repeated run of lines with the most text."""
     seen: dict[str, list[int]] = defaultdict(list)
     best: tuple[int, int, int, int] | None = None  # chars, i, j, length
+    # Comparisons of lines in all: a file of one line repeated would otherwise compare every line with
+    # every later one. A saved page holds a few thousand lines; past the budget the best run found stands.
+    budget = _RUN_BUDGET_PER_LINE * len(lines) + 100_000
     for j, line in enumerate(lines):
         for i in seen[line][:20]:  # cap the pairs so pages of repeated buttons stay linear
             if i > 0 and lines[i - 1] == lines[j - 1]:
                 continue  # not the start of a run
             k = 0
-            while j + k < len(lines) and i + k < j and lines[i + k] == lines[j + k]:
+            while j + k < len(lines) and i + k < j and lines[i + k] == lines[j + k] and budget > 0:
                 k += 1
+                budget -= 1
             chars = sum(len(line) for line in lines[i : i + k])
             if best is None or chars > best[0]:
                 best = (chars, i, j, k)

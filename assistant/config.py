@@ -29,6 +29,9 @@ class Config:
     store_readonly: str = ""
     # Larger files are refused by name when indexing, before they are read (memory stays bounded).
     max_file_mb: float = 50.0
+    # Reading one file (parsing, cleaning; not embedding) may take this long before it is stopped and the
+    # file refused by name; 0 reads in the indexing process itself, with no limit.
+    read_seconds: float = 120.0
     # The embedding model of new indexes (an index keeps the one it was built with): "multilingual-e5-small"
     # or "use-multilingual-v3" (both ship on PyPI), a sentence-transformers model name, path or package:NAME.
     model: str = "multilingual-e5-small"

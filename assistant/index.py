@@ -24,7 +24,7 @@ from .chunk import Chunk, chunk_document
 from .config import Config
 from .embed import Embedder, get_embedder
 from .keyword import tokenize
-from .load import Document, LoadError, iter_files, load_file, read_file
+from .load import Document, LoadError, content_id, iter_files, load_file_bounded, read_file
 from .storage import LibraryStore, open_store
 from .text import quotable, sentence_spans
 
@@ -201,6 +201,9 @@ def update_index(
     """Make the index in `folder` (or the configured PostgreSQL `store`) hold exactly the readable
     documents under `paths`. Raises storage.IndexBusy while another run holds the index."""
     config = config or Config()
+    for path in paths:  # before the store is opened: a mistyped path must not leave an empty index behind
+        if not Path(path).exists():
+            raise LoadError(path, "no such file or folder")
     store = open_store(config, folder)
     try:
         with store.indexing():
@@ -227,6 +230,17 @@ def _update(store: LibraryStore, files: list[Path], problems: list[LoadError], c
     links: dict[str, list[str]] = {}
     file_rows: dict[str, tuple[str, float, int]] = {}
     new_docs: dict[str, Document] = {}
+    # Which file each document id belongs to: the files read before, in this run's order. An id is
+    # its file's: another file (a .jsonl naming ids) cannot take it over.
+    owners: dict[str, str] = {}
+    listed = {str(f) for f in files}
+    for key, (_, _, _, ids) in known.items():
+        if key in listed:
+            for doc_id in ids:
+                owners.setdefault(doc_id, key)
+    # A file that shares a document with a file now gone is read again, so that the document is what the
+    # remaining file says (a record of the gone file may have held that id).
+    gone = {d for key, (_, _, _, ids) in known.items() if key not in listed for d in ids}
 
     advance = progress("reading", len(files))
     for path in files:
@@ -236,19 +250,20 @@ def _update(store: LibraryStore, files: list[Path], problems: list[LoadError], c
         old = known.get(key)
         try:
             stat = path.stat()
-            if old and old[1] == stat.st_mtime and old[2] == stat.st_size:
+            if old and old[1] == stat.st_mtime and old[2] == stat.st_size and not gone.intersection(old[3]):
                 links[key] = old[3]
                 report.unchanged.append(key)
                 advance(1)
                 continue
             data = read_file(path, config.max_file_mb)
             sha = hashlib.sha256(data).hexdigest()
-            if old and old[0] == sha:
+            if old and old[0] == sha and not gone.intersection(old[3]):
                 links[key], file_rows[key] = old[3], (sha, stat.st_mtime, stat.st_size)
                 report.unchanged.append(key)
                 advance(1)
                 continue
-            docs, warnings = load_file(path, data)
+            docs, warnings = load_file_bounded(path, data, config.read_seconds)
+            docs = _own_ids(key, docs, owners, new_docs, links, warnings)
         except (LoadError, OSError) as exc:
             report.skipped.append((key, exc.reason if isinstance(exc, LoadError)
                                    else f"cannot read the file ({exc.strerror})"))
@@ -259,9 +274,8 @@ def _update(store: LibraryStore, files: list[Path], problems: list[LoadError], c
         del data  # the documents hold the text; a large file's bytes need not stay
         report.warnings += [f"{key}: {w}" for w in warnings]
         for doc in docs:
-            if doc.doc_id in new_docs and new_docs[doc.doc_id].text != doc.text:
-                report.warnings.append(f"{key}: document id {doc.doc_id!r} is used twice; the first one is kept")
             new_docs.setdefault(doc.doc_id, doc)
+            owners.setdefault(doc.doc_id, key)
         links[key] = list(dict.fromkeys(d.doc_id for d in docs))
         file_rows[key] = (sha, stat.st_mtime, stat.st_size)
         (report.updated if old else report.added).append(key)
@@ -310,6 +324,36 @@ def _update(store: LibraryStore, files: list[Path], problems: list[LoadError], c
     return report
 
 
+def _own_ids(key: str, docs: list[Document], owners: dict[str, str], new_docs: dict[str, Document],
+             links: dict[str, list[str]], warnings: list[str]) -> list[Document]:
+    """The documents of the file `key` that may be stored under their ids; each refused one is named in
+    `warnings`. An id belongs to the file that brought it first, except that a document's own content id
+    (what every format but .jsonl uses) is never lost to a record that merely names it. Two files with
+    the same text hold one document. LoadError when nothing is left."""
+    kept = []
+    for doc in docs:
+        owner = owners.get(doc.doc_id, key)
+        held = new_docs.get(doc.doc_id)
+        if owner == key:
+            if held is not None and held.text != doc.text:
+                warnings.append(f"document id {doc.doc_id!r} is used twice in this file; the first one is kept")
+            kept.append(doc)
+        elif doc.doc_id != content_id(doc.text):
+            warnings.append(f"document id {doc.doc_id!r} already belongs to {owner}; this record was refused: "
+                            "give it an id of its own")
+        elif held is not None and held.text != doc.text:  # the owner's record only named this text's id
+            new_docs[doc.doc_id], owners[doc.doc_id] = doc, key
+            links[owner] = [d for d in links.get(owner, []) if d != doc.doc_id]
+            warnings.append(f"document id {doc.doc_id!r} was named by a record in {owner}, which was refused")
+            kept.append(doc)
+        else:
+            kept.append(doc)
+    if not kept:
+        raise LoadError(key, "every document in it has an id that belongs to another file: "
+                             + "; ".join(warnings)[:500])
+    return kept
+
+
 def _embed_missing(store: LibraryStore, model: str, label: str, items: list[tuple[str, str]],
                    progress: Progress) -> int:
     """Embed the (hash, text) items the store has no vector for, committing each batch; returns how many."""
@@ -319,7 +363,7 @@ def _embed_missing(store: LibraryStore, model: str, label: str, items: list[tupl
     advance = progress(label, len(pending))
     for i in range(0, len(pending), 256):
         batch = pending[i : i + 256]
-        store.put_embeddings([h for h, _ in batch], embedder.encode([t for _, t in batch]))
+        store.put_embeddings([h for h, _ in batch], embedder.encode([t for _, t in batch], background=True))
         advance(len(batch))
     return len(pending)
 

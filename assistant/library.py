@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -27,8 +28,10 @@ from pathlib import Path
 
 from .config import Config
 from .index import IndexReport, Progress, no_progress, update_index
-from .load import SUPPORTED, LoadError, load_file, read_file
+from .load import SUPPORTED, LoadError, load_file_bounded, read_file
 from .storage import LibraryStore
+
+log = logging.getLogger("assistant.library")
 
 UPLOADS = "uploads"
 REMOVED = ".removed"
@@ -157,7 +160,7 @@ class Library:
         staged = staging / f"{uuid.uuid4().hex}{Path(safe).suffix.lower()}"
         try:
             staged.write_bytes(data)
-            load_file(target, read_file(staged, self.config.max_file_mb))  # read as the indexer will
+            load_file_bounded(target, read_file(staged, self.config.max_file_mb), self.config.read_seconds)
             uploads.mkdir(exist_ok=True)
             if target.exists():  # a new version: the one it replaces is kept, as a removed one is
                 _move_to_trash(target, root)
@@ -197,6 +200,21 @@ class Library:
                                        "then run `assistant index`")
                 bases[source] = base
             moved = [_move_to_trash(source, base) for source, base in bases.items() if base and source.exists()]
+            self._reindex(progress)
+            return moved
+
+    def remove_file(self, name: str, progress: Progress = no_progress) -> list[str]:
+        """Move the library file `name` (relative to the library folder, e.g. "uploads/report.pdf") to
+        `<library>/.removed/` and index: every document it brought goes, and a file that was never
+        indexed (refused, or stuck) goes too. Returns the files moved; LookupError when there is none."""
+        with self._lock:
+            root = self.root()
+            target = (root / name).resolve()
+            if not target.is_relative_to(root.resolve()) or any(part.startswith(".") for part in Path(name).parts):
+                raise LookupError(f"no file {name!r} in the library")
+            if not target.is_file():
+                raise LookupError(f"no file {name!r} in the library {root}")
+            moved = [_move_to_trash(target, root.resolve())]
             self._reindex(progress)
             return moved
 
@@ -274,6 +292,14 @@ class Jobs:
 
         return self._submit(job, run)
 
+    def remove_file(self, name: str) -> Job:
+        job = self._new("remove")
+
+        def run():
+            job.removed = self.library.remove_file(name, self._progress(job))
+
+        return self._submit(job, run)
+
     def _new(self, kind: str) -> Job:
         with self._new_lock:
             if sum(j.finished is None for j in self._jobs.values()) >= self.waiting:
@@ -292,8 +318,10 @@ class Jobs:
             try:
                 run()
                 job.state = "done"
-            except Exception as exc:  # reported on the job; the server goes on
+            except Exception as exc:  # reported on the job and in the server log; the server goes on
                 job.state, job.error = "failed", str(exc) or type(exc).__name__
+                log.error("library job %s (%s) failed: %s", job.id, job.kind, job.error,
+                          exc_info=not isinstance(exc, (LibraryError, LookupError, LoadError)))
             finally:
                 job.finished = time.time()
 

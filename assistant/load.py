@@ -361,7 +361,6 @@ def _load_pdf(path: Path, data: bytes) -> Document:
     import io
 
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
 
     try:
         reader = PdfReader(io.BytesIO(data))
@@ -372,8 +371,9 @@ def _load_pdf(path: Path, data: bytes) -> Document:
         info = reader.metadata or {}
     except LoadError:
         raise
-    except (PdfReadError, ValueError, KeyError, TypeError, OSError, NotImplementedError) as exc:
-        raise LoadError(path, f"corrupt or unsupported PDF ({exc}); re-export or re-download it") from exc
+    except Exception as exc:  # pypdf's own errors, its LimitReachedError among them, and whatever it trips on
+        raise LoadError(path, f"corrupt or unsupported PDF ({type(exc).__name__}: {str(exc)[:200]}); re-export "
+                              "or re-download it") from exc
     if not any(texts):
         raise LoadError(path, "the PDF has no extractable text (a scan?); run OCR on it first")
     parts, starts, pos = [], [], 0
@@ -418,3 +418,73 @@ def _lang(text: str) -> str:
 
 def _document(path: Path, text: str, **fields) -> Document:
     return Document(doc_id=content_id(text), text=text, path=str(path), lang=_lang(text), **fields)
+
+
+# --- reading within a time limit ------------------------------------------------------------------
+# A reader is third-party code (pypdf, trafilatura, charset-normalizer) on untrusted bytes: a file can
+# make it run for hours. Each file is therefore read in a child process that is killed past the
+# `read_seconds` budget. Children are forked from a forkserver that has imported the readers once, so a
+# file costs a fork (milliseconds), and a server's threads are never forked.
+_FORKSERVER = None
+
+
+def _forkserver():
+    global _FORKSERVER
+    if _FORKSERVER is None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["assistant.load"])
+        _FORKSERVER = context
+    return _FORKSERVER
+
+
+def _read_in_child(conn, path: str, data: bytes) -> None:
+    try:
+        conn.send(("read", load_file(path, data)))
+    except LoadError as exc:
+        conn.send(("refused", exc.reason))
+    except BaseException as exc:  # a reader's own error (pypdf's LimitReachedError, a RecursionError, …)
+        conn.send(("refused", reader_failure(exc)))
+    finally:
+        conn.close()
+
+
+def reader_failure(exc: BaseException) -> str:
+    """The reason given for a file whose reader raised something other than LoadError."""
+    return (f"the file could not be read ({type(exc).__name__}: {str(exc)[:200]}); re-export or re-save it, "
+            "or remove it from the library")
+
+
+def load_file_bounded(path: str | Path, data: bytes, seconds: float) -> tuple[list[Document], list[str]]:
+    """`load_file`, refused with a LoadError when reading takes longer than `seconds` (0: no limit,
+    read in this process). Whatever a reader raises becomes a LoadError naming the file."""
+    if seconds <= 0:
+        try:
+            return load_file(path, data)
+        except LoadError:
+            raise
+        except Exception as exc:
+            raise LoadError(path, reader_failure(exc)) from exc
+    context = _forkserver()
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_read_in_child, args=(sender, str(path), data), daemon=True)
+    child.start()
+    sender.close()
+    try:
+        if not receiver.poll(seconds):
+            raise LoadError(path, f"reading it took longer than read_seconds ({seconds:g} s), so it was stopped; "
+                                  "split the file, or raise read_seconds")
+        status, value = receiver.recv()
+    except EOFError:
+        child.join(5)
+        raise LoadError(path, f"the reader stopped without a result (exit code {child.exitcode}; out of memory?); "
+                              "split or re-export the file") from None
+    finally:
+        if child.is_alive():
+            child.kill()
+        child.join()
+        receiver.close()
+    if status == "refused":
+        raise LoadError(path, value)
+    return value

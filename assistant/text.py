@@ -71,10 +71,20 @@ _MIN_QUOTE_CHARS = 12
 LIST_ITEM = re.compile(r"\s*(?:\d{1,2}\s*[.、．)）]|[(（]\d{1,2}[)）]|[-*•·]\s)")
 
 
+# How far back a sentence's line start is looked for, and how much of the line a reference marker is
+# looked for in: a file can be one line of megabytes, and each of its sentences must cost its own length.
+_LINE_LOOKBACK = 1000
+_REFERENCE_HEAD = 40
+
+
 def quotable(text: str, start: int, end: int) -> bool:
     """Whether an answer may quote text[start:end]: long enough to say something, not on a reference line."""
-    line = text[text.rfind("\n", 0, start) + 1 : end]
-    return end - start >= _MIN_QUOTE_CHARS and not _REFERENCE_LINE.match(line) and not _LINK.search(text, start, end)
+    if end - start < _MIN_QUOTE_CHARS or _LINK.search(text, start, end):
+        return False
+    line_start = text.rfind("\n", max(0, start - _LINE_LOOKBACK), start) + 1
+    if line_start == 0 and start > _LINE_LOOKBACK:  # a line longer than any reference entry: not one
+        return True
+    return not _REFERENCE_LINE.match(text[line_start : min(end, line_start + _REFERENCE_HEAD)])
 
 
 def _add_trimmed(text: str, a: int, b: int, spans: list[tuple[int, int]]) -> None:

@@ -4,6 +4,7 @@
     POST   /api/documents           multipart upload of one or many files; answers 202 with a job
     GET    /api/jobs/{id}           a job's progress and each file's outcome
     DELETE /api/documents/{doc_id}  remove a document; answers 202 with a job
+    DELETE /api/files/{name}        remove a library file (one that failed to index too); 202 with a job
     GET    /library                 the Library view (not part of the widget)
 
 Reads take the api_token like all of /api; writes are checked by `security.write_refusal`.
@@ -22,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..config import Config
 from ..core import Assistant
 from ..library import Jobs, LibraryBusy, LibraryError
-from .security import write_refusal
+from .security import bearer_token, token_ok, write_refusal
 
 MAX_PAGE = 200
 
@@ -53,12 +54,16 @@ def library_router(bot: Assistant, config: Config, jobs: Jobs, origins: tuple[st
         """Upload files (multipart field `files`, one or many); they are indexed in the background.
 
         Answers with the job to poll: GET /api/jobs/{id}."""
+        if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+            raise HTTPException(415, "Send the files as multipart/form-data, in the field `files`.")
         try:
             form = await request.form(max_files=config.max_upload_files, max_fields=config.max_upload_files)
-        except StarletteHTTPException as exc:  # more parts than allowed, or not multipart
-            status = 413 if "Too many" in str(exc.detail) else 422
-            raise HTTPException(status, f"{exc.detail}: send at most {config.max_upload_files} files "
-                                "(max_upload_files) as multipart/form-data field `files`.") from None
+        except StarletteHTTPException as exc:  # more parts than allowed, or a malformed body
+            if "Too many" in str(exc.detail):
+                raise HTTPException(413, f"{exc.detail}: send at most {config.max_upload_files} files in one "
+                                    "upload (max_upload_files).") from None
+            raise HTTPException(422, f"The multipart body could not be read ({exc.detail}); send the files as "
+                                "multipart/form-data field `files`.") from None
         try:
             files = [(f.filename or "upload", await f.read()) for f in form.getlist("files") if isinstance(f, UploadFile)]
         finally:
@@ -72,7 +77,15 @@ def library_router(bot: Assistant, config: Config, jobs: Jobs, origins: tuple[st
         job = _queued(lambda: jobs.upload(files))
         return {"job": job.id, "url": f"/api/jobs/{job.id}", "state": job.state}
 
-    @router.get("/api/jobs/{job_id}", dependencies=[Depends(authorize)], tags=["library"],
+    def may_read_jobs(request: Request) -> None:
+        # A job names the files an admin uploaded: with an admin_token, reading one needs it too.
+        if config.admin_token:
+            may_write(request)
+        elif not token_ok(bearer_token(request.headers.get("authorization", "")), config):
+            raise HTTPException(401, "A valid API token is required: send `Authorization: Bearer <token>`.",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    @router.get("/api/jobs/{job_id}", dependencies=[Depends(may_read_jobs)], tags=["library"],
                 responses={404: {"description": "Unknown job"}})
     def job(job_id: str):
         """A library job: state (queued, running, done, failed), stage and progress, each file's outcome."""
@@ -88,6 +101,20 @@ def library_router(bot: Assistant, config: Config, jobs: Jobs, origins: tuple[st
         if bot.document(doc_id) is None:
             raise HTTPException(404, f"No document with id {doc_id!r}.")
         job = _queued(lambda: jobs.remove(doc_id))
+        return JSONResponse({"job": job.id, "url": f"/api/jobs/{job.id}", "state": job.state}, 202)
+
+    @router.delete("/api/files/{name:path}", status_code=202, dependencies=[Depends(may_write)], tags=["library"],
+                   responses={404: {"description": "No such file in the library"}})
+    def remove_file(name: str):
+        """Remove a library file by its path in the library (e.g. `uploads/report.pdf`): every document it
+        brought goes, and so does a file that could not be indexed. It moves to the library's .removed/."""
+        try:
+            root = bot.library.root()
+        except LibraryError as exc:
+            raise HTTPException(409, str(exc)) from None
+        if not (root / name).is_file() or name.startswith(("/", ".")) or ".." in name.split("/"):
+            raise HTTPException(404, f"No file {name!r} in the library.")
+        job = _queued(lambda: jobs.remove_file(name))
         return JSONResponse({"job": job.id, "url": f"/api/jobs/{job.id}", "state": job.state}, 202)
 
     @router.get("/library", response_class=HTMLResponse, include_in_schema=False)
