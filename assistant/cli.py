@@ -255,10 +255,16 @@ def eval_(ctx: click.Context, datasets: tuple[str, ...], k: int, limit: int | No
 
     Each set's documents are indexed into a temporary folder with the configured pipeline (with
     --store, into that database: give one set at a time, e.g. one copied with `assistant copy-index`).
+    The format of a set is in the README ("Measuring quality on your own questions").
     """
-    from .evaluate import evaluate, format_report
+    from .evaluate import DatasetError, check_dataset, evaluate, format_report
 
     config = _config(ctx, store=store)
+    try:
+        for dataset in datasets:  # every set, before the first one's indexing run
+            check_dataset(dataset)
+    except DatasetError as exc:
+        raise click.ClickException(str(exc)) from exc
     results = []
     for dataset in datasets:
         with _progress_bars() as progress:

@@ -89,6 +89,80 @@ def read_jsonl(path: Path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
+class DatasetError(ValueError):
+    """A question set that `evaluate` cannot read; str() names the file, the line and the field."""
+
+
+FORMAT = """A question set is a folder with two files, one JSON object a line:
+  docs.jsonl     {"id": "d1", "text": "…", "title": "…"}  (id and text required; author, date, source optional)
+  queries.jsonl  {"text": "the question", "relevant_doc_ids": ["d1"]}  (text required; optional: "answerable":
+                 false for a question the documents do not answer, "graded_relevance": {"d1": 2},
+                 "answer_groups": [["five weeks", "5 weeks"]] (each group must appear in the answer),
+                 "evidence": [{"doc_id": "d1", "text": "…"} or {"doc_id": "d1", "start": 0, "end": 40}],
+                 "product_title": "…")"""
+
+
+def _is_str_list(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _is_span(ev: dict) -> bool:
+    return all(isinstance(ev.get(k), int) and not isinstance(ev.get(k), bool) for k in ("start", "end"))
+
+
+QUERY_FIELDS: dict[str, tuple[str, Callable[[object], bool]]] = {
+    "text": ("a non-empty string", lambda v: isinstance(v, str) and bool(v.strip())),
+    "relevant_doc_ids": ("a list of document ids (strings)", _is_str_list),
+    "graded_relevance": ("an object of document id → number",
+                         lambda v: isinstance(v, dict) and all(isinstance(g, (int, float)) for g in v.values())),
+    "answerable": ("true or false", lambda v: isinstance(v, bool)),
+    "answer_groups": ("a list of lists of strings", lambda v: isinstance(v, list) and all(_is_str_list(g) for g in v)),
+    "evidence": ('a list of {"doc_id", "text"} or {"doc_id", "start", "end"} objects',
+                 lambda v: isinstance(v, list) and all(isinstance(e, dict) and isinstance(e.get("doc_id"), str)
+                                                       and (isinstance(e.get("text"), str) or _is_span(e)) for e in v)),
+    "product_title": ("a string", lambda v: isinstance(v, str)),
+}
+DOC_FIELDS: dict[str, tuple[str, Callable[[object], bool]]] = {
+    "id": ("a non-empty string (queries name documents by it)", lambda v: isinstance(v, str) and bool(v)),
+    "text": ("a non-empty string", lambda v: isinstance(v, str) and bool(v.strip())),
+}
+
+
+def check_dataset(dataset: str | Path) -> None:
+    """DatasetError naming the file, line and field of the first thing `evaluate` could not read: checked
+    before the documents are indexed, which takes a while."""
+    dataset = Path(dataset)
+    for name, fields, required in (("docs.jsonl", DOC_FIELDS, ("id", "text")), ("queries.jsonl", QUERY_FIELDS, ("text",))):
+        path = dataset / name
+        if not path.is_file():
+            raise DatasetError(f"{path}: no such file\n{FORMAT}")
+        lines = 0
+        try:
+            with open(path, encoding="utf-8") as f:
+                for n, line in enumerate(f, 1):
+                    if not line.strip():
+                        continue
+                    lines += 1
+                    try:
+                        record = json.loads(line)
+                    except json.JSONDecodeError as exc:
+                        raise DatasetError(f"{path}, line {n}: not JSON ({exc.msg})\n{FORMAT}") from None
+                    if not isinstance(record, dict):
+                        raise DatasetError(f"{path}, line {n}: a JSON object {{…}} was expected\n{FORMAT}")
+                    for field_name, (what, valid) in fields.items():
+                        if field_name not in record:
+                            if field_name in required:
+                                raise DatasetError(f"{path}, line {n}: the field {field_name!r} is missing; it is "
+                                                   f"{what}\n{FORMAT}")
+                        elif not valid(record[field_name]):
+                            raise DatasetError(f"{path}, line {n}: the field {field_name!r} must be {what}, not "
+                                               f"{json.dumps(record[field_name], ensure_ascii=False)[:80]}\n{FORMAT}")
+        except UnicodeDecodeError as exc:
+            raise DatasetError(f"{path}: not UTF-8 text ({exc.reason})") from None
+        if not lines:
+            raise DatasetError(f"{path}: empty\n{FORMAT}")
+
+
 HALVES = {"dev": slice(0, None, 2), "test": slice(1, None, 2)}
 
 
@@ -97,10 +171,12 @@ def evaluate(dataset: str | Path, config: Config | None = None, k: int = 5, *, p
     """The report for one dataset folder; see the module docstring for the format."""
     config = config or Config()
     dataset = Path(dataset)
+    check_dataset(dataset)
     queries = read_jsonl(dataset / "queries.jsonl")[HALVES[half] if half else slice(None)][:limit]
     with _folder(cache, dataset.name) as folder:
         started = time.perf_counter()
-        report = index_library([dataset / "docs.jsonl"], folder, config, progress=progress)
+        clock = _StageClock(progress)
+        report = index_library([dataset / "docs.jsonl"], folder, config, progress=clock)
         build_seconds = time.perf_counter() - started
         bot = Assistant.open(folder, config)
         try:
@@ -110,11 +186,36 @@ def evaluate(dataset: str | Path, config: Config | None = None, k: int = 5, *, p
     result["timing"].update({
         "index_seconds": round(build_seconds, 2),
         "passages": report.chunks,
-        "passages_per_second": round(report.chunks / build_seconds, 1) if build_seconds else 0.0,
+        "passages_embedded": report.chunks_embedded,
+        "embedding_seconds": round(clock.seconds, 2),
+        "passages_per_second": (round(report.chunks_embedded / clock.seconds, 1)
+                                if report.chunks_embedded and clock.seconds else None),
     })
     result["dataset"] = dataset.name + (f" ({half})" if half else "")
     result["questions"] = len(queries)
     return result
+
+
+class _StageClock:
+    """A progress callback that also adds up the time inside the indexing stages (reading, embedding):
+    passages/s over the whole build counted the imports and model loading, 0.1/s for a tiny set."""
+
+    def __init__(self, progress: Progress):
+        self.progress = progress
+        self.seconds = 0.0
+
+    def __call__(self, label: str, total: int) -> Callable[[int], None]:
+        advance = self.progress(label, total)
+        last = time.perf_counter()
+
+        def step(n: int) -> None:
+            nonlocal last
+            advance(n)
+            now = time.perf_counter()
+            self.seconds += now - last
+            last = now
+
+        return step
 
 
 @contextmanager
@@ -224,7 +325,10 @@ def format_report(result: dict) -> str:
     lines += [f"citations  valid {pct(c['valid'])} of {c['citations']}, some quote holds the evidence "
               f"{pct(c['supported'])}, the first {pct(c['first_supported'])}, of {c['questions_with_evidence']} "
               "answered questions with evidence",
-              f"timing     index {t['index_seconds']}s ({t['passages_per_second']} passages/s), "
+              f"timing     index {t['index_seconds']}s ("
+              + (f"{t['passages_embedded']} passages embedded in {t['embedding_seconds']}s, "
+                 f"{t['passages_per_second']} passages/s" if t["passages_per_second"] else "nothing embedded")
+              + "), "
               f"search p50/p95 {t['search_ms_p50']}/{t['search_ms_p95']} ms, "
               f"ask p50/p95 {t['ask_ms_p50']}/{t['ask_ms_p95']} ms"]
     return "\n".join(lines)

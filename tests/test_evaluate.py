@@ -95,3 +95,30 @@ def test_eval_command_prints_a_table_and_json(tiny_set):
     as_json = runner.invoke(main, ["eval", str(tiny_set), "--json"])
     data = json.loads(as_json.output[as_json.output.index("{"):])
     assert set(data) >= {"retrieval", "answers", "citations", "timing"}
+
+
+@pytest.mark.parametrize("name, line, expected", [
+    ("queries.jsonl", {"question": "Where?"}, "queries.jsonl, line 2: the field 'text' is missing"),
+    ("queries.jsonl", {"text": "Where?", "relevant_doc_ids": "a"}, "the field 'relevant_doc_ids' must be a list"),
+    ("queries.jsonl", {"text": "Where?", "evidence": ["Hamburg"]}, "the field 'evidence' must be a list of"),
+    ("queries.jsonl", ["Where?"], "queries.jsonl, line 2: a JSON object"),
+    ("docs.jsonl", {"id": "e", "body": "…"}, "docs.jsonl, line 2: the field 'text' is missing"),
+])
+def test_a_set_in_the_wrong_format_is_refused_before_indexing_naming_file_line_and_field(
+        tiny_set, monkeypatch, name, line, expected):
+    # Issue #19: a KeyError or AttributeError traceback, each after the documents were indexed.
+    import assistant.evaluate
+
+    monkeypatch.setattr(assistant.evaluate, "index_library", lambda *a, **k: pytest.fail("indexed before checking"))
+    path = tiny_set / name
+    first = path.read_text(encoding="utf-8").splitlines()[0]
+    path.write_text(first + "\n" + json.dumps(line) + "\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["eval", str(tiny_set)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert expected in result.output and "queries.jsonl  {\"text\": \"the question\"" in result.output
+
+
+def test_the_indexing_rate_counts_the_embedding_not_the_start_up(tiny_set):
+    timing = evaluate(tiny_set)["timing"]
+    assert timing["passages_embedded"] == 4 and 0 < timing["embedding_seconds"] < timing["index_seconds"]
+    assert timing["passages_per_second"] == pytest.approx(4 / timing["embedding_seconds"], rel=0.1)
