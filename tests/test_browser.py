@@ -321,6 +321,8 @@ def test_gradio_app_web_component_from_the_servers_own_assets(new_page, server, 
         f"<body><h1>Intranet</h1><gradio-app src='{server}/'></gradio-app></body></html>", encoding="utf-8")
     page, seen = new_page()
     page.goto(site + "/component.html")
+    # The header's link leads to the assistant's Library, not to a page of the host site.
+    page.locator(f".sa-header a[href='{server}/library']").wait_for()
     ask(page, RETURNS)
     assert page.locator(".sa-title").first.inner_text() == "退货政策解读"
     # The page has no chat script: [1] is a link to the document page on the assistant's server.
@@ -339,12 +341,31 @@ def test_origins_not_allowed_cannot_embed_the_chat(new_page, bot, intranet):
         page, _ = new_page()
         try:
             page.goto(site + "/blocked.html")
-            with page.expect_console_message(lambda m: "frame-ancestors" in m.text):
-                page.locator(".sa-button").click()
-            assert page.frame_locator("iframe.sa-frame").locator("textarea").count() == 0
+            page.locator(".sa-button").click()
+            # Issue #19: a grey broken frame, the reason in the console only. Now the panel says it.
+            problem = page.locator(".sa-problem[role='alert']")
+            problem.wait_for()
+            text = problem.inner_text()
+            assert site in text and "allowed_origins" in text and f"ASSISTANT_ALLOWED_ORIGINS={site}" in text
+            assert "不能嵌入助手" in text
+            assert page.locator("iframe.sa-frame").count() == 0
+            page.screenshot(path=str(SCREENSHOTS / "widget-origin-not-allowed.png"))
         finally:
             page.close()  # before the server stops
-    
+
+    with running(create_app(bot, config)) as restricted:  # serves the script, then is gone
+        (folder / "unreachable.html").write_text(
+            f"<!doctype html><html><body><script src='{restricted}/widget.js' async></script></body></html>",
+            encoding="utf-8")
+        page, _ = new_page()
+        page.goto(site + "/unreachable.html")
+        page.locator(".sa-button").wait_for()
+    try:
+        page.locator(".sa-button").click()
+        assert "cannot be reached" in page.locator(".sa-problem[role='alert']").inner_text()
+    finally:
+        page.close()
+
 
 def test_the_users_own_question_is_shown_as_text(new_page, server):
     # Issue #9.8: the question was rendered as (sanitised) HTML: a fixed <div> covered the page, a <form> survived.
@@ -374,7 +395,9 @@ def test_library_view_uploads_lists_and_removes(new_page, tmp_path_factory, tmp_
             page, seen = new_page()
             page.goto(url + "/")
             link = page.locator(".sa-header a", has_text="资料库 Library")  # beside the chat
-            assert link.get_attribute("href") == "/library"
+            page.wait_for_function("() => document.querySelector('.sa-header a').getAttribute('href') === "
+                                   f"'{url}/library'")
+            assert link.get_attribute("href") == url + "/library"
             page.goto(url + "/library")
             page.locator("#sa-docs tbody tr").first.wait_for()
             assert page.locator("#sa-docs tbody tr").count() == 1

@@ -7,6 +7,8 @@
  * /?embed=widget). Everything is loaded from the server this script came from; nothing else.
  * Options (all optional): data-title (panel title), data-label (button text, default: the title),
  * data-position ("right" or "left"), data-color (button and header colour), data-open ("true": open at once).
+ * A page whose origin the server's allowed_origins does not list gets a message saying so in the panel
+ * (the browser would show a blank frame and put the reason in its console only).
  */
 (function () {
   "use strict";
@@ -42,6 +44,10 @@
     ".sa-title { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }",
     ".sa-close { background: transparent; border: 0; color: inherit; font-size: 22px; line-height: 1; cursor: pointer; padding: 2px 6px; }",
     ".sa-frame { flex: 1; width: 100%; border: 0; background: #fff; }",
+    ".sa-problem { flex: 1; margin: 0; padding: 16px; overflow: auto; color: #7f1d1d; background: #fff;",
+    "  font: 14px/1.55 system-ui, -apple-system, 'Segoe UI', 'Noto Sans CJK SC', 'PingFang SC', 'Microsoft YaHei', sans-serif; }",
+    ".sa-problem p { margin: 0 0 .8em; }",
+    ".sa-problem code { font: 13px ui-monospace, monospace; background: #fef2f2; padding: 0 3px; border-radius: 3px; overflow-wrap: anywhere; }",
     "@media (max-width: 480px) { .sa-panel { bottom: 0; SIDE: 0; width: 100vw; height: 100vh; border-radius: 0; } }"
   ].join("\n").replace(/SIDE/g, left ? "left" : "right");
 
@@ -87,12 +93,21 @@
     var frame = null;
     function setOpen(open) {
       if (open && !frame) { // the chat loads on first open only
-        frame = document.createElement("iframe");
-        frame.className = "sa-frame";
-        frame.title = title;
-        frame.src = new URL("?embed=widget", base).href;
-        frame.setAttribute("allow", "clipboard-write");
+        frame = document.createElement("div");
+        frame.className = "sa-problem";
+        frame.tabIndex = -1;
         panel.appendChild(frame);
+        embeddable().then(function (problem) {
+          if (problem) { show(frame, problem); return; }
+          var chat = document.createElement("iframe");
+          chat.className = "sa-frame";
+          chat.title = title;
+          chat.src = new URL("?embed=widget", base).href;
+          chat.setAttribute("allow", "clipboard-write");
+          panel.replaceChild(chat, frame);
+          frame = chat;
+          if (!panel.hidden) frame.focus();
+        });
       }
       panel.hidden = !open;
       button.setAttribute("aria-expanded", String(open));
@@ -107,6 +122,55 @@
     root.appendChild(button);
     document.body.appendChild(host);
     if (startOpen) setOpen(true);
+  }
+
+  // Why the chat cannot be shown on this page, or null. The server answers a cross-origin request with
+  // CORS headers exactly for the origins that may also frame the chat (allowed_origins), so a request
+  // that fails in "cors" mode but reaches the server in "no-cors" mode means this origin is not listed.
+  function embeddable() {
+    if (location.origin === base.origin) return Promise.resolve(null);
+    var health = new URL("healthz", base).href;
+    return fetch(health, { mode: "cors", credentials: "omit", cache: "no-store" }).then(function (response) {
+      if (response.ok) return null;
+      return response.json().catch(function () { return {}; }).then(function (body) {
+        return { kind: "refused", detail: body.detail || "HTTP " + response.status };
+      });
+    }, function () {
+      return fetch(health, { mode: "no-cors", credentials: "omit", cache: "no-store" }).then(
+        function () { return { kind: "origin" }; }, function () { return { kind: "unreachable" }; });
+    });
+  }
+
+  function show(box, problem) {
+    var origin = location.origin === "null" ? location.href.split("#")[0] : location.origin;
+    var server = base.href.replace(/\/$/, "");
+    var lines = {
+      origin: [
+        ["This page (", origin, ") may not embed the assistant: its origin is not in the server's ",
+         "allowed_origins", " setting. Add it there (environment variable ", "ASSISTANT_ALLOWED_ORIGINS=" + origin,
+         ", or allowed_origins in assistant.toml) and restart ", server, "."],
+        ["本页面（", origin, "）不能嵌入助手：它的来源不在服务器的 ", "allowed_origins", " 设置中。请把它加入该设置（环境变量 ",
+         "ASSISTANT_ALLOWED_ORIGINS=" + origin, "，或 assistant.toml 中的 allowed_origins），然后重启 ", server, "。"]
+      ],
+      unreachable: [
+        ["The assistant server ", server, " cannot be reached from this page. Is it running, and reachable from this network?"],
+        ["无法从本页面连接助手服务器 ", server, "。请确认它正在运行，并且在这个网络中可以访问。"]
+      ],
+      refused: [
+        ["The assistant server ", server, " refused this page: ", problem.detail],
+        ["助手服务器 ", server, " 拒绝了本页面：", problem.detail]
+      ]
+    }[problem.kind];
+    box.setAttribute("role", "alert");
+    lines.forEach(function (parts) {
+      var p = document.createElement("p");
+      parts.forEach(function (part, i) { // odd parts are names to copy: shown as code, all as text
+        var node = document.createElement(i % 2 ? "code" : "span");
+        node.textContent = part;
+        p.appendChild(node);
+      });
+      box.appendChild(p);
+    });
   }
 
   if (document.body) mount();

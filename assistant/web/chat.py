@@ -162,6 +162,11 @@ def server_root(request: gr.Request | None) -> str:
     return f"{scheme}://{request.headers['host']}"
 
 
+def header_text(root: str = "") -> str:
+    return ("# Seller Assistant · 卖家助手\nAnswers quote your article library, with sources. "
+            f"回答引用资料库原文，并注明出处。 [资料库 Library →]({root}/library)")
+
+
 def _lang(text: object) -> str:
     return lang_of(text) if isinstance(text, str) else "en"  # Gradio's API passes on any JSON value
 
@@ -211,8 +216,7 @@ def create_chat(bot: Assistant, config: Config):
 
     with gr.Blocks(title="Seller Assistant · 卖家助手", fill_height=True, analytics_enabled=False) as demo:
         # Markdown, not gr.HTML: gr.HTML evaluates templates with `new Function`, which the CSP forbids.
-        gr.Markdown("# Seller Assistant · 卖家助手\nAnswers quote your article library, with sources. "
-                    "回答引用资料库原文，并注明出处。 [资料库 Library →](/library)", elem_classes="sa-header")
+        header = gr.Markdown(header_text(), elem_classes="sa-header")
         gr.ChatInterface(
             respond,
             chatbot=TextChatbot(
@@ -233,6 +237,12 @@ def create_chat(bot: Assistant, config: Config):
             analytics_enabled=False,
         )
         gr.api(ask, api_name="ask")
+        # The web component shows this page inside another site's page, where "/library" is that site's
+        # (a 404): once loaded, the link names this server, as the page's own request reached it.
+        def absolute_header(request: gr.Request) -> str:
+            return header_text(server_root(request))
+
+        demo.load(absolute_header, None, header, queue=False, api_visibility="private", show_progress="hidden")
     demo.queue(default_concurrency_limit=CHAT_CONCURRENCY, max_size=QUEUE_SIZE)
     return demo
 
