@@ -24,7 +24,8 @@ from .chunk import Chunk, chunk_document
 from .config import Config
 from .embed import Embedder, get_embedder
 from .keyword import tokenize
-from .load import Document, LoadError, content_id, iter_files, load_file_bounded, read_file
+from .load import Document, LoadError, content_id, iter_files, read_file
+from .reader import read_bounded
 from .storage import LibraryStore, open_store
 from .text import quotable, sentence_spans
 
@@ -262,7 +263,7 @@ def _update(store: LibraryStore, files: list[Path], problems: list[LoadError], c
                 report.unchanged.append(key)
                 advance(1)
                 continue
-            docs, warnings = load_file_bounded(path, data, config.read_seconds)
+            docs, warnings = read_bounded(path, data, config.read_seconds)
             docs = _own_ids(key, docs, owners, new_docs, links, warnings)
         except (LoadError, OSError) as exc:
             report.skipped.append((key, exc.reason if isinstance(exc, LoadError)
@@ -324,6 +325,10 @@ def _update(store: LibraryStore, files: list[Path], problems: list[LoadError], c
     return report
 
 
+# Ids travel in every citation, URL and log line.
+MAX_ID_CHARS = 200
+
+
 def _own_ids(key: str, docs: list[Document], owners: dict[str, str], new_docs: dict[str, Document],
              links: dict[str, list[str]], warnings: list[str]) -> list[Document]:
     """The documents of the file `key` that may be stored under their ids; each refused one is named in
@@ -332,6 +337,10 @@ def _own_ids(key: str, docs: list[Document], owners: dict[str, str], new_docs: d
     the same text hold one document. LoadError when nothing is left."""
     kept = []
     for doc in docs:
+        if len(doc.doc_id) > MAX_ID_CHARS or not doc.doc_id.isprintable():
+            warnings.append(f"document id {doc.doc_id[:40]!r}… is longer than {MAX_ID_CHARS} characters or not "
+                            "printable; this record was refused: give it a shorter id")
+            continue
         owner = owners.get(doc.doc_id, key)
         held = new_docs.get(doc.doc_id)
         if owner == key:

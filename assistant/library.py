@@ -28,7 +28,8 @@ from pathlib import Path
 
 from .config import Config
 from .index import IndexReport, Progress, no_progress, update_index
-from .load import SUPPORTED, LoadError, load_file_bounded, read_file
+from .load import SUPPORTED, LoadError, read_file
+from .reader import read_bounded
 from .storage import LibraryStore
 
 log = logging.getLogger("assistant.library")
@@ -160,7 +161,7 @@ class Library:
         staged = staging / f"{uuid.uuid4().hex}{Path(safe).suffix.lower()}"
         try:
             staged.write_bytes(data)
-            load_file_bounded(target, read_file(staged, self.config.max_file_mb), self.config.read_seconds)
+            read_bounded(target, read_file(staged, self.config.max_file_mb), self.config.read_seconds)
             uploads.mkdir(exist_ok=True)
             if target.exists():  # a new version: the one it replaces is kept, as a removed one is
                 _move_to_trash(target, root)

@@ -44,7 +44,8 @@ def create_app(bot: Assistant, config: Config) -> fastapi.FastAPI:
     # the server is reached under a non-local name). Credentials: there are no cookies to send (the
     # API token is a header a browser never adds by itself); Gradio's web component asks for them.
     app.add_middleware(Guard, origins=origins, hosts=served_hosts(config),
-                       upload_bytes=int(config.max_upload_mb * 1_000_000) + UPLOAD_OVERHEAD)
+                       upload_bytes=int(config.max_upload_mb * 1_000_000) + UPLOAD_OVERHEAD,
+                       known_session=lambda session: _chat_session_known(app, session))
     app.add_middleware(CORSMiddleware, allow_origin_regex=origin_regex(origins), allow_credentials=True,
                        allow_methods=["GET", "POST", "DELETE", "OPTIONS"], allow_headers=["*"], max_age=600)
 
@@ -99,10 +100,17 @@ def create_app(bot: Assistant, config: Config) -> fastapi.FastAPI:
         footer_links=["api", "settings"], run_history=False, show_error=True, ssr_mode=False, mcp_server=False,
         pwa=False, theme=theme(), css=CSS, head=HEAD,
     )
+    chat_app = next(r.app for r in app.routes if isinstance(getattr(r, "app", None), gr.routes.App))
     # Setting this event ends the open chat pages' heartbeat streams (see run_server).
-    app.state.gradio_stop_event = next(r.app.stop_event for r in app.routes
-                                       if isinstance(getattr(r, "app", None), gr.routes.App))
+    app.state.gradio_stop_event = chat_app.stop_event
+    app.state.chat_app = chat_app
     return app
+
+
+def _chat_session_known(app: fastapi.FastAPI, session: str) -> bool:
+    """Whether Gradio's event stream has a queue for `session`: the check it makes itself (gradio 6.31's
+    internals), made before a response starts."""
+    return session in app.state.chat_app.get_blocks()._queue.pending_messages_per_session
 
 
 def _asset(name: str):
@@ -142,8 +150,11 @@ def run_server(bot: Assistant, config: Config) -> None:
             app.state.gradio_stop_event.set()
             super().handle_exit(sig, frame)
 
+    # proxy_headers=False: the client address is the peer's. uvicorn would otherwise take it from
+    # X-Forwarded-For when a proxy on this machine connects, and nothing here needs the remote address;
+    # a forwarded request is never "this machine" for library writes (security.write_refusal).
     server = Server(uvicorn.Config(app, host=config.host, port=config.port, log_level="info",
-                                   timeout_graceful_shutdown=5))
+                                   timeout_graceful_shutdown=5, proxy_headers=False))
     try:
         server.run()
     except KeyboardInterrupt:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
+import time
+from collections.abc import Callable
 
 from fastapi.responses import JSONResponse
 
 from ..config import Config
+
+log = logging.getLogger("assistant.web")
 
 # Larger request bodies are refused with 413 before they are read, on every path (the REST API,
 # Gradio's API and the chat's own requests); bodies of unknown length (chunked) with 411.
@@ -97,21 +102,66 @@ def served_hosts(config: Config) -> tuple[str, ...] | None:
     return LOOPBACK_HOSTS if config.host in LOOPBACK_HOSTS else None
 
 
-def _host_name(header: bytes) -> str:
-    """The name in a Host header, without the port: "127.0.0.1:7860" → "127.0.0.1", "[::1]:80" → "::1"."""
+# A Host header is a name or address and an optional port, nothing else: no userinfo
+# ("localhost:7881@evil.example" is not localhost), no path, no spaces. Links are built from it.
+_HOST = re.compile(r"(\[[0-9a-f:.]+\]|[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\.?)"
+                   r"(?::\d{1,5})?")
+
+
+def _host_name(header: bytes) -> str | None:
+    """The name in a Host header, without the port ("127.0.0.1:7860" → "127.0.0.1", "[::1]:80" → "::1"),
+    or None when the header is not of that form."""
     host = header.decode("latin-1").strip().lower()
-    if host.startswith("["):
-        return host[1:].split("]", 1)[0]
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    if not (m := _HOST.fullmatch(host)):
+        return None
+    return m.group(1).strip("[]").rstrip(".")
+
+
+# Request headers a proxy adds: a request that carries one came through a proxy, not from this machine.
+FORWARDED_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
+
+
+# The chat's event stream. Gradio answers an unknown session there with an exception raised inside a
+# response already started: ~14 KB of tracebacks in the log per 60-byte request. Refused here instead,
+# with one log line a minute at most.
+QUEUE_DATA_PATH = "/queue/data"
+
+
+class _RateLimitedNote:
+    """Counts refusals and logs one line about them at most every `seconds`."""
+
+    def __init__(self, message: str, seconds: float = 60.0):
+        self.message, self.seconds = message, seconds
+        self.count, self.last = 0, -seconds
+
+    def note(self) -> None:
+        self.count += 1
+        now = time.monotonic()
+        if now - self.last >= self.seconds:
+            log.warning(self.message, self.count)
+            self.count, self.last = 0, now
+
+
+_UNKNOWN_SESSIONS = _RateLimitedNote("refused %d request(s) for unknown chat sessions (logged once a minute)")
+
+
+def _query_value(scope, name: bytes) -> str:
+    for pair in scope.get("query_string", b"").split(b"&"):
+        key, _, value = pair.partition(b"=")
+        if key == name:
+            return value.decode("latin-1")
+    return ""
 
 
 class Guard:
     """ASGI middleware: Host allow-list; bodies of unknown or excessive size and uploads refused before
     anything is read; security headers on every response."""
 
-    def __init__(self, app, origins: tuple[str, ...], hosts: tuple[str, ...] | None, upload_bytes: int = MAX_BODY_BYTES):
+    def __init__(self, app, origins: tuple[str, ...], hosts: tuple[str, ...] | None, upload_bytes: int = MAX_BODY_BYTES,
+                 known_session: Callable[[str], bool] | None = None):
         self.app = app
         self.hosts = hosts
+        self.known_session = known_session  # whether the chat (Gradio) has this session's queue
         self.upload_bytes = upload_bytes  # the bound of a body sent to LIBRARY_UPLOAD_PATH
         self.csp = content_security_policy(origins).encode()
         self.docs_csp = content_security_policy(origins, DOCS_CDN).encode()
@@ -140,11 +190,18 @@ class Guard:
 
     def _refusal(self, scope) -> tuple[int, str] | None:
         headers = dict(scope["headers"])
-        if self.hosts is not None:
-            host = _host_name(headers.get(b"host", b""))
-            if host not in self.hosts:
-                return 400, (f"This server does not answer to the host name {host!r}; add it to allowed_hosts "
-                             "if it should.")
+        host = _host_name(headers.get(b"host", b""))
+        if host is None:
+            return 400, "The Host header is not a host name with an optional port."
+        if self.hosts is not None and host not in self.hosts:
+            return 400, (f"This server does not answer to the host name {host!r}; add it to allowed_hosts "
+                         "if it should.")
+        if headers.get(b"x-forwarded-proto", b"http").strip().lower() not in (b"http", b"https"):
+            return 400, "X-Forwarded-Proto must be http or https."
+        if (scope["type"] == "http" and scope["method"] == "GET" and scope["path"].endswith(QUEUE_DATA_PATH)
+                and self.known_session is not None and not self.known_session(_query_value(scope, b"session_hash"))):
+            _UNKNOWN_SESSIONS.note()
+            return 404, "No such chat session; reload the page."
         if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
             return None
         if scope["path"].rstrip("/") in UPLOAD_PATHS:
@@ -195,7 +252,9 @@ def write_refusal(headers: dict[str, str], client_host: str, same_origin: str, c
             name = "admin_token" if config.admin_token else "api_token"
             return 401, f"Changing the library needs the {name}: send `Authorization: Bearer <token>`."
         return None
-    if client_host.strip("[]") not in LOOPBACK_HOSTS and not client_host.startswith("127."):
-        return 403, ("Without an admin_token (or api_token), the library can only be changed from this machine; "
-                     "set ASSISTANT_ADMIN_TOKEN to allow it from others.")
+    # A request a proxy forwarded is not from this machine, whatever address the proxy connects from.
+    forwarded = any(h in headers for h in FORWARDED_HEADERS)
+    if forwarded or (client_host.strip("[]") not in LOOPBACK_HOSTS and not client_host.startswith("127.")):
+        return 403, ("Without an admin_token (or api_token), the library can only be changed from this machine "
+                     "(not through a proxy); set ASSISTANT_ADMIN_TOKEN to allow it from others.")
     return None

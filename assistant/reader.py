@@ -1,0 +1,111 @@
+"""Reading a library file within a time limit: `read_bounded` runs the format readers in a worker process.
+
+A reader is third-party code (pypdf, trafilatura, charset-normalizer, …) run on untrusted bytes, and a
+file can make it run for hours or raise anything. Each file is therefore read by a worker process
+(`python -c …_serve`) that is killed when one file takes longer than `read_seconds`; the next
+file starts a new one. The worker is started once and kept, so a file costs a round trip, not an
+interpreter start. It is a plain subprocess rather than multiprocessing's spawn or forkserver, which
+would run the caller's own `__main__` script again in the child; nor is it forked, since a server's
+threads (and the embedding engine's) must not be copied into a child.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import socket
+import subprocess
+import sys
+import threading
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from .load import Document, LoadError, load_file
+
+
+def reader_failure(exc: BaseException) -> str:
+    """The reason given for a file whose reader raised something other than LoadError."""
+    return (f"the file could not be read ({type(exc).__name__}: {str(exc)[:200]}); re-export or re-save it, "
+            "or remove it from the library")
+
+
+def read_here(path: str | Path, data: bytes) -> tuple[list[Document], list[str]]:
+    """`load_file` in this process, whatever a reader raises turned into a LoadError naming the file."""
+    try:
+        return load_file(path, data)
+    except LoadError:
+        raise
+    except Exception as exc:  # pypdf's LimitReachedError, a RecursionError deep in a parser, …
+        raise LoadError(path, reader_failure(exc)) from exc
+
+
+class _Worker:
+    """The worker process and its end of a socket pair; one file at a time."""
+
+    def __init__(self) -> None:
+        ours, theirs = socket.socketpair()
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", f"from assistant.reader import _serve; _serve({theirs.fileno()})"],
+            pass_fds=[theirs.fileno()],
+            # Its own session: Ctrl-C in a terminal reaches the indexing run, which stops the worker itself.
+            stdin=subprocess.DEVNULL, start_new_session=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)})
+        theirs.close()
+        self.connection = Connection(ours.detach())
+
+    def read(self, path: str, data: bytes, seconds: float) -> tuple[str, object]:
+        self.connection.send_bytes(pickle.dumps((path, data), protocol=pickle.HIGHEST_PROTOCOL))
+        if not self.connection.poll(seconds):
+            raise TimeoutError
+        return pickle.loads(self.connection.recv_bytes())
+
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.wait()
+        self.connection.close()
+
+
+_worker: _Worker | None = None
+_lock = threading.Lock()
+
+
+def read_bounded(path: str | Path, data: bytes, seconds: float) -> tuple[list[Document], list[str]]:
+    """The documents in one file and the warnings about it, as `load_file` gives them, read by the worker
+    process; a LoadError naming the file when reading takes longer than `seconds`, when the reader fails,
+    or when the worker dies (out of memory). `seconds` <= 0 reads in this process, with no limit."""
+    global _worker
+    if seconds <= 0:
+        return read_here(path, data)
+    with _lock:  # one worker per process: indexing reads one file at a time
+        if _worker is None or _worker.process.poll() is not None:
+            _worker = _Worker()
+        try:
+            status, value = _worker.read(str(path), data, seconds)
+        except TimeoutError:
+            _worker.stop()
+            _worker = None
+            raise LoadError(path, f"reading it took longer than read_seconds ({seconds:g} s), so it was stopped; "
+                                  "split the file, or raise read_seconds") from None
+        except (EOFError, OSError):
+            code = _worker.process.wait()
+            _worker.connection.close()
+            _worker = None
+            raise LoadError(path, f"the reader stopped without a result (exit code {code}; out of memory?); "
+                                  "split or re-export the file") from None
+    if status == "refused":
+        raise LoadError(path, value)  # type: ignore[arg-type]
+    return value  # type: ignore[return-value]
+
+
+def _serve(fd: int) -> None:
+    connection = Connection(fd)
+    while True:
+        try:
+            path, data = pickle.loads(connection.recv_bytes())
+        except EOFError:  # the parent closed its end: it is done, or gone
+            return
+        try:
+            reply = ("read", read_here(path, data))
+        except LoadError as exc:
+            reply = ("refused", exc.reason)
+        connection.send_bytes(pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL))
+
