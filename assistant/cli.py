@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from . import Assistant, index_library, load_config
-from .answer import Answer
+from .answer import Answer, document_url
 from .library import REMOVED, LibraryError
 from .load import LoadError
 from .storage import IndexBusy, copy_library, open_store, redact
@@ -114,7 +114,13 @@ def index(ctx: click.Context, paths: tuple[str, ...], index_dir: str | None, reb
         raise click.ClickException("no file of the library could be read; nothing is indexed")
 
 
-def _print_answer(answer: Answer, as_json: bool) -> None:
+def _server_url(config) -> str:
+    """Where `assistant serve` with this configuration is reached: the document pages a citation opens."""
+    host = "localhost" if config.host in ("0.0.0.0", "::") else config.host
+    return f"http://{f'[{host}]' if ':' in host else host}:{config.port}"
+
+
+def _print_answer(answer: Answer, as_json: bool, server: str) -> None:
     if as_json:
         click.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         return
@@ -123,7 +129,8 @@ def _print_answer(answer: Answer, as_json: bool) -> None:
         click.echo()
     for c in answer.citations:
         where = ", ".join(x for x in (c.source, c.date, f"p. {c.page}" if c.page else "") if x)
-        click.echo(f"[{c.number}] {c.title}" + (f" ({where})" if where else "") + f"  {c.doc_id}:{c.start}-{c.end}")
+        click.echo(f"[{c.number}] {c.title}" + (f" ({where})" if where else ""))
+        click.echo(f"    {server}{c.to_dict()['url']}")
 
 
 @main.command()
@@ -136,7 +143,7 @@ def ask(ctx: click.Context, question: str, index_dir: str | None, as_json: bool,
     """Answer QUESTION from the library, with numbered citations."""
     bot = _open(ctx, index_dir, store)
     try:
-        _print_answer(bot.ask(question), as_json)
+        _print_answer(bot.ask(question), as_json, _server_url(bot.config))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -152,8 +159,9 @@ def ask(ctx: click.Context, question: str, index_dir: str | None, as_json: bool,
 def search(ctx: click.Context, query: str, k: int, mode: str, index_dir: str | None, as_json: bool,
            store: str | None) -> None:
     """Show the passages that best match QUERY."""
+    bot = _open(ctx, index_dir, store)
     try:
-        hits = _open(ctx, index_dir, store).search(query, k=k, mode=mode)
+        hits = bot.search(query, k=k, mode=mode)
     except ValueError as exc:  # longer than max_question_chars
         raise click.ClickException(str(exc)) from exc
     if as_json:
@@ -162,7 +170,7 @@ def search(ctx: click.Context, query: str, k: int, mode: str, index_dir: str | N
         return
     for n, h in enumerate(hits, 1):
         page = f" p. {h.page}" if h.page else ""
-        click.echo(f"{n}. [{h.score:.3f}] {h.title}{page}  {h.doc_id}:{h.start}-{h.end}")
+        click.echo(f"{n}. [{h.score:.3f}] {h.title}{page}  {_server_url(bot.config)}{document_url(h.doc_id, h.start, h.end)}")
         click.echo("   " + h.text[:300].replace("\n", " ") + ("…" if len(h.text) > 300 else ""))
         if h.same_text:
             click.echo("   the same text is also in: " + ", ".join(h.same_text))
@@ -192,7 +200,7 @@ def chat(ctx: click.Context, index_dir: str | None, store: str | None) -> None:
         except ValueError as exc:  # longer than max_question_chars: say so, and the conversation goes on
             click.echo(str(exc), err=True)
             continue
-        _print_answer(answer, as_json=False)
+        _print_answer(answer, False, _server_url(bot.config))
         click.echo()
         history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.text}]
 

@@ -5,6 +5,7 @@ The CLI, the web chat and the REST API are thin layers over this class.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from functools import cached_property
@@ -20,6 +21,28 @@ from .retrieve import Hit, Retriever
 from .text import asked_attribute, detect_lang, mentions, specifics
 
 Message = dict  # {"role": "user" | "assistant", "content": str}
+
+
+# An article's own reference markers ("风险有很多[3]") look like an answer's citations in plain text.
+_ARTICLE_REF = re.compile(r"\[(\d{1,3})\]")
+
+
+def mark_references(text: str) -> str:
+    """`text` with its reference markers in full-width brackets, [3] → ［3］: in an answer's text, [n] is
+    then always one of its citations. (The chat shows them as muted superscripts, `web.document`.)"""
+    return _ARTICLE_REF.sub(r"［\1］", text)
+
+
+def _with_marked_references(answer: Answer) -> Answer:
+    """The answer with the references inside its quotes marked; the citations keep the document's own text
+    (quote == text[start:end])."""
+    pieces, pos = [], 0
+    for c in answer.citations:
+        at = answer.text.find(c.quote, pos) if c.quote else -1
+        if at >= 0:
+            pieces += [answer.text[pos:at], mark_references(c.quote)]
+            pos = at + len(c.quote)
+    return dataclasses.replace(answer, text="".join(pieces) + answer.text[pos:])
 
 
 class Refused(ValueError):
@@ -121,7 +144,7 @@ class Assistant:
             yield answer
             return
         relevant = [h for h, _ in on_point]
-        extractive = extractive_answer(question, query, relevant, self.index, self.config)
+        extractive = _with_marked_references(extractive_answer(question, query, relevant, self.index, self.config))
         # A passage can pass the relevance floor without one sentence that answers: the model
         # would only be asked to find what the scoring already could not, so it is not called.
         if self.config.generator == "openai" and not extractive.declined:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from conftest import FIXTURES
@@ -152,6 +153,17 @@ def test_follow_up_questions_use_the_conversation(seed_bot):
     assert_citations_exact(seed_bot, follow_up)
     assert any("网红" in h.text for h in follow_up.contexts)
     assert [h.chunk_id for h in follow_up.contexts[:3]] != [h.chunk_id for h in alone]
+
+
+def test_the_articles_own_reference_markers_are_not_the_answers_citations(seed_bot):
+    # Issue #19: "风险有很多[3]" in a quote read as the answer's [3] in the CLI, `ask --json` and /api/ask.
+    answer = seed_bot.ask("网红营销有哪些风险？")
+    assert_citations_exact(seed_bot, answer)
+    quoted = next(c for c in answer.citations if "风险有很多[3]" in c.quote)  # the document's text, verbatim
+    assert "风险有很多［3］" in answer.text and "风险有很多[3]" not in answer.text
+    assert {int(n) for n in re.findall(r"\[(\d+)\]", answer.text)} == {c.number for c in answer.citations}
+    html = render_answer(answer, seed_bot)
+    assert f'<a class="sa-cite sa-n{quoted.number}"' in html and '风险有很多<sup class="sa-ref"' in html
 
 
 def test_empty_question_is_an_error(seed_bot):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -70,6 +71,8 @@ def test_chat_keeps_the_conversation(tmp_path, built):
                            input="How long does sea freight take to Hamburg?\nexit\n")
     assert result.exit_code == 0, result.output
     assert "five to six weeks" in result.output and "[1]" in result.output
+    # Each source with the link that opens it, on the address `assistant serve` listens on.
+    assert re.search(r"^    http://127\.0\.0\.1:7860/doc/[0-9a-f]+\?start=\d+&end=\d+$", result.output, re.M)
 
 
 @pytest.mark.parametrize("command", ["index", "ask", "search", "chat"])

@@ -21,6 +21,7 @@ from click.testing import CliRunner
 from assistant import Config
 from assistant.cli import main
 from assistant.answer import Answer, Citation
+from assistant.core import mark_references
 from assistant.load import Document
 from assistant.web import create_app, plain_history, render_answer, render_passage
 from assistant.web.document import document_page
@@ -299,8 +300,8 @@ def test_sources_are_compact_grouped_by_document_and_mute_the_articles_own_marke
              for n, (a, b) in enumerate(spans, 1)]
     # The article's own marker "[3]" in a quote: verbatim in the text, but not the answer's [3].
     marked = Citation(3, "x", "Risks", "", "风险有很多[3]，其中包含以下四个方面：", 0, 20, None, "")
-    answer = Answer("From the library:\n\n" + "\n\n".join(f"{c.quote} [{c.number}]" for c in [*cites, marked]),
-                    [*cites, marked], False, "en")
+    answer = Answer("From the library:\n\n" + "\n\n".join(f"{mark_references(c.quote)} [{c.number}]"
+                                                            for c in [*cites, marked]), [*cites, marked], False, "en")
     html = render_answer(answer, bot)
     assert html.count(f">{doc.title}</a>") == 1 and html.count(doc.date) == 1 and html.count(doc.source + "</a>") == 1
     assert html.count('<details class="sa-source') == 3  # one line each, the passage on demand
@@ -308,7 +309,7 @@ def test_sources_are_compact_grouped_by_document_and_mute_the_articles_own_marke
     assert '风险有很多<sup class="sa-ref" title="the article' in html
     assert "[3]</sup>" in html and ">[3]</a>" in html
     plain = plain_history([{"role": "assistant", "content": html}])[0]["content"]
-    assert "风险有很多[3]，其中" in plain and plain.endswith("[3]")  # the text is the answer's text
+    assert "风险有很多［3］，其中" in plain and plain.endswith("[3]")  # the text is the answer's text
 
 
 def test_document_page_shows_the_article_with_the_quote_highlighted(client):
@@ -317,6 +318,7 @@ def test_document_page_shows_the_article_with_the_quote_highlighted(client):
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert f'<mark id="sa-quote">{c["quote"]}</mark>' in page.text
     assert "<h1>Shipping lithium batteries to Europe</h1>" in page.text and "Dana Lee" in page.text
+    assert '<a href="/">← 对话 Chat</a><a href="/library">资料库 Library</a>' in page.text  # the way back
     assert '<a href="https://example.com/batteries" rel="noopener noreferrer nofollow"' in page.text
     csp = page.headers["content-security-policy"]
     assert "default-src 'none'" in csp and "script-src 'self';" in csp and "unsafe-inline" not in csp

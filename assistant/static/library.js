@@ -52,7 +52,7 @@
         row.appendChild(el("td", "sa-n", d.date));
         row.appendChild(el("td", "sa-s", d.source || d.file));
         row.appendChild(el("td", "sa-n", d.format));
-        row.appendChild(el("td", "sa-n", (d.pages ? d.pages + " / " : "") + d.chunks));
+        row.appendChild(el("td", "sa-n", (d.pages ? d.pages + " 页 pages · " : "") + d.chunks + " 块 chunks"));
         row.appendChild(el("td", "sa-n", d.added ? d.added.slice(0, 16) : ""));
         var cell = el("td");
         var remove = el("button", "sa-remove", "删除 Remove");

@@ -89,6 +89,8 @@ class TextChatbot(gr.Chatbot):
         return messages
 
 
+# A long question (a pasted article, or one over max_question_chars with its refusal below) scrolls
+# inside its bubble instead of pushing the answer out of view.
 CSS = """
 .sa-answer p { margin: 0 0 .55em; }
 .sa-answer p:last-child { margin-bottom: 0; }
@@ -117,6 +119,7 @@ sup.sa-ref { color: var(--body-text-color-subdued); font-size: .72em; font-weigh
 .sa-passage mark, mark.sa-quote { background: #fde68a; color: #111827; padding: 0 .1em; border-radius: 2px; }
 a.sa-open { font-size: .92em; }
 .sa-same { margin: .2em 0 0 .2em; font-size: .92em; color: var(--body-text-color-subdued); }
+.message-row.user-row .message-content { max-height: 12em; overflow-y: auto; }
 .sa-header h1 { margin: .2em 0 0; font-size: 1.45em; }
 .sa-header p { margin: .2em 0 .3em; color: var(--body-text-color-subdued); }
 html.sa-widget .sa-header, html.sa-widget footer { display: none !important; }

@@ -69,6 +69,10 @@ def _body(doc: Document, span: tuple[int, int] | None, lang: str) -> str:
     return "".join(out)
 
 
+# A citation opens this page in a new tab, often from the widget: the way on to the chat and the Library.
+NAV = '<nav class="sa-docnav"><a href="/">← 对话 Chat</a><a href="/library">资料库 Library</a></nav>'
+
+
 def document_page(doc: Document, start: int | None = None, end: int | None = None) -> str:
     """The HTML page of `doc` with text[start:end] highlighted (and scrolled into view by /document.js)."""
     lang = "zh" if doc.lang == "zh" else "en"
@@ -88,14 +92,14 @@ def document_page(doc: Document, start: int | None = None, end: int | None = Non
     return (f'<!doctype html><html lang="{"zh-CN" if lang == "zh" else "en"}"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f'<title>{_esc(title)}</title><link rel="stylesheet" href="/document.css">'
-            '<script src="/document.js" defer></script></head><body><main>'
-            f'<h1>{_esc(title)}</h1>' + (f'<p class="sa-docmeta">{" · ".join(meta)}</p>' if meta else "")
+            '<script src="/document.js" defer></script></head><body><main>' + NAV
+            + f'<h1>{_esc(title)}</h1>' + (f'<p class="sa-docmeta">{" · ".join(meta)}</p>' if meta else "")
             + f'<article class="sa-text">{_body(doc, span, lang)}</article>'
             "</main></body></html>")
 
 
 def missing_page(doc_id: str) -> str:
     return ('<!doctype html><html><head><meta charset="utf-8"><title>404</title>'
-            '<link rel="stylesheet" href="/document.css"></head><body><main><p class="sa-missing">'
+            '<link rel="stylesheet" href="/document.css"></head><body><main>' + NAV + '<p class="sa-missing">'
             f"资料库中没有这篇文章（{_esc(doc_id)}），它可能已被删除。<br>The library has no document {_esc(doc_id)}; "
             "it may have been removed.</p></main></body></html>")

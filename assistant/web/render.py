@@ -6,7 +6,7 @@ import html
 import re
 
 from ..answer import Answer, Citation, document_url
-from ..core import Assistant
+from ..core import Assistant, mark_references
 from ..text import unwrap
 from .document import with_references as _with_references
 
@@ -77,10 +77,11 @@ def _answer_text(answer: Answer, base: str) -> str:
     quotes: list[tuple[int, int]] = []  # where the citations' quotes stand verbatim in the answer
     pos = 0
     for c in answer.citations:
-        at = text.find(c.quote, pos) if c.quote else -1
+        quote = mark_references(c.quote)  # as `Assistant.ask` writes quotes into the answer's text
+        at = text.find(quote, pos) if quote else -1
         if at >= 0:
-            quotes.append((at, at + len(c.quote)))
-            pos = at + len(c.quote)
+            quotes.append((at, at + len(quote)))
+            pos = at + len(quote)
 
     def outside(part: str) -> str:
         out, i = [], 0
