@@ -261,6 +261,19 @@ class Job:
         return asdict(self)
 
 
+# The nice value of the thread that runs library changes: the cores go to questions first. The threads
+# it starts inherit it: the embedding engine's OpenMP team (libgomp keeps one per calling thread) and the
+# reader process.
+JOB_NICENESS = 10
+
+
+def _yield_to_questions() -> None:
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), JOB_NICENESS)
+    except (AttributeError, OSError):  # not Linux, or not allowed: the jobs run at the server's priority
+        pass
+
+
 class LibraryBusy(LibraryError):
     """Too many library changes are waiting; the message says to try again."""
 
@@ -275,7 +288,7 @@ class Jobs:
         self.keep, self.waiting = keep, waiting
         self._new_lock = threading.Lock()
         self._jobs: dict[str, Job] = {}
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="library")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="library", initializer=_yield_to_questions)
 
     def get(self, job_id: str) -> Job | None:
         return self._jobs.get(job_id)
