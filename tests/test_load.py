@@ -142,12 +142,15 @@ def test_encrypted_pdf_is_reported(tmp_path):
         load_file(path)
 
 
-def test_library_walk_skips_hidden_and_unsupported_files(tmp_path):
+def test_library_walk_skips_hidden_files_and_names_unsupported_ones(tmp_path):
     (tmp_path / "a.md").write_text("x", encoding="utf-8")
-    (tmp_path / "b.docx").write_bytes(b"PK")
+    (tmp_path / "b.key").write_bytes(b"PK")
     (tmp_path / ".hidden").mkdir()
     (tmp_path / ".hidden" / "c.txt").write_text("x", encoding="utf-8")
-    assert [p.name for p in iter_files([tmp_path])] == ["a.md"]
+    (tmp_path / ".DS_Store").write_bytes(b"\0")
+    problems: list[LoadError] = []
+    assert [p.name for p in iter_files([tmp_path], problems)] == ["a.md"]
+    assert [(Path(p.path).name, p.reason.split(";")[0]) for p in problems] == [("b.key", "not a supported format: .key")]
     with pytest.raises(LoadError, match="no such file"):
         list(iter_files([tmp_path / "missing"]))
 

@@ -1,0 +1,147 @@
+"""What every reader shares: the `Document` it makes, the `LoadError` it raises, text decoding and
+the bounds on metadata."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..text import detect_lang
+
+# Longest metadata values kept (characters); longer ones are cut with a warning. Titles are
+# embedded with every chunk of their document, so an unbounded title costs memory per chunk.
+FIELD_LIMITS = {"title": 300, "author": 200, "date": 100, "source": 2000}
+META_VALUE_CHARS = 1000
+META_KEYS = 50
+# A document's language is told from its beginning: the check costs memory per character.
+LANG_SAMPLE_CHARS = 20_000
+# The key of `Document.meta` under which a reader keeps where things are (see `Document`). The other
+# keys are the file's own metadata (front matter, JSON fields), always text; this one is a dict, made
+# by a reader only, so a front-matter field of the same name (always text) is never taken for it.
+LAYOUT = "_layout"
+
+
+class LoadError(Exception):
+    """A file of the library that could not be read; str() names the file and the reason."""
+
+    def __init__(self, path: str | os.PathLike[str], reason: str):
+        self.path = printable(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+@dataclass
+class Document:
+    """One article as stored: `text` is what every chunk and citation offset points into.
+
+    `pages` holds the offset in `text` where each page starts: a PDF's or scanned page, an image (one
+    page), a slide, a sheet of a workbook; chunks never cross one. Files whose parts are not pages
+    say where things are in `meta[LAYOUT]`, a dict that is stored with the document as JSON:
+
+    - "unit": what `pages` counts when it is not PDF pages: "slide" or "sheet".
+    - "sheets": the sheet names of a workbook, in `pages` order (a .csv is one sheet, named after the file).
+    - "rows": [[offset, row], …] ascending: where the line of each spreadsheet row starts in `text`,
+      `row` numbered as the sheet numbers it (the header is row 1 of a .csv).
+    - "ocr": the pages read by OCR, each {"page": n, "width": w, "height": h, "lines": [[start, end,
+      [x1, y1, x2, y2, x3, y3, x4, y4]], …]}: for each recognised line, text[start:end] and its box on
+      the page image of w × h pixels (the image file itself, or the PDF page rendered to that size),
+      corners clockwise from the top left as fractions of the width and height, so the box fits any
+      rendering of the page.
+    """
+
+    doc_id: str
+    text: str
+    title: str = ""
+    author: str = ""
+    date: str = ""
+    source: str = ""
+    path: str = ""
+    lang: str = ""
+    pages: list[int] | None = None
+    meta: dict = field(default_factory=dict)
+
+    def page_at(self, offset: int) -> int | None:
+        """1-based page (slide, sheet) holding character `offset`; None for a document without pages."""
+        if not self.pages:
+            return None
+        return bisect_right(self.pages, offset)
+
+    def location(self, offset: int) -> dict:
+        """Where character `offset` is, for a citation: {"page": n}, {"slide": n} or {"sheet": name,
+        "row": n} (row absent before a sheet's first row); {} for a document without pages."""
+        page = self.page_at(offset)
+        if page is None:
+            return {}
+        layout = self.meta.get(LAYOUT)
+        layout = layout if isinstance(layout, dict) else {}
+        unit = layout.get("unit", "page")
+        if unit != "sheet":
+            return {unit: page}
+        where: dict = {"sheet": layout["sheets"][page - 1]}
+        rows = layout["rows"]
+        i = bisect_right(rows, [offset, float("inf")]) - 1
+        if i >= 0 and rows[i][0] >= self.pages[page - 1]:
+            where["row"] = rows[i][1]
+        return where
+
+
+def content_id(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def printable(path: str | os.PathLike[str]) -> str:
+    """A path as text that prints and stores whatever bytes its name holds (undecodable ones as \\xNN)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def decode(data: bytes, path: str | Path) -> str:
+    """Text of `data`, its encoding detected; binary data and undecodable bytes raise LoadError."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        text = data.decode("utf-16")
+    else:
+        if b"\x00" in data[:8192]:
+            raise LoadError(path, "binary data, not text; remove it or give it the right file extension")
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            text = _decode_legacy(data, path)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    controls = sum(1 for c in text[:8192] if ord(c) < 32 and c not in "\n\t\f")
+    if controls > 0.05 * min(len(text), 8192):
+        raise LoadError(path, "binary data, not text; remove it or give it the right file extension")
+    return text
+
+
+def _decode_legacy(data: bytes, path: str | Path) -> str:
+    import charset_normalizer
+
+    best = charset_normalizer.from_bytes(data).best()
+    if best is None:
+        raise LoadError(path, "unreadable text encoding; save the file as UTF-8 and index again")
+    return str(best)
+
+
+def bound_metadata(doc: Document, warnings: list[str]) -> None:
+    for name, limit in FIELD_LIMITS.items():
+        value = getattr(doc, name)
+        if len(value) > limit:
+            setattr(doc, name, value[: limit - 1] + "…")
+            warnings.append(f"{doc.doc_id}: the {name} is {len(value)} characters long; cut to {limit}")
+    # The layout is the reader's, bounded by the reader's own limits (rows, slides, OCR pages).
+    layout = doc.meta.pop(LAYOUT) if isinstance(doc.meta.get(LAYOUT), dict) else None
+    if len(doc.meta) > META_KEYS:
+        warnings.append(f"{doc.doc_id}: {len(doc.meta)} metadata fields; only the first {META_KEYS} are kept")
+    doc.meta = {k[:100]: v[:META_VALUE_CHARS] for k, v in list(doc.meta.items())[:META_KEYS]}
+    if layout is not None:
+        doc.meta[LAYOUT] = layout
+
+
+def lang_of(text: str) -> str:
+    return detect_lang(text[:LANG_SAMPLE_CHARS])
+
+
+def new_document(path: Path, text: str, **fields) -> Document:
+    return Document(doc_id=content_id(text), text=text, path=str(path), lang=lang_of(text), **fields)

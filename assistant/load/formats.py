@@ -1,0 +1,60 @@
+"""One file's documents: the reader of its format, then the bounds every document is held to."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..config import Config
+from .base import Document, LoadError, bound_metadata, decode
+from .files import read_file, unsupported
+from .html import load_html
+from .images import load_image
+from .jsonl import load_jsonl
+from .markdown import load_markdown
+from .office import load_csv, load_docx, load_pptx, load_xlsx
+from .pdf import load_pdf
+from .text import load_text
+
+
+def load_file(path: str | Path, data: bytes | None = None, *, ocr: bool = True,
+              ocr_seconds: float = 0) -> tuple[list[Document], list[str]]:
+    """The documents in one file (several for .jsonl) and warnings about parts that were skipped or cut.
+
+    `data`: the file's bytes when the caller has read them (`read_file`). `ocr`: read images and the
+    pages of a PDF that have no text layer by OCR (the `ocr` setting); no PDF page is started after
+    `ocr_seconds` (0: no limit). Raises LoadError when nothing in the file can be read.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    warnings: list[str] = []
+    if data is None:
+        data = read_file(path, Config().max_file_mb)
+    if not data.strip():
+        raise LoadError(path, "empty file; add text or remove it from the library")
+    if suffix == ".pdf":
+        docs = [load_pdf(path, data, warnings, ocr, ocr_seconds)]
+    elif suffix == ".jsonl":
+        docs = load_jsonl(path, decode(data, path), warnings)
+    elif suffix in (".html", ".htm"):
+        docs = [load_html(path, decode(data, path))]
+    elif suffix in (".md", ".markdown"):
+        docs = [load_markdown(path, decode(data, path), warnings)]
+    elif suffix == ".txt":
+        docs = [load_text(path, decode(data, path))]
+    elif suffix == ".docx":
+        docs = [load_docx(path, data, warnings)]
+    elif suffix == ".xlsx":
+        docs = [load_xlsx(path, data, warnings)]
+    elif suffix == ".csv":
+        docs = [load_csv(path, data, warnings)]
+    elif suffix == ".pptx":
+        docs = [load_pptx(path, data, warnings)]
+    elif suffix in (".png", ".jpg", ".jpeg", ".webp"):
+        docs = [load_image(path, data, ocr)]
+    else:
+        raise LoadError(path, unsupported(path))
+    for doc in docs:
+        if not doc.text.strip():
+            raise LoadError(path, "no text found in the file")
+        bound_metadata(doc, warnings)
+    return docs, warnings

@@ -1,0 +1,309 @@
+"""Office files: Word (.docx), Excel (.xlsx), CSV (.csv) and PowerPoint (.pptx), each read with its
+maintained reader (python-docx, openpyxl, the csv module, python-pptx).
+
+A sheet is read as a table: each row becomes a line that carries its column headers ("目的地: 汉堡 |
+运输方式: 海运 | 费用: 3200元"), so that a question about one row finds it and a citation can quote it;
+the document remembers the sheet and row of each line (see `Document`). A slide is a page.
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import zipfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from .base import LAYOUT, Document, LoadError, decode, new_document
+
+# An Office file is a zip of XML: a 50 MB file can unpack to gigabytes, and python-docx and python-pptx
+# parse their XML whole. The sizes the zip declares are what zipfile lets a reader unpack.
+XML_MB = 100
+SHEETS = 20
+SHEET_ROWS = 10_000  # rows with a value, per sheet
+ROW_CELLS = 50
+CELL_CHARS = 1000
+SLIDES = 500
+TEXT_CHARS = 5_000_000  # of a Word file or a deck
+# Blocks (paragraphs, rows, shapes) are separated by a blank line: a line break alone is read as a
+# wrapped English line when the next block starts in lower case ("price: 3\nsku: A2" would be one sentence).
+_BLOCK = "\n\n"
+
+
+def _check_zip(path: Path, data: bytes, kind: str, streamed: str = "") -> None:
+    """Refuse an Office file whose XML (other than the parts under `streamed`, read row by row) unpacks
+    to more than XML_MB."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            size = sum(i.file_size for i in archive.infolist() if i.filename.endswith((".xml", ".rels"))
+                       and not (streamed and i.filename.startswith(streamed)))
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise LoadError(path, f"not a readable {kind} file (not a valid zip archive: {exc}); re-save it "
+                              f"from {kind}") from exc
+    if size > XML_MB * 1_000_000:
+        raise LoadError(path, f"{size / 1e6:.0f} MB of XML once unpacked, more than the {XML_MB} MB read of one "
+                              "Office file (a zip bomb?); split the file")
+
+
+def _reader_error(path: Path, kind: str, exc: Exception) -> LoadError:
+    return LoadError(path, f"corrupt or unsupported {kind} file ({type(exc).__name__}: {str(exc)[:200]}); "
+                           f"re-save it from {kind}")
+
+
+def _day(value: object) -> str:
+    return value.date().isoformat() if isinstance(value, datetime.datetime) else ""
+
+
+class _Budget:
+    """TEXT_CHARS for one Word file or deck, taken block by block."""
+
+    def __init__(self):
+        self.left = TEXT_CHARS
+
+    def take(self, text: str, warnings: list[str], rest: str) -> bool:
+        if len(text) > self.left:
+            warnings.append(f"the text is longer than {TEXT_CHARS} characters; {rest} not read (TEXT_CHARS)")
+            return False
+        self.left -= len(text) + len(_BLOCK)
+        return True
+
+
+class _Limits:
+    """Counts what was cut, for one warning per limit instead of one per cell."""
+
+    def __init__(self):
+        self.cut: dict[str, int] = {}
+
+    def note(self, what: str, n: int = 1) -> None:
+        self.cut[what] = self.cut.get(what, 0) + n
+
+    def warn(self, warnings: list[str]) -> None:
+        warnings += [f"{n} {what}" for what, n in self.cut.items()]
+
+
+def _cell(value: object, limits: _Limits) -> str:
+    """A cell as text on one line: a line break inside a cell would split its row in two sentences."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    elif isinstance(value, datetime.datetime):
+        value = value.date() if value.time() == datetime.time() else value.isoformat(" ", "minutes")
+    text = " ".join(str(value).split())
+    if len(text) > CELL_CHARS:
+        limits.note(f"cells longer than {CELL_CHARS} characters were cut to that (CELL_CHARS)")
+        text = text[: CELL_CHARS - 1] + "…"
+    return text
+
+
+def _column(n: int) -> str:
+    from openpyxl.utils import get_column_letter
+
+    return get_column_letter(n)
+
+
+def _table(rows: Iterable[tuple[int, list[str]]], limits: _Limits, where: str) -> list[tuple[int, str]]:
+    """(row number, line) of each row with a value. The first row with two values or more is the header:
+    each later row names its values by their column's header (or letter); rows above it are titles."""
+    lines: list[tuple[int, str]] = []
+    header: list[str] | None = None
+    kept = 0
+    for number, cells in rows:
+        if not any(cells):
+            continue
+        if kept == SHEET_ROWS:
+            limits.note(f"rows of {where} past the first {SHEET_ROWS} with a value were not read (SHEET_ROWS)")
+            continue
+        kept += 1
+        if len(cells) > ROW_CELLS:
+            if any(cells[ROW_CELLS:]):
+                limits.note(f"rows of {where} had more than {ROW_CELLS} cells; the rest were not read (ROW_CELLS)")
+            cells = cells[:ROW_CELLS]
+        if header is None and sum(1 for c in cells if c) >= 2:
+            header = cells
+            lines.append((number, " | ".join(c for c in cells if c)))
+        elif header is None:
+            lines.append((number, " | ".join(c for c in cells if c)))
+        else:
+            names = [header[i] if i < len(header) and header[i] else _column(i + 1) for i in range(len(cells))]
+            lines.append((number, " | ".join(f"{name}: {c}" for name, c in zip(names, cells) if c)))
+    return lines
+
+
+def _sheets_document(path: Path, sheets: list[tuple[str, list[tuple[int, str]]]], named: bool,
+                     **fields) -> Document:
+    """One document of the sheets' lines; a sheet is a page, each line's row kept in the layout."""
+    parts, starts, rows, pos = [], [], [], 0
+    for name, lines in sheets:
+        starts.append(pos)
+        block = [name] if named else []
+        if named:
+            pos += len(name) + len(_BLOCK)
+        for number, line in lines:
+            rows.append([pos, number])
+            block.append(line)
+            pos += len(line) + len(_BLOCK)
+        text = _BLOCK.join(block)
+        parts.append(text)
+        pos = starts[-1] + len(text) + len(_BLOCK)
+    layout = {"unit": "sheet", "sheets": [name for name, _ in sheets], "rows": rows}
+    return new_document(path, _BLOCK.join(parts), pages=starts, meta={LAYOUT: layout}, **fields)
+
+
+def load_xlsx(path: Path, data: bytes, warnings: list[str]) -> Document:
+    from openpyxl import load_workbook
+
+    _check_zip(path, data, "Excel", streamed="xl/worksheets/")
+    limits = _Limits()
+    try:
+        # Read-only streams each sheet's rows; data_only takes the values Excel saved, not formulas.
+        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        try:
+            sheets = []
+            for sheet in book.worksheets[:SHEETS]:
+                sheet.reset_dimensions()  # the saved dimensions may be wrong: read every row there is
+                rows = ((n, [_cell(v, limits) for v in values])
+                        for n, values in enumerate(sheet.iter_rows(min_row=1, values_only=True), 1))
+                sheets.append((sheet.title, _table(rows, limits, f"sheet {sheet.title!r}")))
+            if len(book.worksheets) > SHEETS:
+                warnings.append(f"{len(book.worksheets)} sheets; only the first {SHEETS} were read (SHEETS)")
+            many = len(book.worksheets) > 1
+            title, author, date = book.properties.title, book.properties.creator, _day(book.properties.created)
+        finally:
+            book.close()
+    except LoadError:
+        raise
+    except Exception as exc:  # openpyxl's errors, and lxml's on bad XML
+        raise _reader_error(path, "Excel", exc) from exc
+    limits.warn(warnings)
+    return _sheets_document(path, [(name, lines) for name, lines in sheets if lines], many,
+                            title=(title or "").strip() or path.stem, author=(author or "").strip(), date=date)
+
+
+def load_csv(path: Path, data: bytes, warnings: list[str]) -> Document:
+    import csv
+
+    text = decode(data, path)
+    try:
+        dialect = csv.Sniffer().sniff(text[:20_000], delimiters=",;\t|")
+    except csv.Error:  # one column, or nothing the sniffer can tell: commas
+        dialect = csv.excel
+    limits = _Limits()
+    try:
+        rows = [(n, [_cell(v, limits) for v in record])
+                for n, record in enumerate(csv.reader(io.StringIO(text), dialect), 1)]
+    except csv.Error as exc:  # a field over csv.field_size_limit, a NUL byte
+        raise LoadError(path, f"malformed CSV ({exc}); re-export it") from exc
+    lines = _table(rows, limits, "the file")
+    limits.warn(warnings)
+    return _sheets_document(path, [(path.stem, lines)], False, title=path.stem)
+
+
+def load_docx(path: Path, data: bytes, warnings: list[str]) -> Document:
+    import docx
+
+    _check_zip(path, data, "Word")
+    limits = _Limits()
+    try:
+        word = docx.Document(io.BytesIO(data))
+        blocks: list[str] = []
+        heading = ""
+        budget = _Budget()
+        for text, is_heading in _word_blocks(word, limits):
+            if not budget.take(text, warnings, "the rest was"):
+                break
+            blocks.append(text)
+            heading = heading or (text if is_heading else "")
+        props = word.core_properties
+        title, author, date = props.title, props.author, _day(props.created)
+    except LoadError:
+        raise
+    except Exception as exc:  # python-docx's errors, and lxml's on bad XML
+        raise _reader_error(path, "Word", exc) from exc
+    limits.warn(warnings)
+    return new_document(path, _BLOCK.join(blocks), title=(title or "").strip() or heading or path.stem,
+                        author=(author or "").strip(), date=date)
+
+
+def _word_blocks(word, limits: _Limits) -> Iterable[tuple[str, bool]]:
+    """(text, whether it is a heading) of the paragraphs, list items and table rows, in reading order."""
+    from docx.table import Table
+
+    for block in word.iter_inner_content():
+        if isinstance(block, Table):
+            for _, line in _table(_word_rows(block, limits), limits, "a table"):
+                yield line, False
+            continue
+        text = block.text.strip()
+        if not text:
+            continue
+        style = block.style.name if block.style is not None else ""
+        pr = block._p.pPr
+        if style.startswith("List") or (pr is not None and pr.numPr is not None):
+            yield f"- {text}", False
+        else:
+            yield text, style == "Title" or style.startswith("Heading")
+
+
+def _word_rows(table, limits: _Limits) -> Iterable[tuple[int, list[str]]]:
+    for n, row in enumerate(table.rows, 1):
+        cells, seen = [], set()
+        for cell in row.cells:
+            if id(cell._tc) not in seen:  # a merged cell is listed once for each column it spans
+                seen.add(id(cell._tc))
+                cells.append(_cell(cell.text, limits))
+        yield n, cells
+
+
+def load_pptx(path: Path, data: bytes, warnings: list[str]) -> Document:
+    from pptx import Presentation
+
+    _check_zip(path, data, "PowerPoint")
+    limits = _Limits()
+    try:
+        deck = Presentation(io.BytesIO(data))
+        slides = list(deck.slides)
+        if len(slides) > SLIDES:
+            warnings.append(f"{len(slides)} slides; only the first {SLIDES} were read (SLIDES)")
+        pages, first_title, budget = [], "", _Budget()
+        for slide in slides[:SLIDES]:
+            title = slide.shapes.title
+            texts = [] if title is None else [title.text_frame.text]
+            first_title = first_title or (texts[0].strip() if texts else "")
+            shapes = sorted((s for s in slide.shapes if title is None or s.shape_id != title.shape_id),
+                            key=lambda s: (s.top or 0, s.left or 0))
+            for shape in shapes:
+                texts += _shape_texts(shape, limits)
+            if slide.has_notes_slide and slide.notes_slide.notes_text_frame is not None:
+                texts.append(slide.notes_slide.notes_text_frame.text)
+            # A line break inside a paragraph is a vertical tab in python-pptx's text.
+            text = _BLOCK.join(t for t in (t.replace("\v", "\n").strip() for t in texts) if t)
+            if not budget.take(text, warnings, f"slides {len(pages) + 1}– were"):
+                break
+            pages.append(text)
+        props = deck.core_properties
+        title, author, date = props.title, props.author, _day(props.created)
+    except LoadError:
+        raise
+    except Exception as exc:  # python-pptx's errors, and lxml's on bad XML
+        raise _reader_error(path, "PowerPoint", exc) from exc
+    limits.warn(warnings)
+    starts, pos = [], 0
+    for text in pages:
+        starts.append(pos)
+        pos += len(text) + len(_BLOCK)
+    return new_document(path, _BLOCK.join(pages), title=(title or "").strip() or first_title or path.stem,
+                        author=(author or "").strip(), date=date, pages=starts, meta={LAYOUT: {"unit": "slide"}})
+
+
+def _shape_texts(shape, limits: _Limits) -> list[str]:
+    from pptx.enum.shapes import MSO_SHAPE_TYPE
+
+    if shape.shape_type == MSO_SHAPE_TYPE.GROUP:
+        return [t for s in shape.shapes for t in _shape_texts(s, limits)]
+    if getattr(shape, "has_table", False) and shape.has_table:
+        rows = ((n, [_cell(c.text, limits) for c in row.cells]) for n, row in enumerate(shape.table.rows, 1))
+        return [line for _, line in _table(rows, limits, "a table")]
+    if getattr(shape, "has_text_frame", False) and shape.has_text_frame:
+        return [shape.text_frame.text]
+    return []

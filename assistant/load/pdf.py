@@ -1,0 +1,120 @@
+"""PDF (.pdf): the text of each page; a page without a usable text layer (a scan) is read by OCR."""
+
+from __future__ import annotations
+
+import io
+import time
+import unicodedata
+from pathlib import Path
+
+from .base import LAYOUT, Document, LoadError, new_document
+from .lines import join_wrapped_lines
+
+# Many PDF fonts map Chinese glyphs to the look-alike radical code points (⼀ U+2F00 for 一, ⻓ U+2ED3
+# for 长): they read the same but match no word, so jieba and the model would see noise. The Kangxi
+# radicals have a compatibility form (NFKC); of the supplement, the whole characters of running
+# text are mapped here (Unicode's EquivalentUnifiedIdeograph.txt), the stroke-only forms are left.
+# Latin ligatures (ﬁ, ﬂ) are split back into letters for the same reason.
+_RADICALS = {cp: unicodedata.normalize("NFKC", chr(cp))
+             for cp in [*range(0x2F00, 0x2FD6), *range(0xFB00, 0xFB07)]}
+_RADICALS |= {ord(r): c for r, c in zip("⺟⺠⺩⺬⻁⻄⻅⻆⻉⻋⻑⻓⻔⻘⻙⻚⻛⻜⻝⻢⻣⻤⻥⻦⻧⻨⻩⻪⻬⻮⻰⻳",
+                                        "母民王示虎西见角贝车長长门青韦页风飞食马骨鬼鱼鸟卤麦黄黾齐齿龙龟")}
+
+# Scanned pages read by OCR in one file at most; each takes a few seconds on 2 cores (see `load_pdf`'s
+# `ocr_seconds` for the time limit).
+OCR_PAGES = 100
+# A scanned page is rendered with its longer side this many pixels (about 180 dpi for A4), never above
+# 300 dpi: the detector sees at most images.DETECT_SIDE, the recogniser reads lines at this resolution.
+RENDER_SIDE = 2000
+MAX_DPI = 300
+
+
+def _usable(text: str) -> bool:
+    """Whether a page's text layer is text: some, and not mostly replacement (U+FFFD) or private-use
+    characters, which is what a PDF whose fonts lack a Unicode map gives."""
+    chars = [c for c in text if not c.isspace()]
+    garbled = sum(1 for c in chars if c == "\ufffd" or unicodedata.category(c) in ("Co", "Cc"))
+    return bool(chars) and garbled <= 0.5 * len(chars)
+
+
+def load_pdf(path: Path, data: bytes, warnings: list[str], ocr: bool, ocr_seconds: float = 0) -> Document:
+    """The PDF's text, page by page. With `ocr`, a page without a usable text layer is read by OCR; no
+    page is started after `ocr_seconds` (0: no limit), so that a long scan is indexed as far as it was
+    read, its other pages named, rather than refused whole when reading runs out of time."""
+    from pypdf import PdfReader
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise LoadError(path, "encrypted PDF; save a copy without a password and index that")
+        texts = [join_wrapped_lines((page.extract_text() or "").strip().translate(_RADICALS))
+                 for page in reader.pages]
+        info = reader.metadata or {}
+    except LoadError:
+        raise
+    except Exception as exc:  # pypdf's own errors, its LimitReachedError among them, and whatever it trips on
+        raise LoadError(path, f"corrupt or unsupported PDF ({type(exc).__name__}: {str(exc)[:200]}); re-export "
+                              "or re-download it") from exc
+    scanned = [n for n, text in enumerate(texts) if not _usable(text)] if ocr else []
+    read = _ocr_pages(data, scanned, texts, warnings, ocr_seconds) if scanned else {}
+    if not any(texts):
+        if not ocr:
+            raise LoadError(path, "the PDF has no extractable text (a scan?); switch OCR on (ocr = true) to read it")
+        raise LoadError(path, "the PDF has no text layer, and OCR read no text on it"
+                              + (f" ({warnings[-1]})" if warnings else ""))
+    parts, starts, pos = [], [], 0
+    for text in texts:
+        starts.append(pos)
+        parts.append(text)
+        pos += len(text) + 2
+    title = str(info.get("/Title") or "").strip() or path.stem
+    meta = {}
+    if read:
+        meta[LAYOUT] = {"ocr": [{**page, "page": n + 1, "lines": [[starts[n] + a, starts[n] + b, box]
+                                                                  for a, b, box in page["lines"]]}
+                                for n, page in read.items()]}
+    return new_document(path, "\n\n".join(parts), title=title, author=str(info.get("/Author") or "").strip(),
+                        pages=starts, meta=meta)
+
+
+def _ocr_pages(data: bytes, pages: list[int], texts: list[str], warnings: list[str], seconds: float) -> dict:
+    """Read `pages` (0-based) by OCR into `texts`; {page: {"width", "height", "lines"}} of those read.
+    A page that cannot be read keeps its text layer and is named in `warnings`; the others go on."""
+    import pypdfium2
+
+    from .images import ocr_page
+
+    if len(pages) > OCR_PAGES:
+        warnings.append(f"{len(pages)} pages have no text layer; the first {OCR_PAGES} were read by OCR (OCR_PAGES, "
+                        f"the most in one file), pages {pages[OCR_PAGES] + 1}–{pages[-1] + 1} were not: split the PDF")
+        pages = pages[:OCR_PAGES]
+    read = {}
+    try:
+        pdf = pypdfium2.PdfDocument(data)
+    except Exception as exc:  # pypdf read it, pdfium does not
+        warnings.append(f"the scanned pages could not be rendered for OCR ({type(exc).__name__}: {str(exc)[:200]})")
+        return read
+    deadline = time.monotonic() + seconds if seconds > 0 else float("inf")
+    try:
+        for i, n in enumerate(pages):
+            if time.monotonic() > deadline:
+                warnings.append(f"{len(pages) - i} pages without a text layer were not read (pages {n + 1}–"
+                                f"{pages[-1] + 1}): OCR stopped after {seconds:g} s, part of read_seconds; "
+                                "split the PDF, or raise read_seconds")
+                break
+            try:
+                page = pdf[n]
+                width, height = page.get_size()
+                image = page.render(scale=min(RENDER_SIDE / max(width, height), MAX_DPI / 72)).to_pil()
+                text, lines = ocr_page(image)
+            except Exception as exc:  # pdfium's and onnxruntime's errors on one page
+                warnings.append(f"page {n + 1}: OCR could not read it ({type(exc).__name__}: {str(exc)[:200]})")
+                continue
+            if not text:
+                warnings.append(f"page {n + 1}: no text layer, and OCR found no text on it")
+                continue
+            texts[n] = text
+            read[n] = {"width": image.width, "height": image.height, "lines": lines}
+    finally:
+        pdf.close()
+    return read
