@@ -77,6 +77,12 @@ class Config:
     # One upload: at most this many files of this many MB in all (each file also within max_file_mb).
     max_upload_files: int = 20
     max_upload_mb: float = 50.0
+    # Links added to the library (the Library view, POST /api/documents {"urls": […]}, `assistant add`):
+    # each page within this many seconds and MB. Addresses of this machine and private networks are
+    # refused unless named here (host names or addresses, e.g. "wiki.intranet,10.0.0.8").
+    fetch_timeout: float = 20.0
+    max_fetch_mb: float = 10.0
+    allowed_fetch_hosts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         choices = {"faiss": ("flat", "ivf", "hnsw"), "generator": ("extractive", "openai")}

@@ -265,6 +265,9 @@ def _update(store: LibraryStore, files: list[Path], problems: list[LoadError], c
                 continue
             docs, warnings = read_bounded(path, data, config.read_seconds)
             docs = _own_ids(key, docs, owners, new_docs, links, warnings)
+            if url := str(link_sources(path.parent).get(path.name, ""))[:2000]:
+                for doc in docs:
+                    doc.source = url
         except (LoadError, OSError) as exc:
             report.skipped.append((key, exc.reason if isinstance(exc, LoadError)
                                    else f"cannot read the file ({exc.strerror})"))
@@ -361,6 +364,20 @@ def _own_ids(key: str, docs: list[Document], owners: dict[str, str], new_docs: d
         raise LoadError(key, "every document in it has an id that belongs to another file: "
                              + "; ".join(warnings)[:500])
     return kept
+
+
+# Beside the pages fetched from links (assistant.library): {file name: URL}. Hidden, so never indexed;
+# read by every indexing run, so that `assistant index` and the browser give such a document its URL.
+LINKS_FILE = ".links.json"
+
+
+def link_sources(folder: Path) -> dict[str, str]:
+    """{file name: the URL it was fetched from} of a folder's LINKS_FILE; {} if it has none."""
+    try:
+        sources = json.loads((folder / LINKS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return sources if isinstance(sources, dict) else {}
 
 
 def _embed_missing(store: LibraryStore, model: str, label: str, items: list[tuple[str, str]],

@@ -22,12 +22,14 @@ import time
 import unicodedata
 import uuid
 from collections.abc import Callable
+from urllib.parse import urlsplit
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .config import Config
-from .index import IndexReport, Progress, no_progress, update_index
+from .fetch import FetchError, fetch
+from .index import LINKS_FILE, IndexReport, Progress, link_sources, no_progress, update_index
 from .load import SUPPORTED, LoadError, read_file
 from .reader import read_bounded
 from .storage import LibraryStore
@@ -35,6 +37,7 @@ from .storage import LibraryStore
 log = logging.getLogger("assistant.library")
 
 UPLOADS = "uploads"
+LINKS = "links"  # under uploads/: the pages fetched from links
 REMOVED = ".removed"
 _STAGING = ".uploading"  # hidden: a file being checked is never seen by an indexing run
 _UNSAFE = re.compile(r"[^\w.\-()\[\] ]+")  # \w keeps CJK letters
@@ -126,19 +129,69 @@ class Library:
                     self._store(name, data, outcome, root, uploads, staging, known, stored)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)  # nothing of a rejected file stays
-            if stored:
-                report = self._reindex(progress)
-                done = {**{p: "added" for p in report.added}, **{p: "updated" for p in report.updated},
-                        **{p: "unchanged" for p in report.unchanged}}
-                skipped = dict(report.skipped)
-                files_now = self.store.files()
-                for path, outcome in stored.items():
-                    if path in skipped:  # e.g. changed on disk in between
-                        outcome.status, outcome.reason = "rejected", skipped[path]
-                    else:
-                        outcome.status = done.get(path, "added")
-                        outcome.doc_ids = files_now.get(path, ("", 0, 0, []))[3]
+            self._index_stored(stored, progress)
         return outcomes
+
+    def add_urls(self, urls: list[str], progress: Progress = no_progress,
+                 outcomes: list[FileOutcome] | None = None) -> list[FileOutcome]:
+        """Fetch each link (see assistant.fetch for the bounds), read the page as its file type is read,
+        store it under `<library>/uploads/links/` with the URL as its documents' source, and index. A
+        link added again is "unchanged" when its article text is, else "updated"."""
+        outcomes = outcomes if outcomes is not None else [FileOutcome(u) for u in urls]
+        with self._lock:
+            folder = self.root() / UPLOADS / LINKS
+            sources = link_sources(folder)
+            stored: dict[str, FileOutcome] = {}
+            advance = progress("fetching", len(urls))
+            for url, outcome in zip(urls, outcomes):
+                self._fetch(url, outcome, folder, sources, stored)
+                advance(1)
+            if stored:
+                _write_atomically(folder / LINKS_FILE, json.dumps(sources, ensure_ascii=False, indent=1).encode())
+            self._index_stored(stored, progress)
+        return outcomes
+
+    def _fetch(self, url: str, outcome: FileOutcome, folder: Path, sources: dict[str, str],
+               stored: dict[str, FileOutcome]) -> None:
+        try:
+            page = fetch(url, self.config)
+            name = link_file_name(page.url, page.suffix)
+            target = (folder / name).resolve() if folder.exists() else folder / name
+            docs, _ = read_bounded(target, page.data, self.config.read_seconds)
+        except (FetchError, LoadError) as exc:
+            outcome.status, outcome.reason = "rejected", exc.reason if isinstance(exc, LoadError) else str(exc)
+            return
+        outcome.stored_as = f"{UPLOADS}/{LINKS}/{name}"
+        held = self.store.files().get(str(target), ("", 0, 0, []))[3]
+        if held and [d.text for d in docs] == [getattr(self.store.document(d), "text", None) for d in held]:
+            outcome.status, outcome.doc_ids = "unchanged", held
+            outcome.reason = "the article has not changed since it was added"
+            return
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            _write_atomically(folder / name, page.data)
+        except OSError as exc:
+            outcome.status, outcome.reason = "rejected", f"cannot store the page ({exc.strerror})"
+            return
+        sources[name] = page.url
+        outcome.status = "indexing"
+        stored[str((folder / name).resolve())] = outcome
+
+    def _index_stored(self, stored: dict[str, FileOutcome], progress: Progress) -> None:
+        """Index the library and give each stored file's outcome from what the run did with it."""
+        if not stored:
+            return
+        report = self._reindex(progress)
+        done = {**{p: "added" for p in report.added}, **{p: "updated" for p in report.updated},
+                **{p: "unchanged" for p in report.unchanged}}
+        skipped = dict(report.skipped)
+        files_now = self.store.files()
+        for path, outcome in stored.items():
+            if path in skipped:  # e.g. changed on disk in between
+                outcome.status, outcome.reason = "rejected", skipped[path]
+            else:
+                outcome.status = done.get(path, "added")
+                outcome.doc_ids = files_now.get(path, ("", 0, 0, []))[3]
 
     def _store(self, name: str, data: bytes, outcome: FileOutcome, root: Path, uploads: Path, staging: Path,
                known: dict[str, str], stored: dict[str, FileOutcome]) -> None:
@@ -228,6 +281,19 @@ class Library:
                        for d, t, date, s, p, pages, n, added in rows]
 
 
+def link_file_name(url: str, suffix: str) -> str:
+    """A stable file name for the page at `url`: the same link is always stored as the same file."""
+    parts = urlsplit(url)
+    tail = sanitize_name(f"{parts.hostname or 'link'} {parts.path.strip('/').replace('/', ' ')}")[:60]
+    return f"{tail}-{hashlib.sha256(url.encode()).hexdigest()[:10]}{suffix}"
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
+    partial.write_bytes(data)
+    os.replace(partial, path)
+
+
 def _move_to_trash(path: Path, base: Path) -> str:
     """Move `path` (inside the library folder `base`) to `base/.removed/<time>/`; returns where it was."""
     target = base / REMOVED / time.strftime("%Y%m%d-%H%M%S") / path.relative_to(base)
@@ -246,7 +312,7 @@ class Job:
     """A background change of the library: progress while it runs, each file's outcome, the error if it failed."""
 
     id: str
-    kind: str  # "upload" or "remove"
+    kind: str  # "upload", "links" or "remove"
     state: str = "queued"  # queued, running, done, failed
     stage: str = ""  # "reading", "embedding", "sentences"
     done: int = 0
@@ -305,6 +371,11 @@ class Jobs:
             job.removed = self.library.remove(doc_id, self._progress(job))
 
         return self._submit(job, run)
+
+    def add_urls(self, urls: list[str]) -> Job:
+        job = self._new("links")
+        job.files = [FileOutcome(url) for url in urls]
+        return self._submit(job, lambda: self.library.add_urls(urls, self._progress(job), job.files))
 
     def remove_file(self, name: str) -> Job:
         job = self._new("remove")

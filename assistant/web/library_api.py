@@ -1,7 +1,7 @@
 """The library over HTTP: list, upload (background indexing jobs), remove; and the Library page.
 
     GET    /api/documents           a page of documents with their metadata (?q= searches titles)
-    POST   /api/documents           multipart upload of one or many files; answers 202 with a job
+    POST   /api/documents           multipart upload of one or many files, or JSON {"urls": [...]}; 202 with a job
     GET    /api/jobs/{id}           a job's progress and each file's outcome
     DELETE /api/documents/{doc_id}  remove a document; answers 202 with a job
     DELETE /api/files/{name}        remove a library file (one that failed to index too); 202 with a job
@@ -12,6 +12,7 @@ Reads take the api_token like all of /api; writes are checked by `security.write
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 
 import fastapi
@@ -22,10 +23,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..config import Config
 from ..core import Assistant
+from ..fetch import MAX_URL_CHARS
 from ..library import Jobs, LibraryBusy, LibraryError
 from .security import bearer_token, token_ok, write_refusal
 
 MAX_PAGE = 200
+MAX_LINKS_BODY = 100_000
 
 
 def library_router(bot: Assistant, config: Config, jobs: Jobs, origins: tuple[str, ...], authorize,
@@ -51,11 +54,17 @@ def library_router(bot: Assistant, config: Config, jobs: Jobs, origins: tuple[st
                  responses={401: {"description": "Missing or wrong admin token"}, 413: {"description": "Too large"},
                             429: {"description": "Too many library changes waiting"}})
     async def upload(request: Request):
-        """Upload files (multipart field `files`, one or many); they are indexed in the background.
+        """Upload files (multipart field `files`, one or many), or add links (JSON `{"urls": [...]}`: each page
+        is fetched by the server, within fetch_timeout and max_fetch_mb, public addresses only unless
+        allowed_fetch_hosts names the host); they are indexed in the background.
 
         Answers with the job to poll: GET /api/jobs/{id}."""
-        if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
-            raise HTTPException(415, "Send the files as multipart/form-data, in the field `files`.")
+        kind = request.headers.get("content-type", "").lower()
+        if kind.startswith("application/json"):
+            return await add_links(request)
+        if not kind.startswith("multipart/form-data"):
+            raise HTTPException(415, "Send files as multipart/form-data in the field `files`, or links as JSON "
+                                "{\"urls\": [...]}.")
         try:
             form = await request.form(max_files=config.max_upload_files, max_fields=config.max_upload_files)
         except StarletteHTTPException as exc:  # more parts than allowed, or a malformed body
@@ -84,6 +93,27 @@ def library_router(bot: Assistant, config: Config, jobs: Jobs, origins: tuple[st
         elif not token_ok(bearer_token(request.headers.get("authorization", "")), config):
             raise HTTPException(401, "A valid API token is required: send `Authorization: Bearer <token>`.",
                                 headers={"WWW-Authenticate": "Bearer"})
+
+    async def add_links(request: Request):
+        body = await request.body()
+        if len(body) > MAX_LINKS_BODY:
+            raise HTTPException(413, f"A list of links is at most {MAX_LINKS_BODY} bytes.")
+        try:
+            urls = json.loads(body)["urls"]
+        except (ValueError, KeyError, TypeError):
+            raise HTTPException(422, "Send links as JSON {\"urls\": [\"https://…\", …]}.") from None
+        if not isinstance(urls, list) or not urls or not all(isinstance(u, str) and u.strip() for u in urls):
+            raise HTTPException(422, "`urls` must be a non-empty list of links.")
+        if len(urls) > config.max_upload_files:
+            raise HTTPException(413, f"Add at most {config.max_upload_files} links at a time (max_upload_files).")
+        if too_long := next((u for u in urls if len(u) > MAX_URL_CHARS), None):
+            raise HTTPException(422, f"A link is at most {MAX_URL_CHARS} characters: {too_long[:80]}…")
+        try:
+            bot.library.root()
+        except LibraryError as exc:
+            raise HTTPException(409, str(exc)) from None
+        job = _queued(lambda: jobs.add_urls([u.strip() for u in urls]))
+        return {"job": job.id, "url": f"/api/jobs/{job.id}", "state": job.state}
 
     @router.get("/api/jobs/{job_id}", dependencies=[Depends(may_read_jobs)], tags=["library"],
                 responses={404: {"description": "Unknown job"}})
