@@ -8,7 +8,7 @@
  * Options (all optional): data-title (panel title), data-label (button text, default: the title),
  * data-position ("right" or "left"), data-color (button and header colour), data-open ("true": open at once).
  * A page whose origin the server's allowed_origins does not list gets a message saying so in the panel
- * (the browser would show a blank frame and put the reason in its console only).
+ * (the browser would show a grey frame and put the reason in its console only).
  */
 (function () {
   "use strict";
@@ -93,12 +93,11 @@
     var frame = null;
     function setOpen(open) {
       if (open && !frame) { // the chat loads on first open only
-        frame = document.createElement("div");
-        frame.className = "sa-problem";
+        frame = document.createElement("div"); // until the check below has answered
         frame.tabIndex = -1;
         panel.appendChild(frame);
         embeddable().then(function (problem) {
-          if (problem) { show(frame, problem); return; }
+          if (problem) { showOriginProblem(frame); return; }
           var chat = document.createElement("iframe");
           chat.className = "sa-frame";
           chat.title = title;
@@ -124,43 +123,31 @@
     if (startOpen) setOpen(true);
   }
 
-  // Why the chat cannot be shown on this page, or null. The server answers a cross-origin request with
-  // CORS headers exactly for the origins that may also frame the chat (allowed_origins), so a request
-  // that fails in "cors" mode but reaches the server in "no-cors" mode means this origin is not listed.
+  // "origin" when this page's origin may not frame the chat, else null. The server answers a
+  // cross-origin request with CORS headers exactly for the origins that may also frame the chat
+  // (allowed_origins), so a request that fails in "cors" mode but reaches the server in "no-cors" mode
+  // means this origin is not listed. When both fail (server down, the page's own CSP) nothing is known:
+  // the frame is shown, with the browser's own error page if there is one.
   function embeddable() {
     if (location.origin === base.origin) return Promise.resolve(null);
     var health = new URL("healthz", base).href;
-    return fetch(health, { mode: "cors", credentials: "omit", cache: "no-store" }).then(function (response) {
-      if (response.ok) return null;
-      return response.json().catch(function () { return {}; }).then(function (body) {
-        return { kind: "refused", detail: body.detail || "HTTP " + response.status };
-      });
-    }, function () {
+    return fetch(health, { mode: "cors", credentials: "omit", cache: "no-store" }).then(function () { return null; }, function () {
       return fetch(health, { mode: "no-cors", credentials: "omit", cache: "no-store" }).then(
-        function () { return { kind: "origin" }; }, function () { return { kind: "unreachable" }; });
+        function () { return "origin"; }, function () { return null; });
     });
   }
 
-  function show(box, problem) {
+  function showOriginProblem(box) {
     var origin = location.origin === "null" ? location.href.split("#")[0] : location.origin;
     var server = base.href.replace(/\/$/, "");
-    var lines = {
-      origin: [
-        ["This page (", origin, ") may not embed the assistant: its origin is not in the server's ",
-         "allowed_origins", " setting. Add it there (environment variable ", "ASSISTANT_ALLOWED_ORIGINS=" + origin,
-         ", or allowed_origins in assistant.toml) and restart ", server, "."],
-        ["本页面（", origin, "）不能嵌入助手：它的来源不在服务器的 ", "allowed_origins", " 设置中。请把它加入该设置（环境变量 ",
-         "ASSISTANT_ALLOWED_ORIGINS=" + origin, "，或 assistant.toml 中的 allowed_origins），然后重启 ", server, "。"]
-      ],
-      unreachable: [
-        ["The assistant server ", server, " cannot be reached from this page. Is it running, and reachable from this network?"],
-        ["无法从本页面连接助手服务器 ", server, "。请确认它正在运行，并且在这个网络中可以访问。"]
-      ],
-      refused: [
-        ["The assistant server ", server, " refused this page: ", problem.detail],
-        ["助手服务器 ", server, " 拒绝了本页面：", problem.detail]
-      ]
-    }[problem.kind];
+    var lines = [
+      ["This page (", origin, ") may not embed the assistant: its origin is not in the server's ",
+       "allowed_origins", " setting. Add it there (environment variable ", "ASSISTANT_ALLOWED_ORIGINS=" + origin,
+       ", or allowed_origins in assistant.toml) and restart ", server, "."],
+      ["本页面（", origin, "）不能嵌入助手：它的来源不在服务器的 ", "allowed_origins", " 设置中。请把它加入该设置（环境变量 ",
+       "ASSISTANT_ALLOWED_ORIGINS=" + origin, "，或 assistant.toml 中的 allowed_origins），然后重启 ", server, "。"]
+    ];
+    box.className = "sa-problem";
     box.setAttribute("role", "alert");
     lines.forEach(function (parts) {
       var p = document.createElement("p");
