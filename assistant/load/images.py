@@ -71,8 +71,12 @@ def _exif_day(value: str) -> str:
 def _engine():
     from rapidocr import RapidOCR
 
-    return RapidOCR(params={"Global.log_level": "error", "Global.max_side_len": OCR_MAX_SIDE,
-                            "Det.limit_type": "max", "Det.limit_side_len": DETECT_SIDE})
+    # The line-direction classifier is off: on a plain A4 page it turned 2 of 12 upright English lines
+    # upside down (94 % of English characters read instead of 100 %).
+    # Photos stand upright by their EXIF orientation; a page scanned upside down is not read.
+    return RapidOCR(params={"Global.log_level": "error", "Global.use_cls": False,
+                            "Global.max_side_len": OCR_MAX_SIDE, "Det.limit_type": "max",
+                            "Det.limit_side_len": DETECT_SIDE})
 
 
 def ocr_page(image) -> tuple[str, list]:
