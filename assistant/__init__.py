@@ -8,12 +8,12 @@
 
 from .answer import Answer, Citation
 from .config import Config, load_config
-from .core import Assistant, index_library
+from .core import Assistant, Refused, index_library
 from .index import IndexReport
 from .load import Document, LoadError
 from .retrieve import Hit
 
 __all__ = [
-    "Answer", "Assistant", "Citation", "Config", "Document", "Hit", "IndexReport", "LoadError",
+    "Answer", "Assistant", "Citation", "Config", "Document", "Hit", "IndexReport", "LoadError", "Refused",
     "index_library", "load_config",
 ]

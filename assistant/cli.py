@@ -226,14 +226,54 @@ def documents(ctx: click.Context, query: str, limit: int, index_dir: str | None,
 
 
 @main.command()
-@click.argument("doc_ids", nargs=-1, required=True)
+@click.argument("items", nargs=-1, required=True, metavar="FILE_OR_URL...")
 @click.option("--index", "index_dir", default=None, help="Index folder (default: ./index).")
 @_store_option
 @click.pass_context
-def remove(ctx: click.Context, doc_ids: tuple[str, ...], index_dir: str | None, store: str | None) -> None:
-    """Remove documents by id (see `assistant documents`): their files move to the library's .removed/
-    folder, so a later `assistant index` does not bring them back."""
+def add(ctx: click.Context, items: tuple[str, ...], index_dir: str | None, store: str | None) -> None:
+    """Add files and links to the library (its uploads/ folder) and index them, as the Library view does.
+
+    A link (http:// or https://) is fetched, within fetch_timeout and max_fetch_mb; addresses of this
+    machine or a private network only when allowed_fetch_hosts names the host. Prints each one's outcome
+    (added, updated, unchanged, rejected and why); fails when nothing could be added."""
     bot = _open(ctx, index_dir, store)
+    urls = [i for i in items if i.lower().startswith(("http://", "https://"))]
+    files = [i for i in items if i not in urls]
+    try:
+        with _progress_bars() as progress:
+            outcomes = (bot.add_files(files, progress) if files else []) + (bot.add_urls(urls, progress) if urls else [])
+    except (LibraryError, IndexBusy) as exc:
+        raise click.ClickException(str(exc)) from exc
+    for outcome in outcomes:
+        where = f" → {outcome.stored_as}" if outcome.stored_as and outcome.status != "rejected" else ""
+        why = f": {outcome.reason}" if outcome.status == "rejected" else ""
+        click.echo(f"{outcome.status:>9}  {outcome.name}{where}{why}")
+    if all(o.status == "rejected" for o in outcomes):
+        raise click.ClickException("nothing was added")
+
+
+@main.command()
+@click.argument("doc_ids", nargs=-1)
+@click.option("--file", "files", multiple=True, metavar="PATH",
+              help="A library file by its path in the library folder (e.g. uploads/report.pdf), with every "
+                   "document it brought; also one that could not be indexed. Repeatable.")
+@click.option("--index", "index_dir", default=None, help="Index folder (default: ./index).")
+@_store_option
+@click.pass_context
+def remove(ctx: click.Context, doc_ids: tuple[str, ...], files: tuple[str, ...], index_dir: str | None,
+           store: str | None) -> None:
+    """Remove documents by id (see `assistant documents`), or library files with --file: the files move to
+    the library's .removed/ folder, so a later `assistant index` does not bring them back."""
+    if not doc_ids and not files:
+        raise click.UsageError("name a document id, or a library file with --file")
+    bot = _open(ctx, index_dir, store)
+    for name in files:
+        try:
+            with _progress_bars() as progress:
+                bot.remove_file(name, progress)
+        except (LookupError, LibraryError, IndexBusy, LoadError) as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo(f"{'removed':>9}  {name} (→ {REMOVED}/)")
     for doc_id in doc_ids:
         try:
             with _progress_bars() as progress:

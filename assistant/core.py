@@ -183,6 +183,18 @@ class Assistant:
         added = iter(self.library.add(items, progress) if items else [])
         return [o if o is not None else next(added) for o in outcomes]
 
+    def add_urls(self, urls: list[str], progress: Progress = no_progress) -> list[FileOutcome]:
+        """Fetch each link and add the page (a web page, WeChat article or PDF) to the library folder's
+        uploads/links/, its URL kept as the documents' source. Each link's outcome is added, updated (the
+        article changed), unchanged or rejected with the reason (an unsafe address, too large, too slow …);
+        see `assistant.fetch` for the bounds (fetch_timeout, max_fetch_mb, allowed_fetch_hosts)."""
+        return self.library.add_urls(urls, progress)
+
+    def remove_file(self, name: str, progress: Progress = no_progress) -> list[str]:
+        """Remove a library file by its path in the library folder ("uploads/report.pdf"), with every
+        document it brought; a file that could not be indexed can be removed too. LookupError if none."""
+        return self.library.remove_file(name, progress)
+
     def remove_document(self, doc_id: str, progress: Progress = no_progress) -> list[str]:
         """Remove a document: its files move to the library's .removed/ folder (so `assistant index` does
         not bring it back) and the index drops it. Returns the files moved; LookupError for an unknown id."""
@@ -224,7 +236,8 @@ def _with_context(question: str, history: list[Message] | None, limit: int) -> s
     previous = next((m["content"] for m in reversed(history or []) if m.get("role") == "user" and m.get("content")),
                     None)
     if previous and _FOLLOW_UP.search(question):
-        return f"{previous[-limit:]}\n{question}"
+        # The question comes first: the model reads a bounded number of tokens from the beginning.
+        return f"{question}\n{previous[-limit:]}"
     return question
 
 

@@ -122,3 +122,34 @@ def test_a_link_is_fetched_indexed_answered_and_cited_with_its_url(site, tmp_pat
     [refused, fine] = bot.library.add_urls([f"{site}/to-private", url])
     assert refused.status == "rejected" and "private address" in refused.reason and fine.status == "unchanged"
     bot.close()
+
+
+def test_the_cli_adds_files_and_links_and_removes_a_file(site, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from assistant.cli import main
+
+    library = tmp_path / "lib"
+    library.mkdir()
+    (library / "batteries.md").write_text(ENGLISH_ARTICLE, encoding="utf-8")
+    note = tmp_path / "note.md"
+    note.write_text("# 备货提醒\n\n旺季前三个月开始备货，海运至少预留六周。", encoding="utf-8")
+    index = str(tmp_path / "index")
+    monkeypatch.setenv("ASSISTANT_ALLOWED_FETCH_HOSTS", "127.0.0.1")
+    runner = CliRunner()
+    assert runner.invoke(main, ["index", str(library), "--index", index]).exit_code == 0
+    added = runner.invoke(main, ["add", str(note), f"{site}/article", f"{site}/to-private",
+                                 str(tmp_path / "missing.md"), "--index", index])
+    assert added.exit_code == 0, added.output
+    lines = added.output.splitlines()
+    assert any(line.split()[0] == "added" and "note.md → uploads/note.md" in line for line in lines)
+    assert any(line.split()[0] == "added" and "/article → uploads/links/" in line for line in lines)
+    assert any(line.split()[0] == "rejected" and "private address" in line for line in lines)
+    assert any(line.split()[0] == "rejected" and "missing.md" in line for line in lines)
+    bot = Assistant.open(index, Config())
+    assert "二十五欧元" in bot.ask(QUESTION).citations[0].quote
+    removed = runner.invoke(main, ["remove", "--file", "uploads/note.md", "--index", index])
+    assert removed.exit_code == 0 and not (library / "uploads" / "note.md").exists()
+    assert runner.invoke(main, ["remove", "--file", "uploads/nothing.md", "--index", index]).exit_code == 1
+    assert runner.invoke(main, ["add", f"{site}/to-private", "--index", index]).exit_code == 1
+    bot.close()

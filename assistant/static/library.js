@@ -75,7 +75,8 @@
     if (job.state === "queued") return "排队中 queued";
     if (job.state === "failed") return "失败 failed: " + job.error;
     if (job.state === "done") return "完成 done";
-    var names = {reading: "读取 reading", embedding: "嵌入 embedding", sentences: "句子 sentences"};
+    var names = {fetching: "获取 fetching", reading: "读取 reading", embedding: "嵌入 embedding",
+                 sentences: "句子 sentences"};
     return (names[job.stage] || job.stage || "…") + (job.total ? " " + job.done + "/" + job.total : "");
   }
 
@@ -141,6 +142,34 @@
     xhr.send(form);
   }
 
+  function addLinks(text) {
+    var urls = text.split(/\s+/).filter(function (u) { return u; });
+    if (!urls.length) return;
+    var item = el("li", "sa-upload");
+    item.appendChild(el("span", "sa-names", urls.join(", ")));
+    var bar = el("progress");
+    bar.max = 1; bar.value = 0;
+    item.appendChild(el("br"));
+    item.appendChild(bar);
+    item.appendChild(el("span", "sa-stage", "获取 fetching"));
+    item.appendChild(el("ul", "sa-files"));
+    $("sa-uploads").prepend(item);
+    var h = headers();
+    h["Content-Type"] = "application/json";
+    fetch("/api/documents", {method: "POST", headers: h, body: JSON.stringify({urls: urls})}).then(function (r) {
+      return r.json().catch(function () { return {}; }).then(function (body) {
+        if (r.status !== 202) {
+          item.dataset.state = "failed";
+          item.querySelector(".sa-stage").textContent = "被拒绝 rejected: " + (body.detail || ("HTTP " + r.status));
+          item.querySelector(".sa-stage").className = "sa-stage sa-rejected";
+          if (r.status === 401) $("sa-token").hidden = false;
+          return;
+        }
+        poll(body.url, item);
+      });
+    }, function () { item.querySelector(".sa-stage").textContent = "网络错误 network error"; });
+  }
+
   function removeDoc(d, row) {
     if (!window.confirm("删除 Remove “" + (d.title || d.doc_id) + "”?")) return;
     fetch("/api/documents/" + encodeURIComponent(d.doc_id), {method: "DELETE", headers: headers()})
@@ -167,6 +196,9 @@
     });
     drop.addEventListener("drop", function (e) { e.preventDefault(); upload(e.dataTransfer.files); });
     $("sa-files").addEventListener("change", function (e) { upload(e.target.files); e.target.value = ""; });
+    $("sa-links").addEventListener("submit", function (e) {
+      e.preventDefault(); addLinks($("sa-urls").value); $("sa-urls").value = "";
+    });
     var timer = null;
     $("sa-search").addEventListener("input", function () {
       clearTimeout(timer);
