@@ -32,6 +32,9 @@ class Config:
     # Reading one file (parsing, cleaning; not embedding) may take this long before it is stopped and the
     # file refused by name; 0 reads in the indexing process itself, with no limit.
     read_seconds: float = 120.0
+    # Read screenshots and photos (.png .jpg .jpeg .webp) and PDF pages without a usable text layer by OCR,
+    # offline (the models ship in the rapidocr wheel); false refuses them with a reason.
+    ocr: bool = True
     # The embedding model of new indexes (an index keeps the one it was built with): "multilingual-e5-small"
     # or "use-multilingual-v3" (both ship on PyPI), a sentence-transformers model name, path or package:NAME.
     model: str = "multilingual-e5-small"
@@ -113,6 +116,13 @@ def _coerce(name: str, raw: object) -> object:
             return int(raw)  # type: ignore[arg-type]
         if kind == "float":
             return float(raw)  # type: ignore[arg-type]
+        if kind == "bool":
+            if isinstance(raw, bool):
+                return raw
+            word = str(raw).strip().lower()
+            if word not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+                raise ValueError(word)
+            return word in ("true", "1", "yes", "on")
         if kind.startswith("tuple"):
             items = raw.split(",") if isinstance(raw, str) else list(raw)  # type: ignore[arg-type]
             return tuple(str(i).strip() for i in items if str(i).strip())

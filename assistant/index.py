@@ -24,8 +24,7 @@ from .chunk import Chunk, chunk_document
 from .config import Config
 from .embed import Embedder, get_embedder
 from .keyword import tokenize
-from .load import Document, LoadError, content_id, iter_files, read_file
-from .reader import read_bounded
+from .load import Document, LoadError, content_id, iter_files, read_bounded, read_file
 from .storage import LibraryStore, open_store
 from .text import quotable, sentence_spans
 
@@ -263,7 +262,7 @@ def _update(store: LibraryStore, files: list[Path], problems: list[LoadError], c
                 report.unchanged.append(key)
                 advance(1)
                 continue
-            docs, warnings = read_bounded(path, data, config.read_seconds)
+            docs, warnings = read_bounded(path, data, config.read_seconds, ocr=config.ocr)
             docs = _own_ids(key, docs, owners, new_docs, links, warnings)
             if url := str(link_sources(path.parent).get(path.name, ""))[:2000]:
                 for doc in docs:

@@ -28,7 +28,7 @@ WORST_QUESTIONS = [". " * 1000, "e" + "\u0301" * 1999, "直播带货" * 500]
 
 def test_a_worst_case_question_reaches_the_model_bounded_in_tokens(monkeypatch):
     e5 = get_embedder("multilingual-e5-small")
-    engine = e5._engine
+    engine = e5._model.engine
     seen: list[str] = []
     real = engine.embed
     monkeypatch.setattr(engine, "embed", lambda texts, prompt: (seen.extend(texts), real(texts, prompt))[1])

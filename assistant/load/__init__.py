@@ -8,16 +8,16 @@ or without BOM, UTF-16 with BOM, GBK/GB18030 and others charset-normalizer knows
 be read raises `LoadError`, naming the file and what to do about it; so does a file larger than
 `max_file_mb`, before it is read, and one of a type the library does not read. Metadata fields are
 cut to sane lengths; rows, cells, slides, OCR pages and image pixels have limits of their own.
-`load_file_bounded` (`bounded`) reads a file in a child process within a time limit.
+`read_bounded` (`bounded`) reads a file in a worker process within a time limit.
 """
 
 from .base import (FIELD_LIMITS, LANG_SAMPLE_CHARS, LAYOUT, META_KEYS, META_VALUE_CHARS, Document, LoadError,
                    content_id, decode, printable)
-from .bounded import load_file_bounded, reader_failure
+from .bounded import read_bounded, reader_failure
 from .files import SUPPORTED, iter_files, read_file
 from .formats import load_file
 from .lines import join_wrapped_lines
 
 __all__ = ["FIELD_LIMITS", "LANG_SAMPLE_CHARS", "LAYOUT", "META_KEYS", "META_VALUE_CHARS", "SUPPORTED", "Document",
-           "LoadError", "content_id", "decode", "iter_files", "join_wrapped_lines", "load_file", "load_file_bounded",
+           "LoadError", "content_id", "decode", "iter_files", "join_wrapped_lines", "load_file", "read_bounded",
            "printable", "read_file", "reader_failure"]

@@ -1,44 +1,32 @@
-"""Reading a file within a time limit.
+"""Reading a library file within a time limit: `read_bounded` runs the format readers in a worker process.
 
-A reader is third-party code (pypdf, trafilatura, openpyxl, OCR, …) on untrusted bytes: a file can make
-it run for hours. Each file is therefore read in a child process that is killed past the `read_seconds`
-budget. Children are forked from a forkserver that has imported the readers once, so a file costs a
-fork (milliseconds), and a server's threads are never forked.
+A reader is third-party code (pypdf, trafilatura, openpyxl, OCR, …) run on untrusted bytes, and a file
+can make it run for hours or raise anything. Each file is therefore read by a worker process (`python -c
+…_serve`) that is killed when one file takes longer than `read_seconds`; the next file starts a new one.
+The worker is started once and kept, so a file costs a round trip, not an interpreter start, and the
+OCR model stays loaded between files. It is a plain subprocess rather than multiprocessing's spawn or
+forkserver, which would run the caller's own `__main__` script again in the child; nor is it forked,
+since a server's threads (and the embedding engine's) must not be copied into a child.
 """
 
 from __future__ import annotations
 
+import os
+import pickle
+import socket
+import subprocess
+import sys
+import threading
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 from .base import Document, LoadError
 from .formats import load_file
 
-_FORKSERVER = None
-# The part of the time limit that OCR of a scanned PDF may start pages in: the page under way, and
-# what follows it, must end within the limit too, or the whole file would be refused.
+# The part of the time limit that OCR of a scanned PDF may start pages in: the page under way, and what
+# follows it, must end within the limit too, or the whole file would be refused (the pages not started
+# are named in a warning, the rest of the file is indexed).
 OCR_SHARE = 0.6
-
-
-def _forkserver():
-    global _FORKSERVER
-    if _FORKSERVER is None:
-        import multiprocessing
-
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["assistant.load"])
-        _FORKSERVER = context
-    return _FORKSERVER
-
-
-def _read_in_child(conn, path: str, data: bytes, ocr: bool, seconds: float) -> None:
-    try:
-        conn.send(("read", load_file(path, data, ocr=ocr, ocr_seconds=OCR_SHARE * seconds)))
-    except LoadError as exc:
-        conn.send(("refused", exc.reason))
-    except BaseException as exc:  # a reader's own error (pypdf's LimitReachedError, a RecursionError, …)
-        conn.send(("refused", reader_failure(exc)))
-    finally:
-        conn.close()
 
 
 def reader_failure(exc: BaseException) -> str:
@@ -47,37 +35,86 @@ def reader_failure(exc: BaseException) -> str:
             "or remove it from the library")
 
 
-def load_file_bounded(path: str | Path, data: bytes, seconds: float, *,
-                      ocr: bool = True) -> tuple[list[Document], list[str]]:
-    """`load_file`, refused with a LoadError when reading takes longer than `seconds` (0: no limit,
-    read in this process; OCR starts pages within OCR_SHARE of it). Whatever a reader raises becomes a
-    LoadError naming the file."""
-    if seconds <= 0:
-        try:
-            return load_file(path, data, ocr=ocr)
-        except LoadError:
-            raise
-        except Exception as exc:
-            raise LoadError(path, reader_failure(exc)) from exc
-    context = _forkserver()
-    receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(target=_read_in_child, args=(sender, str(path), data, ocr, seconds), daemon=True)
-    child.start()
-    sender.close()
+def read_here(path: str | Path, data: bytes, ocr: bool = True,
+              seconds: float = 0) -> tuple[list[Document], list[str]]:
+    """`load_file` in this process, whatever a reader raises turned into a LoadError naming the file."""
     try:
-        if not receiver.poll(seconds):
+        return load_file(path, data, ocr=ocr, ocr_seconds=OCR_SHARE * seconds)
+    except LoadError:
+        raise
+    except Exception as exc:  # pypdf's LimitReachedError, a RecursionError deep in a parser, …
+        raise LoadError(path, reader_failure(exc)) from exc
+
+
+class _Worker:
+    """The worker process and its end of a socket pair; one file at a time."""
+
+    def __init__(self) -> None:
+        ours, theirs = socket.socketpair()
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", f"from assistant.load.bounded import _serve; _serve({theirs.fileno()})"],
+            pass_fds=[theirs.fileno()],
+            # Its own session: Ctrl-C in a terminal reaches the indexing run, which stops the worker itself.
+            stdin=subprocess.DEVNULL, start_new_session=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)})
+        theirs.close()
+        self.connection = Connection(ours.detach())
+
+    def read(self, path: str, data: bytes, ocr: bool, seconds: float) -> tuple[str, object]:
+        self.connection.send_bytes(pickle.dumps((path, data, ocr, seconds), protocol=pickle.HIGHEST_PROTOCOL))
+        if not self.connection.poll(seconds):
+            raise TimeoutError
+        return pickle.loads(self.connection.recv_bytes())
+
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.wait()
+        self.connection.close()
+
+
+_worker: _Worker | None = None
+_lock = threading.Lock()
+
+
+def read_bounded(path: str | Path, data: bytes, seconds: float, *,
+                 ocr: bool = True) -> tuple[list[Document], list[str]]:
+    """The documents in one file and the warnings about it, as `load_file` gives them, read by the worker
+    process; a LoadError naming the file when reading takes longer than `seconds`, when the reader fails,
+    or when the worker dies (out of memory). `seconds` <= 0 reads in this process, with no limit.
+    `ocr`: read images and scanned PDF pages by OCR (the `ocr` setting)."""
+    global _worker
+    if seconds <= 0:
+        return read_here(path, data, ocr)
+    with _lock:  # one worker per process: indexing reads one file at a time
+        if _worker is None or _worker.process.poll() is not None:
+            _worker = _Worker()
+        try:
+            status, value = _worker.read(str(path), data, ocr, seconds)
+        except TimeoutError:
+            _worker.stop()
+            _worker = None
             raise LoadError(path, f"reading it took longer than read_seconds ({seconds:g} s), so it was stopped; "
-                                  "split the file, or raise read_seconds")
-        status, value = receiver.recv()
-    except EOFError:
-        child.join(5)
-        raise LoadError(path, f"the reader stopped without a result (exit code {child.exitcode}; out of memory?); "
-                              "split or re-export the file") from None
-    finally:
-        if child.is_alive():
-            child.kill()
-        child.join()
-        receiver.close()
+                                  "split the file, or raise read_seconds") from None
+        except (EOFError, OSError):
+            code = _worker.process.wait()
+            _worker.connection.close()
+            _worker = None
+            raise LoadError(path, f"the reader stopped without a result (exit code {code}; out of memory?); "
+                                  "split or re-export the file") from None
     if status == "refused":
-        raise LoadError(path, value)
-    return value
+        raise LoadError(path, value)  # type: ignore[arg-type]
+    return value  # type: ignore[return-value]
+
+
+def _serve(fd: int) -> None:
+    connection = Connection(fd)
+    while True:
+        try:
+            path, data, ocr, seconds = pickle.loads(connection.recv_bytes())
+        except EOFError:  # the parent closed its end: it is done, or gone
+            return
+        try:
+            reply = ("read", read_here(path, data, ocr, seconds))
+        except LoadError as exc:
+            reply = ("refused", exc.reason)
+        connection.send_bytes(pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL))
+
