@@ -17,6 +17,8 @@ from ..core import Assistant
 from ..library import Jobs
 from .api import api_router, authorizer
 from .library_api import library_router
+from .mcp import mount_mcp
+from .openai import openai_router
 from .chat import CSS, HEAD, create_chat, theme
 from .document import document_page, missing_page
 from .security import LOOPBACK_HOSTS, Guard, embed_origins, origin_regex, served_hosts
@@ -57,6 +59,8 @@ def create_app(bot: Assistant, config: Config) -> fastapi.FastAPI:
     app.include_router(api_router(bot, config))
     app.state.jobs = Jobs(bot.library)
     app.include_router(library_router(bot, config, app.state.jobs, origins, authorizer(config), STATIC))
+    app.include_router(openai_router(bot, config))
+    mount_mcp(app, bot, config)
 
     @app.get("/healthz", tags=["health"])
     def healthz():

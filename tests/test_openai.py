@@ -1,0 +1,146 @@
+"""The OpenAI-compatible chat API as its clients use it: the official `openai` SDK against a real server on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import openai
+import pytest
+
+from assistant import Config
+from assistant.answer import DECLINE
+from assistant.web import create_app
+from test_serve import CAKE, FOLLOW_UP, SEA, running
+
+TOKEN = "openai-test-token"
+
+
+@pytest.fixture(scope="module")
+def base(built) -> Iterator[str]:
+    bot, _, _ = built
+    with running(create_app(bot, Config(api_token=TOKEN))) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def sdk(base) -> openai.OpenAI:
+    # No retries: a refusal must reach the test as it came, not after the SDK tried again.
+    return openai.OpenAI(base_url=f"{base}/v1", api_key=TOKEN, max_retries=0, timeout=120)
+
+
+def user(text: str) -> list[dict]:
+    return [{"role": "user", "content": text}]
+
+
+def check_citations(base: str, citations: list[dict]) -> None:
+    """Each citation's quote is the stored document's text[start:end], and its link opens that quote."""
+    assert citations
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60) as c:
+        for n, cited in enumerate(citations, 1):
+            assert cited["number"] == n
+            doc = c.get(f"/api/documents/{cited['doc_id']}").json()
+            assert cited["quote"] == doc["text"][cited["start"]:cited["end"]]
+            assert cited["title"] == doc["title"]
+            assert cited["url"] == f"{base}/doc/{cited['doc_id']}?start={cited['start']}&end={cited['end']}"
+            assert c.get(cited["url"]).status_code == 200
+
+
+def test_models_lists_the_assistant(sdk):
+    assert [m.id for m in sdk.models.list()] == ["seller-assistant"]
+
+
+def test_answer_with_its_sources_and_citations(sdk, base):
+    reply = sdk.chat.completions.create(model="seller-assistant", messages=user(SEA),
+                                        temperature=0.7, top_p=0.9, max_tokens=20, seed=1)
+    choice = reply.choices[0]
+    assert reply.object == "chat.completion" and choice.finish_reason == "stop"
+    assert choice.message.role == "assistant"
+    assert "five to six weeks" in choice.message.content
+    citations = choice.message.model_extra["citations"]
+    check_citations(base, citations)
+    assert reply.model_extra["citations"] == citations and reply.model_extra["declined"] is False
+    # A UI that shows only text keeps each [n] and its source: the title and a link to the quote.
+    answer, sources = choice.message.content.split("\n\nSources:\n")
+    for cited, line in zip(citations, sources.split("\n"), strict=True):
+        assert f"[{cited['number']}]" in answer
+        assert line == f"- [{cited['number']}] {cited['title']}: {cited['url']}"
+    # The sampling fields change nothing: the answer quotes the library.
+    assert sdk.chat.completions.create(model="seller-assistant", messages=user(SEA)).choices[0].message.content \
+        == choice.message.content
+
+
+def test_streamed_answer_in_openai_chunks(sdk, base):
+    whole = sdk.chat.completions.create(model="seller-assistant", messages=user(SEA)).choices[0].message
+    chunks = list(sdk.chat.completions.create(model="seller-assistant", messages=user(SEA), stream=True))
+    assert all(c.object == "chat.completion.chunk" and c.id == chunks[0].id for c in chunks)
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == whole.content
+    last = chunks[-1]
+    assert last.choices[0].finish_reason == "stop"
+    assert [c.choices[0].finish_reason for c in chunks[:-1]] == [None] * (len(chunks) - 1)
+    assert last.choices[0].delta.model_extra["citations"] == last.model_extra["citations"] == whole.model_extra["citations"]
+    check_citations(base, last.model_extra["citations"])
+    # The SDK stops at [DONE] without showing it; the stream ends with it.
+    with httpx.stream("POST", f"{base}/v1/chat/completions", timeout=120, headers={"Authorization": f"Bearer {TOKEN}"},
+                      json={"model": "seller-assistant", "messages": user(SEA), "stream": True}) as r:
+        assert r.headers["content-type"].startswith("text/event-stream")
+        lines = [line for line in r.iter_lines() if line]
+    assert lines[-1] == "data: [DONE]" and all(line.startswith("data: {") for line in lines[:-1])
+
+
+def test_follow_up_takes_the_earlier_messages_as_history(sdk):
+    first = sdk.chat.completions.create(model="seller-assistant", messages=user(SEA)).choices[0].message
+    alone = sdk.chat.completions.create(model="seller-assistant", messages=user(FOLLOW_UP))
+    assert alone.model_extra["declined"]
+    follow = sdk.chat.completions.create(model="seller-assistant", messages=[
+        {"role": "system", "content": "You are a helpful assistant."}, *user(SEA),
+        {"role": "assistant", "content": first.content}, *user(FOLLOW_UP)])
+    assert not follow.model_extra["declined"]
+    assert "third of air freight" in follow.choices[0].message.content
+
+
+def test_a_decline_is_an_ordinary_message(sdk):
+    reply = sdk.chat.completions.create(model="seller-assistant", messages=user(CAKE))
+    choice = reply.choices[0]
+    assert choice.finish_reason == "stop" and choice.message.role == "assistant"
+    assert choice.message.content == DECLINE["en"]
+    assert choice.message.model_extra["citations"] == [] and reply.model_extra["declined"]
+    streamed = list(sdk.chat.completions.create(model="seller-assistant", messages=user(CAKE), stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in streamed) == DECLINE["en"]
+
+
+def test_a_wrong_token_is_the_sdks_authentication_error(base):
+    wrong = openai.OpenAI(base_url=f"{base}/v1", api_key="not-the-token", max_retries=0)
+    with pytest.raises(openai.AuthenticationError) as raised:
+        wrong.chat.completions.create(model="seller-assistant", messages=user(SEA))
+    assert raised.value.status_code == 401
+    assert raised.value.body["type"] == "authentication_error" and raised.value.body["code"] == "invalid_api_key"
+    assert "Bearer" in raised.value.body["message"]
+    with pytest.raises(openai.AuthenticationError):
+        wrong.models.list()
+    with pytest.raises(openai.AuthenticationError):
+        list(wrong.chat.completions.create(model="seller-assistant", messages=user(SEA), stream=True))
+
+
+def test_the_limits_of_api_ask_hold(sdk):
+    limit = Config().max_question_chars
+    for stream in (False, True):
+        with pytest.raises(openai.APIStatusError) as raised:
+            sdk.chat.completions.create(model="seller-assistant", messages=user("x" * (limit + 1)), stream=stream)
+        assert raised.value.status_code == 413
+        assert "max_question_chars" in raised.value.body["message"]
+        assert raised.value.body["type"] == "invalid_request_error" and raised.value.body["param"] == "messages"
+    history = user("a question") * (Config().max_history_messages + 1)
+    with pytest.raises(openai.UnprocessableEntityError, match="max_history_messages"):
+        sdk.chat.completions.create(model="seller-assistant", messages=[*history, *user(SEA)])
+
+
+def test_malformed_requests_are_refused_in_openai_shape(sdk):
+    with pytest.raises(openai.BadRequestError, match="last message"):
+        sdk.chat.completions.create(model="seller-assistant",
+                                    messages=[*user(SEA), {"role": "assistant", "content": "An answer."}])
+    with pytest.raises(openai.BadRequestError, match="not a chat completion request"):
+        sdk.chat.completions.create(model="seller-assistant", messages=[])
+    with pytest.raises(openai.UnprocessableEntityError, match="empty"):
+        sdk.chat.completions.create(model="seller-assistant", messages=user("   "))
