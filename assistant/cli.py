@@ -345,6 +345,19 @@ def serve(ctx: click.Context, index_dir: str | None, host: str | None, port: int
     run_server(bot, config)
 
 
+@main.command()
+@click.option("--index", "index_dir", default=None, help="Index folder (default: ./index).")
+@_store_option
+@click.pass_context
+def mcp(ctx: click.Context, index_dir: str | None, store: str | None) -> None:
+    """Serve the library to an AI agent over MCP on stdin/stdout (tools: search_library, ask_library,
+    get_document, list_documents; read-only). Over HTTP, `assistant serve` has the same tools at /mcp."""
+    from .web.mcp import run_stdio
+
+    bot = _open(ctx, index_dir, store)
+    run_stdio(bot, bot.config)
+
+
 def _check_port(host: str, port: int) -> None:
     """Fail at once when the server could not listen: before the index and the models load (most of a
     minute), not after a banner saying it is serving."""
