@@ -75,10 +75,25 @@ class Citation:
     page: int | None
     date: str = ""
     same_text: list[str] = field(default_factory=list)  # documents with a near-identical passage (Hit.same_text)
+    # Where the quote is, in the document's own terms: {"page": n}, {"slide": n}, {"sheet": name, "row": n}.
+    location: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         # `url`: the document page with this quote highlighted, relative to the server (assistant.web).
         return {**asdict(self), "url": document_url(self.doc_id, self.start, self.end)}
+
+
+_LOCATION_LABELS = {
+    "zh": {"page": "第 {page} 页", "slide": "第 {slide} 张幻灯片", "sheet": "工作表「{sheet}」", "row": "工作表「{sheet}」第 {row} 行"},
+    "en": {"page": "p. {page}", "slide": "slide {slide}", "sheet": "sheet {sheet}", "row": "sheet {sheet}, row {row}"},
+}
+
+
+def location_label(location: dict, lang: str) -> str:
+    """A citation's `location` as a reader says it: "第 3 页", "slide 2", "sheet 运费, row 5"; '' if none."""
+    labels = _LOCATION_LABELS["zh" if lang == "zh" else "en"]
+    kind = "row" if "row" in location else next((k for k in ("page", "slide", "sheet") if k in location), None)
+    return labels[kind].format(**location) if kind else ""
 
 
 def document_url(doc_id: str, start: int | None = None, end: int | None = None) -> str:
@@ -235,7 +250,7 @@ def extractive_answer(question: str, query: Query, hits: list[Hit], index: Index
         doc = docs[c.hit.doc_id]
         quote = doc.text[c.start : c.end]
         citations.append(Citation(number, doc.doc_id, doc.title, doc.source, quote, c.start, c.end,
-                                  doc.page_at(c.start), doc.date, list(c.hit.same_text)))
+                                  doc.page_at(c.start), doc.date, list(c.hit.same_text), doc.location(c.start)))
         lines.append(f"{quote} [{number}]" + (_LIST_CONTINUES[lang] if c.continues else ""))
     same_language = all(detect_lang(c.quote) == lang for c in citations)
     lead = (_LEAD if same_language else _LEAD_OTHER_LANGUAGE)[lang]

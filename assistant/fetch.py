@@ -25,7 +25,8 @@ MAX_REDIRECTS = 5
 USER_AGENT = "Mozilla/5.0 (compatible; SellerAssistant/1.0; +reads one article for its library)"
 # What a fetched page is stored as: the same readers as a saved file then read it.
 SUFFIXES = {"text/html": ".html", "application/xhtml+xml": ".html", "text/plain": ".txt",
-            "text/markdown": ".md", "application/pdf": ".pdf"}
+            "text/markdown": ".md", "application/pdf": ".pdf", "image/png": ".png", "image/jpeg": ".jpg",
+            "image/webp": ".webp"}
 MAX_URL_CHARS = 2000
 
 
@@ -61,7 +62,7 @@ def fetch(url: str, config: Config) -> Fetched:
         kind = headers.get("content-type", "").split(";")[0].strip().lower()
         suffix = SUFFIXES.get(kind)
         if suffix is None:
-            raise FetchError(f"the link is not a web page or PDF (it is {kind or 'of no stated type'}); "
+            raise FetchError(f"the link is not a web page, PDF or picture (it is {kind or 'of no stated type'}); "
                              "download it and upload the file")
         return Fetched(url, current, suffix, body)
     raise FetchError(f"more than {MAX_REDIRECTS} redirects; give the link the browser ends up at")
@@ -129,7 +130,8 @@ def _get(parts, address, deadline: float, limit: int, timeout: float) -> tuple[i
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     try:
         connection.request("GET", path, headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity",
-                                                 "Accept": "text/html,application/xhtml+xml,application/pdf,text/*"})
+                                                 "Accept": "text/html,application/xhtml+xml,application/pdf,text/*,"
+                                                           "image/png,image/jpeg,image/webp"})
         response = connection.getresponse()
         headers = {k.lower(): v for k, v in response.getheaders()}
         if response.status != 200:

@@ -386,7 +386,7 @@ def enforce(draft: str, hits: list[Hit], index: Index, lang: str | None = None) 
                 numbers[key] = len(numbers) + 1
                 citations.append(Citation(numbers[key], doc.doc_id, doc.title, doc.source, doc.text[start:end],
                                           start, end, doc.page_at(start), doc.date,
-                                          list(passages[n - 1].hit.same_text)))
+                                          list(passages[n - 1].hit.same_text), doc.location(start)))
             new_numbers.append(numbers[key])
         kept_units.append((unit, _rewrite(unit.text, backing, new_numbers)))
     text = _assemble(kept_units)

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
 
 import numpy as np
 
@@ -267,6 +268,8 @@ def _update(store: LibraryStore, files: list[Path], problems: list[LoadError], c
             if url := str(link_sources(path.parent).get(path.name, ""))[:2000]:
                 for doc in docs:
                     doc.source = url
+                    if doc.title == path.stem:  # a page with no title of its own: named as the link names it
+                        doc.title = _link_title(url)
         except (LoadError, OSError) as exc:
             report.skipped.append((key, exc.reason if isinstance(exc, LoadError)
                                    else f"cannot read the file ({exc.strerror})"))
@@ -377,6 +380,11 @@ def link_sources(folder: Path) -> dict[str, str]:
     except (OSError, ValueError):
         return {}
     return sources if isinstance(sources, dict) else {}
+
+
+def _link_title(url: str) -> str:
+    parts = urlsplit(url)
+    return unquote(parts.path.rstrip("/").rsplit("/", 1)[-1]) or parts.hostname or url
 
 
 def _embed_missing(store: LibraryStore, model: str, label: str, items: list[tuple[str, str]],

@@ -450,3 +450,48 @@ def test_a_chinese_pdf_printed_by_the_browser_reads_as_plain_sentences(browser, 
     assert doc.text.count(sentence) == 3, doc.text
     assert doc.text.startswith("旺季物流提醒\n") and "The financial office files flat-rate fees." in doc.text
     assert not any("\u2e80" <= ch <= "\u2fdf" for ch in doc.text)
+
+
+def test_a_pasted_link_to_a_screenshot_is_cited_on_its_page_image(new_page, tmp_path_factory, tmp_path):
+    """A seller pastes the link of a screenshot into the Library view; the answer's citation opens the
+    page image with the quoted line outlined on it."""
+    from test_formats import render
+
+    line = "日本站的退货期限是买家收货后三十天内。"
+    render(["日本站售后规则（截图）", line, "超过期限的退货申请由卖家自行决定是否接受。"]).save(tmp_path / "rules.png")
+    pictures = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path)))
+    threading.Thread(target=pictures.serve_forever, daemon=True).start()
+    library = tmp_path_factory.mktemp("browser-link-library")
+    (library / "batteries.md").write_text(ENGLISH_ARTICLE, encoding="utf-8")
+    config = Config(allowed_fetch_hosts=("127.0.0.1",))
+    folder = tmp_path_factory.mktemp("browser-link-index")
+    index_library([library], folder, config)
+    bot = Assistant.open(folder, config)
+    try:
+        with running(create_app(bot, config)) as url:
+            page, seen = new_page()
+            page.goto(url + "/library")
+            page.locator("#sa-urls").fill(f"http://127.0.0.1:{pictures.server_address[1]}/rules.png")
+            page.locator("#sa-links button[type=submit]").click()
+            page.locator("#sa-uploads li.sa-upload[data-state='done']").wait_for(timeout=300_000)
+            assert page.locator(".sa-file[data-status='added']").count() == 1
+            page.screenshot(path=str(SCREENSHOTS / "library-link.png"))
+            page.goto(url + "/")
+            ask(page, "日本站的退货期限是多久？")
+            answer = page.locator(".message-content").last
+            assert line in answer.inner_text(), answer.inner_text()
+            doc = follow_citation(page, answer, 1, line)
+            assert doc.locator("h1").inner_text() == "rules.png"  # named as its link names it
+            box = doc.locator("figure.sa-scan polygon.sa-box")
+            box.first.wait_for()
+            assert box.count() == 1  # the quoted line, not the others
+            image = doc.locator("figure.sa-scan image")
+            assert doc.evaluate("(el) => el.getBBox().width > 0", image.element_handle())
+            src = image.get_attribute("href")
+            assert httpx.get(url + src).headers["content-type"] == "image/png"
+            doc.screenshot(path=str(SCREENSHOTS / "page-image.png"))
+            assert not seen.errors, "\n".join(seen.errors)
+    finally:
+        bot.close()
+        pictures.shutdown()

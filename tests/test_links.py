@@ -47,7 +47,7 @@ class Pages(BaseHTTPRequestHandler):
                 pass  # the client stopped reading
         elif self.path == "/image":
             self.send_response(200)
-            self.send_header("Content-Type", "image/gif")
+            self.send_header("Content-Type", "image/gif")  # not one the library reads
             self.send_header("Content-Length", "6")
             self.end_headers()
             self.wfile.write(b"GIF89a")
@@ -87,7 +87,7 @@ def test_redirects_to_private_addresses_and_huge_pages_are_refused(site):
         fetch(f"{site}/to-private", ALLOWED)
     with pytest.raises(FetchError, match="larger than max_fetch_mb"):
         fetch(f"{site}/huge", ALLOWED)  # 50 MB sent; reading stops at 10
-    with pytest.raises(FetchError, match="not a web page or PDF"):
+    with pytest.raises(FetchError, match="not a web page, PDF or picture"):
         fetch(f"{site}/image", ALLOWED)
     with pytest.raises(FetchError, match="HTTP 404"):
         fetch(f"{site}/missing", ALLOWED)

@@ -10,7 +10,7 @@ import fastapi
 import gradio as gr
 from fastapi import Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
 from ..config import Config
 from ..core import Assistant
@@ -20,7 +20,7 @@ from .library_api import library_router
 from .mcp import mount_mcp
 from .openai import openai_router
 from .chat import CSS, HEAD, create_chat, theme
-from .document import document_page, missing_page
+from .document import PAGE_IMAGE_PATH, document_page, missing_page, page_image
 from .security import LOOPBACK_HOSTS, Guard, embed_origins, origin_regex, served_hosts
 
 log = logging.getLogger("assistant.web")
@@ -82,6 +82,16 @@ def create_app(bot: Assistant, config: Config) -> fastapi.FastAPI:
         if doc is None:
             return HTMLResponse(missing_page(doc_id), 404)
         return HTMLResponse(document_page(doc, start, end))
+
+    @app.get(PAGE_IMAGE_PATH + "/{page}/{doc_id:path}", include_in_schema=False)
+    def page_image_of(page: int, doc_id: str):
+        """The image of a page read by OCR (a screenshot, a scanned PDF page): the document page shows
+        the quoted lines on it. Open like the document page."""
+        doc = bot.document(doc_id)
+        found = page_image(doc, page) if doc is not None else None
+        if found is None:
+            return JSONResponse({"detail": f"No page image {page} of document {doc_id!r}."}, 404)
+        return Response(found[0], media_type=found[1], headers={"Cache-Control": "no-cache"})
 
     # The document and library pages' stylesheets and scripts (the pages hold nothing inline).
     for name in PAGE_ASSETS:

@@ -9,17 +9,23 @@ from __future__ import annotations
 
 import html
 import re
+from pathlib import Path
+from urllib.parse import quote as quote_url
 
-from ..load import Document
+from ..answer import location_label
+from ..load import LAYOUT, Document
 
 _URL = re.compile(r"^https?://[^\s\"'<>]+$", re.I)
 # An article's own reference markers: [3], ［3］, [12]. Shown muted wherever article text is shown.
 _ARTICLE_REF = re.compile(r"\[\d{1,3}\]|［\d{1,3}］")
 ARTICLE_REF_TITLE = "the article's own reference · 原文自带的注释编号"
 LABELS = {
-    "zh": {"author": "作者", "page": "第 {} 页", "quote": "引文在第 {} 页"},
-    "en": {"author": "by", "page": "p. {}", "quote": "The quote is on p. {}"},
+    "zh": {"author": "作者", "quote": "引文在{}", "scan": "原图：引文所在的行已标出"},
+    "en": {"author": "by", "quote": "The quote is on {}", "scan": "The page image, the quoted lines marked"},
 }
+# The page images of scanned pages and screenshots (see `page_image`); the document page shows the
+# quoted lines on them. Not under /doc/, whose document ids may hold slashes.
+PAGE_IMAGE_PATH = "/page-image"
 
 
 def _esc(text: str) -> str:
@@ -59,7 +65,7 @@ def _body(doc: Document, span: tuple[int, int] | None, lang: str) -> str:
     first_mark = True
     for a, b in zip(bounds, bounds[1:]):
         if a in pages:
-            out.append(f'<span class="sa-pagebreak" role="separator">{_esc(LABELS[lang]["page"].format(pages[a]))}</span>')
+            out.append(f'<span class="sa-pagebreak" role="separator">{_esc(location_label(doc.location(a), lang))}</span>')
         piece = with_references(doc.text[a:b])
         if span and span[0] <= a and b <= span[1]:
             mark_id = ' id="sa-quote"' if first_mark else ""
@@ -87,15 +93,75 @@ def document_page(doc: Document, start: int | None = None, end: int | None = Non
         meta.append(f'<a href="{_esc(doc.source)}" rel="noopener noreferrer nofollow" target="_blank">{_esc(doc.source)}</a>'
                     if _URL.match(doc.source) else _esc(doc.source))
     if span and doc.pages:
-        meta.append(f'<span class="sa-quote-page">{_esc(labels["quote"].format(doc.page_at(span[0])))}</span>')
+        where = location_label(doc.location(span[0]), lang)
+        meta.append(f'<span class="sa-quote-page">{_esc(labels["quote"].format(where))}</span>')
     title = doc.title or doc.doc_id
     return (f'<!doctype html><html lang="{"zh-CN" if lang == "zh" else "en"}"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f'<title>{_esc(title)}</title><link rel="stylesheet" href="/document.css">'
             '<script src="/document.js" defer></script></head><body><main>' + NAV
             + f'<h1>{_esc(title)}</h1>' + (f'<p class="sa-docmeta">{" · ".join(meta)}</p>' if meta else "")
+            + (_scan(doc, span, labels) if span else "")
             + f'<article class="sa-text">{_body(doc, span, lang)}</article>'
             "</main></body></html>")
+
+
+def ocr_page(doc: Document, page: int) -> dict | None:
+    """The OCR layout of `page` of `doc` (see `Document`): its size and its lines' offsets and boxes."""
+    layout = doc.meta.get(LAYOUT)
+    pages = layout.get("ocr", []) if isinstance(layout, dict) else []
+    return next((p for p in pages if isinstance(p, dict) and p.get("page") == page), None)
+
+
+def _scan(doc: Document, span: tuple[int, int], labels: dict) -> str:
+    """The page image of a quote read by OCR, its quoted lines outlined: an SVG whose shapes are
+    attributes, not styles, so the page's policy (no inline style) holds."""
+    page = doc.page_at(span[0]) or 1
+    layout = ocr_page(doc, page)
+    if layout is None:
+        return ""
+    width, height = int(layout["width"]), int(layout["height"])
+    boxes = []
+    for start, end, corners in layout["lines"]:
+        if start < span[1] and span[0] < end:
+            points = " ".join(f"{x * width:.1f},{y * height:.1f}" for x, y in zip(corners[::2], corners[1::2]))
+            boxes.append(f'<polygon class="sa-box" points="{points}"/>')
+    src = f"{PAGE_IMAGE_PATH}/{page}/{quote_url(doc.doc_id, safe='')}"
+    return (f'<figure class="sa-scan"><svg viewBox="0 0 {width} {height}" role="img" '
+            f'aria-label="{_esc(labels["scan"])}"><image href="{_esc(src)}" width="{width}" height="{height}"/>'
+            + "".join(boxes) + f'</svg><figcaption>{_esc(labels["scan"])}</figcaption></figure>')
+
+
+IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
+
+
+def page_image(doc: Document, page: int) -> tuple[bytes, str] | None:
+    """(bytes, media type) of the image of a page that was read by OCR: the image file itself, or the
+    scanned PDF page rendered at the size OCR saw. None when the page was not read by OCR or the file is
+    gone from the library."""
+    layout = ocr_page(doc, page)
+    path = Path(doc.path)
+    if layout is None or not path.is_file():
+        return None
+    if path.suffix.lower() in IMAGE_TYPES:
+        return path.read_bytes(), IMAGE_TYPES[path.suffix.lower()]
+    if path.suffix.lower() != ".pdf":
+        return None
+    import io
+
+    import pypdfium2
+
+    pdf = pypdfium2.PdfDocument(str(path))
+    try:
+        if not 1 <= page <= len(pdf):
+            return None
+        pdf_page = pdf[page - 1]
+        image = pdf_page.render(scale=int(layout["width"]) / pdf_page.get_width()).to_pil()
+    finally:
+        pdf.close()
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue(), "image/png"
 
 
 def missing_page(doc_id: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import re
 
-from ..answer import Answer, Citation, document_url
+from ..answer import Answer, Citation, document_url, location_label
 from ..core import Assistant, mark_references
 from ..text import unwrap
 from .document import with_references as _with_references
@@ -116,7 +116,8 @@ def _source_meta(c: Citation) -> str:
 def render_citation(c: Citation, document_text: str | None, lang: str, base: str = "") -> str:
     """One quote: a line ([n], the quote, the page) that expands to its passage and a link into the article."""
     labels = LABELS[lang]
-    page = f' <span class="sa-page">{_esc(labels["page"].format(c.page))}</span>' if c.page else ""
+    where = location_label(c.location, lang) if c.location else (labels["page"].format(c.page) if c.page else "")
+    page = f' <span class="sa-page">{_esc(where)}</span>' if where else ""
     if document_text is not None and document_text[c.start : c.end] == c.quote:
         passage = render_passage(document_text, c.start, c.end)
     else:  # the document changed since the answer was made: the quote alone
