@@ -3,7 +3,9 @@
 Saved pages carry navigation, view counts, sidebars of other headlines, footers and, when a
 page was saved from a reader view, the article body twice. Two cases are handled:
 
-* HTML: trafilatura finds the main content and metadata.
+* HTML: trafilatura finds the main content and metadata. A WeChat article page (公众号文章) is read
+  from its own layout instead: its body is in #js_content (hidden until its script runs), its date
+  only in a script (`var ct`, a Unix time), its account name beside the author.
 * Text saved from a browser: the article is the longest run of paragraphs the page repeats;
   one copy of it is kept and the chrome around it dropped. A text without such a repeated
   run is an ordinary article and is left untouched.
@@ -11,6 +13,7 @@ page was saved from a reader view, the article body twice. Two cases are handled
 
 from __future__ import annotations
 
+import datetime
 import re
 from collections import defaultdict
 from dataclasses import dataclass
@@ -52,6 +55,8 @@ def drop_repeated_paragraphs(text: str) -> str:
 
 def extract_html(html: str) -> Page:
     """Main article text and metadata of an HTML page (empty text when nothing looks like an article)."""
+    if _WECHAT.search(html) and (page := _wechat_article(html)) is not None:
+        return page
     import trafilatura
 
     # Not trafilatura's `deduplicate`: its cache is process-wide and drops text seen in other documents.
@@ -71,6 +76,50 @@ def extract_html(html: str) -> Page:
         date=data.get("date") or "",
         source=data.get("url") or data.get("sitename") or "",
     )
+
+
+_WECHAT = re.compile(r"""id=["']js_content["']""")
+_WECHAT_TIME = re.compile(r"""\bvar\s+ct\s*=\s*["']?(\d{9,11})""")
+_WECHAT_VAR = r"""\bvar\s+{}\s*=\s*(?:htmlDecode\()?["']([^"'\n]{{1,300}})["']"""
+_BLOCKS = ("p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquote", "section", "div", "tr", "br", "figcaption")
+# WeChat's times are China Standard Time: an article posted at 00:30 there is dated that day.
+_CHINA = datetime.timezone(datetime.timedelta(hours=8))
+
+
+def _wechat_article(html: str) -> Page | None:
+    """A WeChat article page's body (#js_content, one paragraph a block), title, author or account, and
+    date; None when the page has no such body after all."""
+    import lxml.html
+
+    try:
+        tree = lxml.html.fromstring(html)
+    except (ValueError, lxml.etree.ParserError):
+        return None
+    body = tree.get_element_by_id("js_content", None)
+    if body is None:
+        return None
+    for element in body.iter(*_BLOCKS):
+        element.tail = "\n" + (element.tail or "")
+    text = "\n\n".join(line for line in (re.sub(r"\s+", " ", part).strip() for part in body.text_content().split("\n"))
+                        if line)
+
+    def meta(attribute: str, name: str) -> str:
+        found = tree.xpath(f"//meta[@{attribute}=$name]/@content", name=name)
+        return str(found[0]).strip() if found else ""
+
+    def var(name: str) -> str:
+        m = re.search(_WECHAT_VAR.format(name), html)
+        return m.group(1).strip() if m else ""
+
+    heading = tree.get_element_by_id("activity-name", None)
+    title = meta("property", "og:title") or var("msg_title") or (heading.text_content().strip() if heading is not None else "")
+    account = tree.get_element_by_id("js_name", None)
+    author = meta("name", "author") or var("nickname") or (account.text_content().strip() if account is not None else "")
+    date = ""
+    if m := _WECHAT_TIME.search(html):
+        date = datetime.datetime.fromtimestamp(int(m.group(1)), _CHINA).date().isoformat()
+    return Page(text=text, title=title, author=author, date=date,
+                source=meta("property", "og:url") or var("msg_link"))
 
 
 def clean_saved_text(text: str) -> Page | None:

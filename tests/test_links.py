@@ -19,6 +19,19 @@ ARTICLE = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>{title}</ti
 <p>超过九十天的长期库存另收每立方米十欧元的长期仓储费，建议卖家在旺季前清理滞销库存。</p>
 </article><footer>版权所有</footer></body></html>"""
 QUESTION = "波兰仓旺季的仓储费是多少？"
+# A WeChat article page as mp.weixin.qq.com serves it: the body hidden until a script shows it, the date
+# only in a script (a Unix time), the account name beside the author.
+WECHAT = """<!DOCTYPE html><html><head><meta charset="utf-8">
+<meta property="og:title" content="亚马逊欧洲站VAT新规解读"><meta property="og:url" content="http://mp.weixin.qq.com/s/abc">
+<meta name="author" content="跨境小李"><title></title></head><body>
+<div id="js_article" class="rich_media"><h1 class="rich_media_title" id="activity-name">亚马逊欧洲站VAT新规解读</h1>
+<div id="meta_content"><span class="rich_media_meta rich_media_meta_text">跨境小李</span>
+<a id="js_name">跨境头条</a><em id="publish_time" class="rich_media_meta"></em></div>
+<div class="rich_media_content" id="js_content" style="visibility: hidden;">
+<section><p><span>从2024年7月起，亚马逊欧洲站要求所有卖家在后台上传有效的VAT税号，</span><span>否则商品将被下架。</span></p>
+<p>已经注册IOSS的卖家可以继续使用原有的申报方式，但需要在每月十五日前完成申报。</p></section></div>
+<div class="rich_media_tool"><a>阅读原文</a> 阅读 10万+ 在看 23</div></div>
+<script>var ct = "1716163200"; var nickname = htmlDecode("跨境头条");</script></body></html>"""
 
 
 class Pages(BaseHTTPRequestHandler):
@@ -27,6 +40,13 @@ class Pages(BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802 (the standard library's name)
         if self.path == "/article":
             body = ARTICLE.format(title="波兰海外仓收费标准", fee=self.fee).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        elif self.path == "/wechat":
+            body = WECHAT.encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
@@ -152,4 +172,21 @@ def test_the_cli_adds_files_and_links_and_removes_a_file(site, tmp_path, monkeyp
     assert removed.exit_code == 0 and not (library / "uploads" / "note.md").exists()
     assert runner.invoke(main, ["remove", "--file", "uploads/nothing.md", "--index", index]).exit_code == 1
     assert runner.invoke(main, ["add", f"{site}/to-private", "--index", index]).exit_code == 1
+    bot.close()
+
+
+def test_a_wechat_article_keeps_its_title_author_date_and_body_only(site, tmp_path):
+    library = tmp_path / "lib"
+    library.mkdir()
+    (library / "batteries.md").write_text(ENGLISH_ARTICLE, encoding="utf-8")
+    index_library([library], tmp_path / "index", ALLOWED)
+    bot = Assistant.open(tmp_path / "index", ALLOWED)
+    [outcome] = bot.library.add_urls([f"{site}/wechat"])
+    doc = bot.document(outcome.doc_ids[0])
+    assert (doc.title, doc.author, doc.date) == ("亚马逊欧洲站VAT新规解读", "跨境小李", "2024-05-20")
+    assert doc.source == f"{site}/wechat"  # the link the seller added
+    assert doc.text.startswith("从2024年7月起，亚马逊欧洲站要求所有卖家在后台上传有效的VAT税号，否则商品将被下架。")
+    assert "阅读" not in doc.text and "跨境头条" not in doc.text  # the page's chrome is not the article
+    answer = bot.ask("亚马逊欧洲站对VAT税号有什么新要求？")
+    assert not answer.declined and "VAT税号" in answer.citations[0].quote
     bot.close()
