@@ -104,18 +104,36 @@
     });
   }
 
-  function upload(fileList) {
-    var files = Array.prototype.slice.call(fileList);
-    if (!files.length) return;
+  // One line in the list of changes: the names, a progress bar, the stage, then each file's outcome.
+  function changeItem(names, stage) {
     var item = el("li", "sa-upload");
-    item.appendChild(el("span", "sa-names", files.map(function (f) { return f.name; }).join(", ")));
+    item.appendChild(el("span", "sa-names", names.join(", ")));
     var bar = el("progress");
     bar.max = 1; bar.value = 0;
     item.appendChild(el("br"));
     item.appendChild(bar);
-    item.appendChild(el("span", "sa-stage", "上传 uploading"));
+    item.appendChild(el("span", "sa-stage", stage));
     item.appendChild(el("ul", "sa-files"));
     $("sa-uploads").prepend(item);
+    return item;
+  }
+
+  // The server's answer to a change: a job to follow (202), or why it was refused.
+  function accepted(item, status, body) {
+    if (status === 202) { poll(body.url, item); return; }
+    item.dataset.state = "failed";
+    item.querySelector(".sa-stage").textContent = "被拒绝 rejected: " + (body.detail || ("HTTP " + status));
+    item.querySelector(".sa-stage").className = "sa-stage sa-rejected";
+    if (status === 401) $("sa-token").hidden = false;
+  }
+
+  function networkError(item) { item.querySelector(".sa-stage").textContent = "网络错误 network error"; }
+
+  function upload(fileList) {
+    var files = Array.prototype.slice.call(fileList);
+    if (!files.length) return;
+    var item = changeItem(files.map(function (f) { return f.name; }), "上传 uploading");
+    var bar = item.querySelector("progress");
     var form = new FormData();
     files.forEach(function (f) { form.append("files", f, f.name); });
     var xhr = new XMLHttpRequest();
@@ -129,45 +147,21 @@
     xhr.onload = function () {
       var body = {};
       try { body = JSON.parse(xhr.responseText); } catch (e) { /* not JSON */ }
-      if (xhr.status !== 202) {
-        item.dataset.state = "failed";
-        item.querySelector(".sa-stage").textContent = "被拒绝 rejected: " + (body.detail || ("HTTP " + xhr.status));
-        item.querySelector(".sa-stage").className = "sa-stage sa-rejected";
-        if (xhr.status === 401) $("sa-token").hidden = false;
-        return;
-      }
-      poll(body.url, item);
+      accepted(item, xhr.status, body);
     };
-    xhr.onerror = function () { item.querySelector(".sa-stage").textContent = "网络错误 network error"; };
+    xhr.onerror = function () { networkError(item); };
     xhr.send(form);
   }
 
   function addLinks(text) {
     var urls = text.split(/\s+/).filter(function (u) { return u; });
     if (!urls.length) return;
-    var item = el("li", "sa-upload");
-    item.appendChild(el("span", "sa-names", urls.join(", ")));
-    var bar = el("progress");
-    bar.max = 1; bar.value = 0;
-    item.appendChild(el("br"));
-    item.appendChild(bar);
-    item.appendChild(el("span", "sa-stage", "获取 fetching"));
-    item.appendChild(el("ul", "sa-files"));
-    $("sa-uploads").prepend(item);
+    var item = changeItem(urls, "获取 fetching");
     var h = headers();
     h["Content-Type"] = "application/json";
     fetch("/api/documents", {method: "POST", headers: h, body: JSON.stringify({urls: urls})}).then(function (r) {
-      return r.json().catch(function () { return {}; }).then(function (body) {
-        if (r.status !== 202) {
-          item.dataset.state = "failed";
-          item.querySelector(".sa-stage").textContent = "被拒绝 rejected: " + (body.detail || ("HTTP " + r.status));
-          item.querySelector(".sa-stage").className = "sa-stage sa-rejected";
-          if (r.status === 401) $("sa-token").hidden = false;
-          return;
-        }
-        poll(body.url, item);
-      });
-    }, function () { item.querySelector(".sa-stage").textContent = "网络错误 network error"; });
+      return r.json().catch(function () { return {}; }).then(function (body) { accepted(item, r.status, body); });
+    }, function () { networkError(item); });
   }
 
   function removeDoc(d, row) {
