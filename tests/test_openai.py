@@ -79,7 +79,8 @@ def test_streamed_answer_in_openai_chunks(sdk, base):
     last = chunks[-1]
     assert last.choices[0].finish_reason == "stop"
     assert [c.choices[0].finish_reason for c in chunks[:-1]] == [None] * (len(chunks) - 1)
-    assert last.choices[0].delta.model_extra["citations"] == last.model_extra["citations"] == whole.model_extra["citations"]
+    cited = whole.model_extra["citations"]
+    assert last.choices[0].delta.model_extra["citations"] == last.model_extra["citations"] == cited
     check_citations(base, last.model_extra["citations"])
     # The SDK stops at [DONE] without showing it; the stream ends with it.
     with httpx.stream("POST", f"{base}/v1/chat/completions", timeout=120, headers={"Authorization": f"Bearer {TOKEN}"},

@@ -43,6 +43,8 @@ MAX_LIST = 100
 INSTRUCTIONS = ("Answers cross-border e-commerce sellers' questions from an article library, quoting it verbatim. "
                 "Every quote and passage carries doc_id, start and end: get_document(doc_id, start, end) returns "
                 "exactly that text, to check or read it in context. Cite the url of each source you use.")
+WindowStart = Annotated[int | None, Field(ge=0, description="Where the window starts (default 0).")]
+WindowEnd = Annotated[int | None, Field(ge=0, description="Where it ends (default: the end of the document).")]
 READ_ONLY = ToolAnnotations(readOnlyHint=True, destructiveHint=False, idempotentHint=True, openWorldHint=False)
 
 
@@ -165,9 +167,7 @@ def create_mcp(bot: Assistant, config: Config) -> MCPServer:
     def get_document(doc_id: Annotated[str, Field(description="A doc_id from search_library, ask_library or "
                                                               "list_documents.")],
                      ctx: Context,
-                     start: Annotated[int | None, Field(ge=0, description="Where the window starts (default 0).")] = None,
-                     end: Annotated[int | None, Field(ge=0, description="Where it ends (default: the end of the "
-                                                                        "document).")] = None) -> DocumentWindow:
+                     start: WindowStart = None, end: WindowEnd = None) -> DocumentWindow:
         """Read a stored document: its text[start:end] (a quote's or passage's offsets give exactly its text), with
         300 characters before and after. At most 20000 characters at a time: `next_start` continues a longer read."""
         doc = bot.document(doc_id)
