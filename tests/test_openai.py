@@ -137,7 +137,7 @@ def test_the_limits_of_api_ask_hold(sdk):
         sdk.chat.completions.create(model="seller-assistant", messages=[*history, *user(SEA)])
 
 
-def test_malformed_requests_are_refused_in_openai_shape(sdk):
+def test_malformed_requests_are_refused_in_openai_shape(sdk, base):
     with pytest.raises(openai.BadRequestError, match="last message"):
         sdk.chat.completions.create(model="seller-assistant",
                                     messages=[*user(SEA), {"role": "assistant", "content": "An answer."}])
@@ -145,3 +145,7 @@ def test_malformed_requests_are_refused_in_openai_shape(sdk):
         sdk.chat.completions.create(model="seller-assistant", messages=[])
     with pytest.raises(openai.UnprocessableEntityError, match="empty"):
         sdk.chat.completions.create(model="seller-assistant", messages=user("   "))
+    # What a page on another site can post without a CORS preflight.
+    r = httpx.post(f"{base}/v1/chat/completions", content='{"messages": [{"role": "user", "content": "q"}]}',
+                   headers={"Content-Type": "text/plain", "Authorization": f"Bearer {TOKEN}"})
+    assert r.status_code == 400 and "Content-Type: application/json" in r.json()["error"]["message"]

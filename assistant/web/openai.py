@@ -125,6 +125,9 @@ def openai_router(bot: Assistant, config: Config) -> fastapi.APIRouter:
         offsets and link. Sampling fields are accepted and ignored. Errors in OpenAI's shape."""
         if refused := refusal(request):
             return refused
+        # A form or text/plain POST is one a page on another site can send without a CORS preflight.
+        if request.headers.get("content-type", "").partition(";")[0].strip().lower() != "application/json":
+            return openai_error(400, "Send the request body as JSON, with Content-Type: application/json.")
         try:
             body = ChatRequest.model_validate(json.loads(await request.body()))
         except (ValueError, ValidationError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
