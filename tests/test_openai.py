@@ -137,6 +137,20 @@ def test_the_limits_of_api_ask_hold(sdk):
         sdk.chat.completions.create(model="seller-assistant", messages=[*history, *user(SEA)])
 
 
+def test_a_failure_is_a_server_error_in_openai_shape(sdk, built, monkeypatch):
+    def fail(*args, **kwargs):
+        raise RuntimeError("the index is gone")
+
+    monkeypatch.setattr(built[0], "ask", fail)
+    with pytest.raises(openai.InternalServerError) as raised:
+        sdk.chat.completions.create(model="seller-assistant", messages=user(SEA))
+    assert raised.value.body == {"message": "The answer failed (RuntimeError); see the server log.",
+                                 "type": "server_error", "param": None, "code": None}
+    # Streamed, the failure comes after the role chunk: the SDK raises it from the error event.
+    with pytest.raises(openai.APIError, match=r"The answer failed \(RuntimeError\)"):
+        list(sdk.chat.completions.create(model="seller-assistant", messages=user(SEA), stream=True))
+
+
 def test_malformed_requests_are_refused_in_openai_shape(sdk, base):
     with pytest.raises(openai.BadRequestError, match="last message"):
         sdk.chat.completions.create(model="seller-assistant",

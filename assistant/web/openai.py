@@ -72,6 +72,10 @@ def openai_error(status: int, message: str, param: str | None = None, code: str 
                         headers={"WWW-Authenticate": "Bearer"} if status == 401 else None)
 
 
+def failure(exc: Exception) -> str:
+    return f"The answer failed ({type(exc).__name__}); see the server log."
+
+
 def server_root(request: Request) -> str:
     """The URL this server was reached at ("http://host:port"), for absolute links in the reply.
     `security.Guard` has checked the Host header and X-Forwarded-Proto."""
@@ -143,7 +147,11 @@ def openai_router(bot: Assistant, config: Config) -> fastapi.APIRouter:
         root = server_root(request)
         ident, created = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
         if not body.stream:
-            answer = await run_in_threadpool(bot.ask, question, history)
+            try:
+                answer = await run_in_threadpool(bot.ask, question, history)
+            except Exception as exc:  # in OpenAI's shape, which the SDK reports as its InternalServerError
+                log.exception("chat completion failed")
+                return openai_error(500, failure(exc))
             cited = citations(answer, root)
             message = {"role": "assistant", "content": content(answer, cited), "citations": cited}
             return {"id": ident, "object": "chat.completion", "created": created, "model": MODEL,
@@ -158,9 +166,8 @@ def openai_router(bot: Assistant, config: Config) -> fastapi.APIRouter:
                 answer = bot.ask(question, history)
             except Exception as exc:  # the response has started: OpenAI's way is an error event, which the SDK raises
                 log.exception("streamed chat completion failed")
-                yield "data: " + json.dumps({"error": {"message": f"The answer failed ({type(exc).__name__}); see "
-                                            "the server log.", "type": "server_error", "param": None, "code": None}})
-                yield "\n\n"
+                error = {"message": failure(exc), "type": "server_error", "param": None, "code": None}
+                yield f"data: {json.dumps({'error': error})}\n\n"
                 return
             cited = citations(answer, root)
             yield _chunk(ident, created, {"content": content(answer, cited)})
