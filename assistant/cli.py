@@ -337,6 +337,8 @@ def serve(ctx: click.Context, index_dir: str | None, host: str | None, port: int
     from .web import run_server
 
     config = _config(ctx, host=host, port=port, store=store, store_readonly=store_readonly)
+    if config.question_log is None:  # a server keeps its question log unless told not to (README: Insights)
+        config = config.replace(question_log=True)
     _check_port(config.host, config.port)
     try:
         bot = Assistant.open(index_dir, config)
@@ -375,6 +377,77 @@ def _check_port(host: str, port: int) -> None:
                                        f"that server, or choose another port: --port {port + 1}") from exc
         hint = "; ports below 1024 need root: choose --port 7860" if exc.errno == errno.EACCES else ""
         raise click.ClickException(f"cannot listen on {host} port {port} ({exc.strerror or exc}){hint}") from exc
+
+
+@main.command()
+@click.option("--days", default=30, show_default=True, help="The period: the last this many days.")
+@click.option("--sort", type=click.Choice(["largest", "newest"]), default="largest", show_default=True,
+              help="Topic groups: the largest or the newest first.")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON.")
+@click.option("--csv", "csv_kind", type=click.Choice(["questions", "feedback"]), default=None,
+              help="Print the period's questions (or feedback) as CSV instead.")
+@click.option("--delete-all", is_flag=True, help="Delete the whole question log: questions, feedback, conversations.")
+@click.option("--yes", is_flag=True, help="With --delete-all: do not ask first.")
+@click.option("--index", "index_dir", default=None, help="Index folder (default: ./index).")
+@_store_option
+@click.pass_context
+def insights(ctx: click.Context, days: int, sort: str, as_json: bool, csv_kind: str | None, delete_all: bool,
+             yes: bool, index_dir: str | None, store: str | None) -> None:
+    """What the question log says (what `assistant serve` records): the questions the library could not
+    answer and the answers marked 👎, grouped by topic with the closest documents; the documents cited most
+    and never; questions per day."""
+    from .insights import feedback_csv, questions_csv
+
+    config = _config(ctx, store=store)
+    if config.question_log is False:
+        raise click.ClickException("the question log is off (question_log = false): nothing is recorded")
+    try:
+        bot = Assistant.open(index_dir, config.replace(question_log=True))
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        if delete_all:
+            if yes or click.confirm("Delete every logged question, vote and conversation?"):
+                bot.questions.delete_all()
+                click.echo("The question log is empty.")
+        elif csv_kind:
+            click.echo((questions_csv if csv_kind == "questions" else feedback_csv)(bot, days), nl=False)
+        elif as_json:
+            click.echo(json.dumps(bot.insights(days, sort), ensure_ascii=False, indent=2))
+        else:
+            _print_insights(bot.insights(days, sort))
+    finally:
+        bot.close()
+
+
+def _print_insights(report: dict) -> None:
+    t = report["totals"]
+    share = f" ({t['declined'] / t['questions']:.0%})" if t["questions"] else ""
+    median = f"; median {t['median_seconds']} s" if t["median_seconds"] is not None else ""
+    click.echo(f"Last {report['days']} days: {t['questions']} questions, {t['answered']} answered, "
+               f"{t['declined']} declined{share}; 👍 {t['up']}, 👎 {t['down']}{median}")
+    click.echo("\nQuestions it could not answer, and answers marked 👎, by topic:" if report["groups"] else "\nNo "
+               "question was declined or marked 👎.")
+    for g in report["groups"]:
+        langs = ", ".join(f"{k} {v}" for k, v in g["languages"].items())
+        click.echo(f"  {g['count']} questions ({g['declined']} declined, {g['down']} 👎; {langs}), "
+                   f"{g['first'][:10]} – {g['last'][:10]}")
+        for q in g["questions"]:
+            click.echo(f"    - {q['question']}" + (f"  ×{q['asked']}" if q["asked"] > 1 else ""))
+            for f in q["feedback"]:
+                if f["reason"] or f["comment"]:
+                    click.echo(f"        👎 {f['reason']}" + (f": {f['comment']}" if f["comment"] else ""))
+        if g["closest"]:
+            click.echo("    closest: " + ", ".join(f"{d['title']} ({d['similarity']:.2f})" for d in g["closest"]))
+    if report["most_cited"]:
+        click.echo("\nCited most:")
+        for d in report["most_cited"]:
+            click.echo(f"  {d['answers']:>5}  {d['title'] or d['doc_id']}")
+    never = report["never_cited"]
+    click.echo(f"\nNever cited: {never['total']} documents" + (
+        ", e.g. " + ", ".join(d["title"] for d in never["documents"][:5]) if never["documents"] else ""))
+    if report["log"]["failed"] or report["log"]["dropped"]:
+        click.echo(f"Not recorded: {report['log']['failed']} failed, {report['log']['dropped']} dropped")
 
 
 @main.command("copy-index")

@@ -86,6 +86,15 @@ class Config:
     fetch_timeout: float = 20.0
     max_fetch_mb: float = 10.0
     allowed_fetch_hosts: tuple[str, ...] = ()
+    # The question log behind Insights: each question (when, where from, its language, answered or declined
+    # and why, the passages cited, the time taken), the 👍/👎 on answers and the chat's conversations, kept
+    # in the store. Unset: on for `assistant serve`, off for the Python API and the other commands; false:
+    # nothing of it is recorded anywhere.
+    question_log: bool | None = None
+    # Entries (and their feedback) older than this many days are deleted, when a server starts and daily.
+    question_log_days: int = 90
+    # Also keep each question's client IP address and user agent; off: neither is stored.
+    question_log_clients: bool = False
 
     def __post_init__(self) -> None:
         choices = {"faiss": ("flat", "ivf", "hnsw"), "generator": ("extractive", "openai")}
@@ -101,6 +110,9 @@ class Config:
         if self.store_readonly and self.store == "sqlite":
             raise ValueError("store_readonly is set but store is 'sqlite'; "
                              "set store to the primary's postgresql:// URI")
+        if self.question_log_days < 1:
+            raise ValueError(f"question_log_days ({self.question_log_days}) must be at least 1; "
+                             "question_log = false keeps nothing")
         if self.chunk_overlap >= self.chunk_size:
             raise ValueError(f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_size ({self.chunk_size})")
 

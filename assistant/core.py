@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import time
 from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
@@ -17,6 +18,7 @@ from .embed import calibration
 from .index import Index, IndexReport, Progress, update_index, no_progress
 from .library import DocumentInfo, FileOutcome, Library
 from .load import Document, LoadError, read_file
+from .questions import Entry, QuestionLog, Turn, Vote, new_id, open_question_store, utcnow, valid_id
 from .retrieve import Hit, Retriever
 from .text import asked_attribute, detect_lang, mentions, specifics
 
@@ -80,6 +82,9 @@ class Assistant:
             min_relevance=passages.relevance if config.min_relevance is None else config.min_relevance,
             min_answer_score=sentences.answer if config.min_answer_score is None else config.min_answer_score)
         self.retriever = Retriever(index, self.config)
+        # The question log (question_log): None when off, and then nothing is recorded.
+        self.questions = (QuestionLog(open_question_store(self.config, index.folder), self.config.question_log_days)
+                          if self.config.question_log else None)
 
     @classmethod
     def open(cls, folder: str | Path | None = None, config: Config | None = None, **overrides) -> Assistant:
@@ -102,25 +107,59 @@ class Assistant:
         check_length(query.strip(), self.config.max_question_chars, "query")
         return self.retriever.search(query, k=k, mode=mode)
 
-    def ask(self, question: str, history: list[Message] | None = None) -> Answer:
-        """Answer `question` from the library, with citations, or decline in the question's language."""
+    def ask(self, question: str, history: list[Message] | None = None, *, surface: str = "python",
+            conversation: str | None = None, client: dict | None = None) -> Answer:
+        """Answer `question` from the library, with citations, or decline in the question's language.
+
+        The keywords are for the question log (see `ask_stream`)."""
         answer = None
-        for answer in self.ask_stream(question, history):
+        for answer in self.ask_stream(question, history, surface=surface, conversation=conversation, client=client):
             pass
         assert isinstance(answer, Answer)
         return answer
 
-    def ask_stream(self, question: str, history: list[Message] | None = None) -> Iterator[str | Answer]:
+    def ask_stream(self, question: str, history: list[Message] | None = None, *, surface: str = "python",
+                   conversation: str | None = None, client: dict | None = None) -> Iterator[str | Answer]:
         """`ask`, as it is produced: pieces of the answer text (str), then the final `Answer`.
 
         The pieces are for display while the answer is being made; the final `Answer` is
         authoritative (a generated draft may lose unsupported sentences in enforcement).
+
+        With the question log on, the answer is recorded as asked through `surface` and its id is
+        `answer.meta["id"]` (for `feedback`). `conversation`, an id (`questions.new_id()`), continues that
+        conversation: its stored turns are the history unless `history` is given, and this turn is added.
+        `client` ({"ip", "user_agent"}) is kept only with question_log_clients.
         """
+        started = time.perf_counter()
         question = question.strip()
         if not question:
             raise ValueError("the question is empty")
         check_length(question, self.config.max_question_chars)
+        if conversation is not None and not valid_id(conversation):
+            raise ValueError("a conversation id is 16 to 64 letters, digits, '-' or '_'")
+        if history is None and conversation is not None:
+            history = [m for turn in self.conversation(conversation) for m in turn.messages()]
         query = self.retriever.prepare(_with_context(question, history, self.config.max_question_chars))
+        for piece in self._answer(question, history, query):
+            if isinstance(piece, Answer) and self.questions is not None:
+                self._record(piece, question, query.vector, surface, conversation, client, started)
+            yield piece
+
+    def _record(self, answer: Answer, question: str, vector, surface: str, conversation: str | None,
+                client: dict | None, started: float) -> None:
+        now = utcnow()
+        answer.meta["id"] = new_id()
+        if conversation is not None:
+            answer.meta["conversation_id"] = conversation
+        entry = Entry(answer.meta["id"], now, surface, question, answer.lang, answer.declined,
+                      str(answer.meta.get("reason", "declined")) if answer.declined else "",
+                      [{"doc_id": c.doc_id, "start": c.start, "end": c.end} for c in answer.citations],
+                      time.perf_counter() - started, conversation, vector,
+                      client if self.config.question_log_clients else None)
+        turn = Turn(conversation, time.time_ns() // 1000, now, question, answer.to_dict()) if conversation else None
+        self.questions.record(entry, turn)
+
+    def _answer(self, question: str, history: list[Message] | None, query) -> Iterator[str | Answer]:
         hits = self.retriever.search(query, k=self.config.top_k)
         relevant = [self.retriever.widen(h, self.config.context_chars)
                     for h in hits if h.relevance >= self.config.min_relevance]
@@ -204,7 +243,31 @@ class Assistant:
         """(how many match, a page of them): the documents whose title holds `query`, newest first."""
         return self.library.documents(query, offset, limit)
 
+    # --- the question log (issue #21): conversations, feedback, Insights -------------------------------
+    def conversation(self, conversation_id: str) -> list[Turn]:
+        """A conversation's turns (question, answer), oldest first; [] when unknown, expired or not logged."""
+        return self.questions.conversation(conversation_id) if self.questions and valid_id(conversation_id) else []
+
+    def feedback(self, answer_id: str, vote: int, reason: str = "", comment: str = "", client_id: str = "python") -> bool:
+        """Record 👍 (1) or 👎 (-1) on a logged answer (`answer.meta["id"]`), with a reason after 👎 (one of
+        questions.REASONS) and a comment; 0 takes the client's vote back. One vote per answer and client,
+        changed by voting again. False when the log holds no such answer; LookupError when the log is off."""
+        if self.questions is None:
+            raise LookupError("the question log is off (question_log = false)")
+        return self.questions.vote(Vote(answer_id, client_id, vote, reason, comment))
+
+    def insights(self, days: int = 30, sort: str = "largest") -> dict:
+        """What the question log says about the last `days` days: the declined and 👎 questions grouped by
+        topic, the documents cited most and never, counts per day (see `insights.report`)."""
+        from .insights import report
+
+        if self.questions is None:
+            raise LookupError("the question log is off (question_log = false)")
+        return report(self, days, sort)
+
     def close(self) -> None:
+        if self.questions is not None:
+            self.questions.close()
         self.index.close()
 
 

@@ -101,3 +101,25 @@ def m003_document_added(db: sqlite3.Connection) -> None:
                "INSERT OR REPLACE INTO document_added VALUES (new.doc_id, datetime('now')); END")
     db.execute("CREATE TRIGGER IF NOT EXISTS document_added_delete AFTER DELETE ON documents BEGIN "
                "DELETE FROM document_added WHERE doc_id = old.doc_id; END")
+
+
+@migration
+def m004_question_log(db: sqlite3.Connection) -> None:
+    """The question log, feedback on answers and conversations that last (assistant.questions). Kept apart
+    from the library's tables: indexing (even --rebuild) leaves them alone. IF NOT EXISTS: see m003."""
+    _script(db, """
+CREATE TABLE IF NOT EXISTS questions (
+    id TEXT PRIMARY KEY, asked_at TEXT NOT NULL, surface TEXT NOT NULL, question TEXT NOT NULL, lang TEXT NOT NULL,
+    declined INTEGER NOT NULL, reason TEXT, citations TEXT NOT NULL, seconds REAL NOT NULL, conversation_id TEXT,
+    vector BLOB, client TEXT
+);
+CREATE INDEX IF NOT EXISTS questions_asked ON questions(asked_at);
+CREATE TABLE IF NOT EXISTS feedback (
+    answer_id TEXT NOT NULL REFERENCES questions(id) ON DELETE CASCADE, client_id TEXT NOT NULL,
+    vote INTEGER NOT NULL, reason TEXT, comment TEXT, at TEXT NOT NULL, PRIMARY KEY (answer_id, client_id)
+);
+CREATE TABLE IF NOT EXISTS conversation_turns (
+    conversation_id TEXT NOT NULL, seq INTEGER NOT NULL, at TEXT NOT NULL, question TEXT NOT NULL,
+    answer TEXT NOT NULL, PRIMARY KEY (conversation_id, seq)
+)
+""")

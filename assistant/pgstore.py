@@ -97,6 +97,21 @@ MIGRATIONS: list[str] = [
     CREATE TABLE document_added (doc_id text PRIMARY KEY REFERENCES documents ON DELETE CASCADE,
                                  added_at timestamptz NOT NULL DEFAULT now())
     """,
+    # 3: the question log, feedback and conversations (assistant.questions; SQLite's m004), written by
+    # every serving process on the primary.
+    """
+    CREATE TABLE questions (id text PRIMARY KEY, asked_at timestamptz NOT NULL, surface text NOT NULL,
+                            question text NOT NULL, lang text NOT NULL, declined boolean NOT NULL, reason text,
+                            citations text NOT NULL, seconds double precision NOT NULL, conversation_id text,
+                            vector bytea, client text);
+    CREATE INDEX questions_asked ON questions (asked_at);
+    CREATE TABLE feedback (answer_id text NOT NULL REFERENCES questions ON DELETE CASCADE, client_id text NOT NULL,
+                           vote smallint NOT NULL, reason text, comment text, at timestamptz NOT NULL,
+                           PRIMARY KEY (answer_id, client_id));
+    CREATE TABLE conversation_turns (conversation_id text NOT NULL, seq bigint NOT NULL, at timestamptz NOT NULL,
+                                     question text NOT NULL, answer text NOT NULL,
+                                     PRIMARY KEY (conversation_id, seq))
+    """,
 ]
 _STATS = ("files", "documents", "chunks", "tokens")  # kept in meta by each indexing run
 

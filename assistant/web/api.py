@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from ..answer import Answer
 from ..config import Config
 from ..core import Assistant
+from ..questions import new_id
 from .limits import Refused, check_history, check_question
 from .security import token_ok
 
@@ -36,6 +37,9 @@ class AskRequest(BaseModel):
                                    "questions (at most max_history_messages messages, max_history_chars in all).")
     stream: bool = Field(False, description="Answer as server-sent events: `delta` events with text pieces, "
                                             "then one `answer` event with the full answer JSON.")
+    conversation_id: str | None = Field(None, description="Continue this conversation (the `conversation_id` of an "
+                                        "earlier answer): its turns are the history, kept by the server. Needs the "
+                                        "question log (question_log); not together with `history`.")
 
 
 class CitationOut(BaseModel):
@@ -59,6 +63,20 @@ class AskResponse(BaseModel):
     lang: str
     citations: list[CitationOut]
     meta: dict[str, Any] = {}
+    id: str | None = Field(None, description="The answer's id in the question log, for POST /api/feedback "
+                                             "(null when the log is off).")
+    conversation_id: str | None = Field(None, description="The conversation this answer continues (or starts): "
+                                                          "send it with the next question instead of `history`.")
+
+
+def answer_json(answer: Answer) -> dict:
+    """An answer as POST /api/ask returns it: its log id and conversation at the top."""
+    return {**answer.to_dict(), "id": answer.meta.get("id"), "conversation_id": answer.meta.get("conversation_id")}
+
+
+def client_of(request: fastapi.Request) -> dict:
+    """Who asked, for the question log (which keeps it only with question_log_clients)."""
+    return {"ip": request.client.host if request.client else "", "user_agent": request.headers.get("user-agent", "")}
 
 
 class HitOut(BaseModel):
@@ -116,21 +134,39 @@ def api_router(bot: Assistant, config: Config) -> fastapi.APIRouter:
                             401: {"description": "Missing or wrong API token"},
                             413: {"description": "Question or history over its limit"},
                             422: {"description": "Malformed request, or text that is not valid Unicode"}})
-    def ask(request: AskRequest):
-        """Answer a question from the library, citing the exact source text (or decline)."""
+    def ask(request: AskRequest, http: fastapi.Request):
+        """Answer a question from the library, citing the exact source text (or decline).
+
+        With the question log on, each answer has an `id` (for POST /api/feedback) and a `conversation_id`:
+        send that with the next question to continue the conversation without resending its history."""
         try:
             question = check_question(request.question, config)
             history = check_history([m.model_dump() for m in request.history], config)
         except Refused as refused:
             raise HTTPException(refused.status, refused.en) from None
+        conversation = None
+        if bot.questions is not None:
+            conversation = request.conversation_id or new_id()
+            if request.conversation_id is not None:
+                if history:
+                    raise HTTPException(422, "Send either `history` or `conversation_id`, not both.")
+                turns = bot.conversation(request.conversation_id)
+                if not turns:
+                    raise HTTPException(404, f"No conversation {request.conversation_id!r}: it is unknown, or "
+                                        "older than the server keeps conversations. Start a new one.")
+                history = [m for turn in turns for m in turn.messages()]
+        elif request.conversation_id is not None:
+            raise HTTPException(409, "Conversations are not kept: the server's question log is off "
+                                "(question_log = false). Send the conversation as `history`.")
+        options = {"history": history, "surface": "rest", "conversation": conversation, "client": client_of(http)}
         if not request.stream:
-            return bot.ask(question, history).to_dict()
+            return answer_json(bot.ask(question, **options))
 
         def events() -> Iterator[str]:
             try:
-                for piece in bot.ask_stream(question, history):
+                for piece in bot.ask_stream(question, **options):
                     if isinstance(piece, Answer):
-                        yield _sse("answer", piece.to_dict())
+                        yield _sse("answer", answer_json(piece))
                     else:
                         yield _sse("delta", {"text": piece})
             except Exception as exc:  # the response has started: report the failure as an event

@@ -16,6 +16,7 @@ from ..config import Config
 from ..core import Assistant
 from ..library import Jobs
 from .api import api_router, authorizer
+from .insights import insights_router
 from .library_api import library_router
 from .mcp import mount_mcp
 from .openai import openai_router
@@ -59,6 +60,7 @@ def create_app(bot: Assistant, config: Config) -> fastapi.FastAPI:
     app.include_router(api_router(bot, config))
     app.state.jobs = Jobs(bot.library)
     app.include_router(library_router(bot, config, app.state.jobs, origins, authorizer(config), STATIC))
+    app.include_router(insights_router(bot, config, origins, authorizer(config), STATIC))
     app.include_router(openai_router(bot, config))
     mount_mcp(app, bot, config)
 

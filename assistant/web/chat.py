@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import html
+import json
 import logging
 import re
+from urllib.parse import urlsplit
 
 import gradio as gr
 from gradio.components.chatbot import TextMessage
@@ -13,7 +15,8 @@ from ..answer import Answer
 from ..config import Config
 from ..core import Assistant
 from .limits import Refused, check_history, check_question, recent_history
-from .render import LABELS, lang_of, render_answer, render_error, render_partial
+from ..questions import MAX_COMMENT, REASONS, new_id, valid_id
+from .render import LABELS, answer_from_dict, lang_of, render_answer, render_error, render_partial
 from .security import bearer_token, token_ok
 
 log = logging.getLogger("assistant.web")
@@ -124,6 +127,9 @@ a.sa-open { font-size: .92em; }
 .sa-header p { margin: .2em 0 .3em; color: var(--body-text-color-subdued); }
 html.sa-widget .sa-header, html.sa-widget footer { display: none !important; }
 html.sa-widget .gradio-container, html.sa-widget .gradio-container .main { padding: 4px !important; }
+.sa-top { align-items: flex-start; }
+.sa-new { flex-grow: 0 !important; min-width: max-content !important; align-self: center; }
+.sa-reason { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 6px 10px; }
 """
 
 # The widget's iframe opens /?embed=widget: a compact chat without the page header and footer.
@@ -174,10 +180,48 @@ def _lang(text: object) -> str:
     return lang_of(text) if isinstance(text, str) else "en"  # Gradio's API passes on any JSON value
 
 
+# What the page keeps in the browser's localStorage: its conversation (shown again after a reload) and its
+# own id (one vote per answer per browser). Gradio encrypts a BrowserState with `secret`, which it sends to
+# the page: fixed here, so that a restarted server, or another one behind the same name, reads it back.
+BROWSER_KEY, BROWSER_SECRET = "seller-assistant", "seller-assistant-ids"
+REASON_CHOICES = [("答案不对 Wrong answer", "wrong_answer"), ("引文断章取义 Quote out of context", "out_of_context"),
+                  ("资料库里没有 Not in the library", "not_in_library"), ("其他 Other", "other")]
+assert [v for _, v in REASON_CHOICES] == list(REASONS)
+_ANSWER_ID = re.compile(r"\bsa-aid-([A-Za-z0-9_-]{16,64})")
+
+
+def browser_ids(ids: object, fresh_conversation: bool = False) -> dict:
+    """The page's {"conversation", "client"} ids: those it holds, or new ones where it holds none (or junk)."""
+    ids = ids if isinstance(ids, dict) else {}
+    return {"conversation": ids.get("conversation") if valid_id(ids.get("conversation")) and not fresh_conversation
+            else new_id(), "client": ids.get("client") if valid_id(ids.get("client")) else new_id()}
+
+
+def surface_of(request: gr.Request | None, ids: object) -> str:
+    """Which page asked: the widget's frame opens /?embed=widget, which its requests name as their Referer.
+    Without the page's ids it is a program calling Gradio's API."""
+    if not isinstance(ids, dict):
+        return "gradio_api"
+    referer = request.headers.get("referer", "") if request is not None else ""
+    return "widget" if "embed=widget" in urlsplit(referer).query else "chat"
+
+
+def client_of(request: gr.Request | None) -> dict:
+    if request is None:
+        return {}
+    return {"ip": request.client.host if request.client else "", "user_agent": request.headers.get("user-agent", "")}
+
+
+def answer_id_of(message: object) -> str | None:
+    """The log id `render_answer` put in a message (the value of a Like event)."""
+    m = _ANSWER_ID.search(message if isinstance(message, str) else json.dumps(message))
+    return m.group(1) if m else None
+
+
 def create_chat(bot: Assistant, config: Config):
     """The Gradio Blocks of the chat: streaming answers, sources with passages, examples, visible errors."""
 
-    def respond(message: str, history: list[dict], request: gr.Request = None):
+    def respond(message: str, history: list[dict], ids: dict | None = None, request: gr.Request = None):
         # Failures are shown as a message in the chat, not raised: a raised gr.Error leaves Gradio's
         # chat input disabled. The message says what happened; the traceback goes to the server log.
         lang = _lang(message)
@@ -189,7 +233,10 @@ def create_chat(bot: Assistant, config: Config):
             return
         try:
             text = ""
-            for piece in bot.ask_stream(question, context):
+            surface = surface_of(request, ids)
+            conversation = ids["conversation"] if surface != "gradio_api" and valid_id(ids.get("conversation")) else None
+            for piece in bot.ask_stream(question, context, surface=surface, conversation=conversation,
+                                        client=client_of(request)):
                 if isinstance(piece, Answer):
                     yield render_answer(piece, bot, server_root(request))
                     return
@@ -215,23 +262,30 @@ def create_chat(bot: Assistant, config: Config):
             context = check_history(plain_history(history), config)
         except Refused as refused:
             raise gr.Error(refused.message(lang), print_exception=False) from None
-        return bot.ask(q, context).to_dict()
+        return bot.ask(q, context, surface="gradio_api", client=client_of(request)).to_dict()
 
+    logged = bot.questions is not None
     with gr.Blocks(title="Seller Assistant · 卖家助手", fill_height=True, analytics_enabled=False) as demo:
-        # Markdown, not gr.HTML: gr.HTML evaluates templates with `new Function`, which the CSP forbids.
-        header = gr.Markdown(header_text(), elem_classes="sa-header")
-        gr.ChatInterface(
+        ids = gr.BrowserState(None, storage_key=BROWSER_KEY, secret=BROWSER_SECRET)
+        with gr.Row(elem_classes="sa-top"):
+            # Markdown, not gr.HTML: gr.HTML evaluates templates with `new Function`, which the CSP forbids.
+            header = gr.Markdown(header_text(), elem_classes="sa-header")
+            new_chat = gr.Button("新对话 New conversation", size="sm", variant="secondary", elem_classes="sa-new",
+                                 scale=0)
+        chat = gr.ChatInterface(
             respond,
             chatbot=TextChatbot(
                 show_label=False, scale=1, height="100%", min_height=320,
                 render_markdown=False,  # messages are HTML made here, everything from documents escaped
-                sanitize_html=True, allow_tags=False, latex_delimiters=[], feedback_options=None,
+                sanitize_html=True, allow_tags=False, latex_delimiters=[],
+                feedback_options=("Like", "Dislike") if logged else None,
                 buttons=["copy"],
                 placeholder="<strong>Ask about your library</strong><br>问一个关于资料库的问题",
             ),
             textbox=gr.Textbox(placeholder="Ask a question… 输入问题…", show_label=False, lines=1, max_lines=6,
                                submit_btn=True, stop_btn=True),
-            examples=EXAMPLES,
+            additional_inputs=[ids],
+            examples=[[e] for e in EXAMPLES],  # lists: the page's ids are an additional input
             run_examples_on_click=True,
             cache_examples=False,
             api_name="chat",
@@ -239,13 +293,74 @@ def create_chat(bot: Assistant, config: Config):
             fill_height=True,
             analytics_enabled=False,
         )
+        # After a 👎: what was wrong, optionally (the vote itself is already stored).
+        disliked = gr.State("")
+        with gr.Column(visible=False, elem_classes="sa-reason") as reason_panel:
+            reason = gr.Radio(REASON_CHOICES, label="哪里不对？（可选） What was wrong? (optional)")
+            comment = gr.Textbox(label="说明 Details", max_length=MAX_COMMENT, lines=2, max_lines=4,
+                                 placeholder="可选 Optional", elem_classes="sa-comment")
+            with gr.Row():
+                send = gr.Button("发送 Send", size="sm", variant="primary", elem_classes="sa-send")
+                skip = gr.Button("跳过 Skip", size="sm", elem_classes="sa-skip")
         gr.api(ask, api_name="ask")
+
         # The web component shows this page inside another site's page, where "/library" is that site's
         # (a 404): once loaded, the link names this server, as the page's own request reached it.
         def absolute_header(request: gr.Request) -> str:
             return header_text(server_root(request))
 
         demo.load(absolute_header, None, header, queue=False, api_visibility="private", show_progress="hidden")
+
+        def restore(held: object, request: gr.Request):
+            """The page's ids, and its conversation as it stood (with this browser's votes), after a reload."""
+            page = browser_ids(held)
+            turns = bot.conversation(page["conversation"])
+            messages, answer_ids = [], []
+            for turn in turns:
+                answer = answer_from_dict(turn.answer)
+                messages += [{"role": "user", "content": turn.question},
+                             {"role": "assistant", "content": render_answer(answer, bot, server_root(request))}]
+                answer_ids.append(answer.meta.get("id"))
+            votes = bot.questions.votes([a for a in answer_ids if a], page["client"]) if turns else {}
+            shown = [{1: "Like", -1: "Dislike"}.get(votes.get(a, 0)) for a in answer_ids]
+            return page, gr.Chatbot(value=messages, feedback_value=shown), messages
+
+        def new_conversation(held: object):
+            return browser_ids(held, fresh_conversation=True), [], [], gr.Column(visible=False)
+
+        def vote(held: object, data: gr.LikeData):
+            answer_id = answer_id_of(data.value)
+            value = 1 if data.liked is True else -1 if data.liked is False else 0
+            if answer_id is None or not _feedback(answer_id, value, browser_ids(held)["client"]):
+                return gr.Column(visible=False), ""
+            return gr.Column(visible=value < 0), answer_id if value < 0 else ""
+
+        def give_reason(held: object, answer_id: str, why: str | None, text: str):
+            if valid_id(answer_id) and _feedback(answer_id, -1, browser_ids(held)["client"], why or "", text or ""):
+                gr.Info("谢谢，已记下。 Thank you, noted.")
+            return gr.Column(visible=False), "", None, ""
+
+        def _feedback(answer_id: str, value: int, client: str, why: str = "", text: str = "") -> bool:
+            try:
+                return bot.feedback(answer_id, value, why, text, client_id=client)
+            except Exception:  # the store is down: the reader is told, the chat goes on
+                log.exception("storing feedback failed")
+                gr.Warning("反馈没能保存，请稍后再试。 The feedback could not be saved; please try again later.")
+                return False
+
+        if logged:
+            chatbot, state = chat.chatbot, chat.chatbot_state
+            demo.load(restore, ids, [ids, chatbot, state], queue=False, api_visibility="private",
+                      show_progress="hidden")
+            chatbot.like(vote, ids, [reason_panel, disliked], queue=False, api_visibility="private")
+            send.click(give_reason, [ids, disliked, reason, comment], [reason_panel, disliked, reason, comment],
+                       queue=False, api_visibility="private")
+            skip.click(lambda: (gr.Column(visible=False), ""), None, [reason_panel, disliked], queue=False,
+                       api_visibility="private")
+        # The chatbot's own 🗑 starts a new conversation too: cleared, it must not come back after a reload.
+        for trigger in (new_chat.click, chat.chatbot.clear):
+            trigger(new_conversation, ids, [ids, chat.chatbot, chat.chatbot_state, reason_panel], queue=False,
+                    api_visibility="private")
     demo.queue(default_concurrency_limit=CHAT_CONCURRENCY, max_size=QUEUE_SIZE)
     return demo
 

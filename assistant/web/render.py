@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import re
 
 from ..answer import Answer, Citation, document_url, location_label
 from ..core import Assistant, mark_references
+from ..questions import valid_id
 from ..text import unwrap
 from .document import with_references as _with_references
 
@@ -168,10 +170,21 @@ def render_answer(answer: Answer, bot: Assistant, base: str = "") -> str:
     `base` is the server's root URL ("" for links relative to it): a chat embedded as a web
     component on another site needs absolute links back to this server.
     """
-    parts = [f'<div class="sa-answer{" sa-declined" if answer.declined else ""}">{_answer_text(answer, base)}</div>']
+    # The answer's id in the question log rides in a class (Gradio's sanitiser drops data-* attributes): the
+    # chat's 👍/👎 find it there.
+    logged = f" sa-aid-{answer.meta['id']}" if valid_id(answer.meta.get("id")) else ""
+    declined = " sa-declined" if answer.declined else ""
+    parts = [f'<div class="sa-answer{declined}{logged}">{_answer_text(answer, base)}</div>']
     if answer.citations:
         parts.append(render_sources(answer, bot, base))
     return "".join(parts)
+
+
+def answer_from_dict(data: dict) -> Answer:
+    """An answer as `Answer.to_dict()` wrote it (a stored conversation turn), to be shown again."""
+    names = {f.name for f in dataclasses.fields(Citation)}
+    citations = [Citation(**{k: v for k, v in c.items() if k in names}) for c in data.get("citations", [])]
+    return Answer(data["answer"], citations, bool(data["declined"]), data.get("lang", "en"), meta=data.get("meta") or {})
 
 
 def render_partial(text: str) -> str:

@@ -1,0 +1,123 @@
+"""Feedback on answers, and the Insights view over the question log.
+
+    POST /api/feedback                 👍/👎 on an answer (its `id`), after 👎 a reason and a comment
+    GET  /api/insights                 declined and 👎 questions by topic, citations, counts per day
+    GET  /api/insights/questions.csv   the questions of the period, with outcome and votes
+    GET  /api/insights/feedback.csv    the votes of the period, with their questions
+    GET  /insights                     the Insights page (beside the Library view)
+
+Feedback takes the api_token like all of /api. Insights show what people asked, so reading them takes
+what changing the library takes (`security.write_refusal`): the admin_token (else the api_token), and
+with neither set, a request from this machine.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import fastapi
+from fastapi import Depends, HTTPException, Query, Request
+from fastapi.responses import FileResponse, Response
+from pydantic import BaseModel, Field
+
+from ..config import Config
+from ..core import Assistant
+from ..insights import feedback_csv, questions_csv
+from ..questions import MAX_COMMENT
+from .security import write_refusal
+
+ASSETS = ("insights.css", "insights.js")
+MAX_DAYS = 3660
+_ID_PATTERN = r"^[A-Za-z0-9_-]{16,64}$"
+
+
+class FeedbackRequest(BaseModel):
+    id: str = Field(pattern=_ID_PATTERN, description="The answer's `id` (POST /api/ask).")
+    vote: Literal["up", "down", "none"] = Field(description="👍, 👎, or `none` to take this client's vote back.")
+    reason: Literal["wrong_answer", "out_of_context", "not_in_library", "other"] | None = Field(
+        None, description="After a 👎: what was wrong.")
+    comment: str = Field("", max_length=MAX_COMMENT, description="After a 👎: in the voter's words.")
+    client_id: str = Field("api", pattern=r"^[A-Za-z0-9_-]{1,64}$",
+                           description="Who votes: one vote per answer and client, changed by voting again.")
+
+
+def insights_router(bot: Assistant, config: Config, origins: tuple[str, ...], authorize, static) -> fastapi.APIRouter:
+    router = fastapi.APIRouter()
+
+    def logged() -> None:
+        if bot.questions is None:
+            raise HTTPException(409, "The question log is off (question_log = false): there is no feedback or "
+                                "Insights to keep or show.")
+
+    def may_read(request: Request) -> None:
+        same = f"{request.url.scheme}://{request.headers.get('host', '')}"
+        refusal = write_refusal({k.lower(): v for k, v in request.headers.items()},
+                                request.client.host if request.client else "", same, config, origins)
+        if refusal is None:
+            return
+        if refusal[0] == 401:
+            token = "admin_token" if config.admin_token else "api_token"
+            raise HTTPException(401, f"Insights show what people asked: reading them needs the {token} "
+                                "(`Authorization: Bearer <token>`).", headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(403, "Insights show what people asked: without an admin_token (or api_token) they can "
+                            "only be read on this machine, from this server's own pages.")
+
+    @router.post("/api/feedback", dependencies=[Depends(authorize), Depends(logged)], tags=["feedback"],
+                 responses={404: {"description": "No such answer in the log"}, 409: {"description": "Log off"},
+                            503: {"description": "The log could not be written"}})
+    def feedback(request: FeedbackRequest):
+        """👍 or 👎 on an answer, by its `id`; after 👎 optionally a reason and a comment. One vote per answer
+        and `client_id` (the chat and the widget send their browser's), changed by voting again."""
+        value = {"up": 1, "down": -1, "none": 0}[request.vote]
+        try:
+            found = bot.feedback(request.id, value, request.reason or "", request.comment, request.client_id)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        except Exception as exc:
+            raise HTTPException(503, f"The feedback could not be stored ({type(exc).__name__}); try again.") from exc
+        if not found:
+            raise HTTPException(404, f"No answer {request.id!r} in the question log (it may be older than "
+                                "question_log_days).")
+        return {"id": request.id, "vote": request.vote}
+
+    reads = [Depends(may_read), Depends(logged)]
+    days_query = Query(30, ge=1, le=MAX_DAYS, description="The period: the last this many days.")
+
+    @router.get("/api/insights", dependencies=reads, tags=["insights"])
+    def insights(days: int = days_query,
+                 sort: Literal["largest", "newest"] = Query("largest", description="Groups: largest or newest first.")):
+        """What the question log says about the period: totals; questions per day with the declined and 👎
+        shares; the declined and 👎 questions grouped by topic, each group with its count, languages, first
+        and last time, examples with their feedback, and the library's closest documents; the documents
+        cited most and those never cited."""
+        return bot.insights(days, sort)
+
+    def csv(text: str, name: str) -> Response:
+        # The byte-order mark makes spreadsheet programs read the file as UTF-8 (Chinese questions).
+        return Response("\ufeff" + text, media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
+
+    @router.get("/api/insights/questions.csv", dependencies=reads, tags=["insights"])
+    def questions(days: int = days_query):
+        """The logged questions of the period as CSV: time, surface, language, question, outcome and reason,
+        the passages cited, seconds, votes (and client, where question_log_clients keeps it)."""
+        return csv(questions_csv(bot, days), f"questions-{days}d.csv")
+
+    @router.get("/api/insights/feedback.csv", dependencies=reads, tags=["insights"])
+    def votes(days: int = days_query):
+        """The votes on the period's answers as CSV, with the reason, the comment and the question."""
+        return csv(feedback_csv(bot, days), f"feedback-{days}d.csv")
+
+    @router.get("/insights", include_in_schema=False)
+    def page():
+        return FileResponse(static / "insights.html", media_type="text/html; charset=utf-8",
+                            headers={"Cache-Control": "no-cache"})
+
+    for name in ASSETS:
+        media = "text/css; charset=utf-8" if name.endswith(".css") else "text/javascript; charset=utf-8"
+        router.add_api_route(f"/{name}", _file(static / name, media), methods=["GET"], include_in_schema=False)
+    return router
+
+
+def _file(path, media: str):
+    return lambda: FileResponse(path, media_type=media, headers={"Cache-Control": "no-cache"})
