@@ -23,8 +23,9 @@ from assistant.cli import main
 from assistant.questions import Entry, QuestionLog, SqliteQuestions, Turn, Vote, new_id, utcnow
 from assistant.web import create_app
 
-# Two wordings of one topic the fixture library lacks, and another topic it lacks (both declined).
-TIKTOK = ["How do I open a TikTok Shop in the UK?", "What are the steps to register a TikTok shop for Britain?"]
+# One topic the fixture library lacks, worded differently: cosine 0.88 in e5, so that the grouping threshold
+# (0.84) joins them, while CAKE (0.76 and 0.74 to them) stays apart. All three are declined.
+JAPAN = ["What certification do I need to sell electronics in Japan?", "Which PSE mark rules apply to chargers sold in Japan?"]
 LOGGED = Config(question_log=True)
 
 
@@ -154,16 +155,16 @@ def test_a_conversation_keeps_its_last_turns(folder, monkeypatch):
 
 
 def test_declined_questions_on_one_missing_topic_form_one_group(bot):
-    for question in (*TIKTOK, CAKE):
+    for question in (*JAPAN, CAKE):
         assert bot.ask(question).declined
     answered = bot.ask(SEA)  # answered and not marked: in no group
     groups = bot.insights(days=7)["groups"]
     found = [sorted(q["question"] for q in g["questions"]) for g in groups]
-    assert sorted(found) == sorted([sorted(TIKTOK), [CAKE]])
-    tiktok = next(g for g in groups if g["count"] == 2)
-    assert tiktok["declined"] == 2 and tiktok["languages"] == {"en": 2} and tiktok["first"] <= tiktok["last"]
-    assert len(tiktok["closest"]) == 3 and all(d["title"] for d in tiktok["closest"])
-    assert groups[0] is tiktok  # the largest first
+    assert sorted(found) == sorted([sorted(JAPAN), [CAKE]])
+    japan = next(g for g in groups if g["count"] == 2)
+    assert japan["declined"] == 2 and japan["languages"] == {"en": 2} and japan["first"] <= japan["last"]
+    assert len(japan["closest"]) == 3 and all(d["title"] for d in japan["closest"])
+    assert groups[0] is japan  # the largest first
     assert bot.insights(days=7, sort="newest")["groups"][0]["questions"][0]["question"] == CAKE
 
     again = bot.insights(days=7)
@@ -341,14 +342,14 @@ def test_two_servers_on_one_postgres_database_keep_one_log(built, pg):
             assert not follow["declined"]
             vote = {"id": first["id"], "vote": "down", "reason": "wrong_answer", "comment": "two servers"}
             assert httpx.post(url2 + "/api/feedback", json=vote, timeout=60).status_code == 200
-            for question in TIKTOK:
+            for question in JAPAN:
                 assert httpx.post(url2 + "/api/ask", json={"question": question}, timeout=120).json()["declined"]
             two.questions.flush(30)
             reports = [httpx.get(u + "/api/insights", timeout=120).json() for u in (url1, url2)]
         assert reports[0]["totals"] == reports[1]["totals"]
         assert reports[0]["totals"]["questions"] == 4 and reports[0]["totals"]["down"] == 1
         groups = [sorted(q["question"] for q in g["questions"]) for g in reports[0]["groups"]]
-        assert sorted(TIKTOK) in groups and [SEA] in groups
+        assert sorted(JAPAN) in groups and [SEA] in groups
         assert {e.surface for e in one.questions.store.entries(utcnow() - timedelta(days=1))} == {"rest"}
     finally:
         one.close()

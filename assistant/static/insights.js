@@ -61,8 +61,8 @@
     box.appendChild(card(t.questions, "问题 questions"));
     box.appendChild(card(t.answered, "已回答 answered"));
     box.appendChild(card(t.declined + share, "未回答 declined"));
-    box.appendChild(card(t.up, "👍"));
-    box.appendChild(card(t.down, "👎"));
+    box.appendChild(card(t.up, "👍 有用 helpful"));
+    box.appendChild(card(t.down, "👎 没用 not helpful"));
     if (t.median_seconds !== null) box.appendChild(card(t.median_seconds + " s", "用时中位数 median time"));
     var lost = data.log.failed + data.log.dropped;
     if (lost) box.appendChild(card(lost, "未能记录 not recorded (this server)", true));
