@@ -121,6 +121,10 @@ def test_http_needs_the_token(base):
     refused = httpx.post(f"{base}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
                          headers={"Accept": "application/json, text/event-stream", "Authorization": "Bearer wrong"})
     assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
+    # Stateless: no event stream to hold open, no session to end (the chat mounted at / answers them: 404).
+    for method in ("GET", "DELETE"):
+        assert httpx.request(method, f"{base}/mcp", headers={"Authorization": f"Bearer {TOKEN}"},
+                             timeout=10).status_code == 404
 
 
 def test_get_document_reads_a_long_text_in_bounded_windows(built, base, monkeypatch):

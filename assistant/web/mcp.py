@@ -11,6 +11,7 @@ A thin layer over `Assistant`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
@@ -213,8 +214,11 @@ def mount_mcp(app: fastapi.FastAPI, bot: Assistant, config: Config, path: str = 
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False))
     endpoint = next(r.endpoint for r in starlette_app.routes if isinstance(r, Route) and r.path == path)
 
-    app.router.routes.append(Route(path, _Authorized(endpoint, config), methods=["GET", "POST", "DELETE"],
-                                   include_in_schema=False))
+    # POST only: with no sessions there is nothing to DELETE, and a GET would hold open an event stream
+    # that no stateless call ever writes to.
+    app.router.routes.append(Route(path, _Authorized(endpoint, config), methods=["POST"], include_in_schema=False))
+    # Each stateless call ends its transport with an INFO line that says nothing ("Terminating session: None").
+    logging.getLogger("mcp.server.streamable_http").setLevel(logging.WARNING)
     outer = app.router.lifespan_context
 
     @asynccontextmanager
