@@ -55,6 +55,8 @@ class CitationOut(BaseModel):
     url: str = Field(description="The document page with the quote highlighted, relative to this server: "
                                  "/doc/{doc_id}?start=S&end=E.")
     same_text: list[str] = Field(default=[], description="Other documents with a near-identical passage.")
+    location: dict[str, Any] = Field(default={}, description="Where the quote is, in the document's own terms: "
+                                     '{"page": n}, {"slide": n}, {"sheet": name, "row": n}; {} when it has none.')
 
 
 class AskResponse(BaseModel):
