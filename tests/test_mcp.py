@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import sys
+from datetime import timedelta
 
 import httpx
 import httpx2
@@ -125,6 +127,34 @@ def test_http_needs_the_token(base):
     for method in ("GET", "DELETE"):
         assert httpx.request(method, f"{base}/mcp", headers={"Authorization": f"Bearer {TOKEN}"},
                              timeout=10).status_code == 404
+
+
+def test_the_question_log_names_mcp_and_openai(built, tmp_path):
+    import openai
+
+    from assistant import Assistant
+    from assistant.questions import utcnow
+
+    logged = Config(question_log=True)
+    bot = Assistant.open(shutil.copytree(built[1], tmp_path / "index"), logged)  # the log writes into the index
+    try:
+        with running(create_app(bot, logged)) as url:
+            sdk = openai.OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0)
+            sdk.chat.completions.create(model="seller-assistant", messages=[{"role": "user", "content": SEA}])
+            list(sdk.chat.completions.create(model="seller-assistant", stream=True,
+                                             messages=[{"role": "user", "content": CAKE}]))
+
+            async def work(session):
+                await session.initialize()
+                await call(session, "ask_library", question=SEA)
+
+            asyncio.run(over_http(url, "none", work))
+        assert bot.questions.flush(30)
+        entries = sorted(bot.questions.store.entries(utcnow() - timedelta(days=1)), key=lambda e: e.asked_at)
+        assert [(e.surface, e.question, e.declined) for e in entries] == [
+            ("openai", SEA, False), ("openai", CAKE, True), ("mcp", SEA, False)]
+    finally:
+        bot.close()
 
 
 def test_get_document_reads_a_long_text_in_bounded_windows(built, base, monkeypatch):

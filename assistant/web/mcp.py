@@ -29,7 +29,7 @@ from starlette.routing import Route
 from ..answer import document_url
 from ..config import Config
 from ..core import Assistant
-from .api import MAX_SEARCH_K
+from .api import MAX_SEARCH_K, client_of
 from .limits import Refused, check_question
 from .openai import citations, content, server_root
 from .security import bearer_token, token_ok
@@ -130,9 +130,13 @@ def create_mcp(bot: Assistant, config: Config) -> MCPServer:
     server = MCPServer("seller-assistant", title="Seller Assistant", instructions=INSTRUCTIONS, log_level="WARNING")
     fallback = _configured_root(config)
 
-    def root(ctx: Context) -> str:
+    def http(ctx: Context) -> Request | None:
+        """The HTTP request the call came in (None over stdio)."""
         request = ctx.request_context.request
-        return server_root(request) if isinstance(request, Request) else fallback
+        return request if isinstance(request, Request) else None
+
+    def root(ctx: Context) -> str:
+        return server_root(request) if (request := http(ctx)) else fallback
 
     def checked(text: str, what: str) -> str:
         try:
@@ -159,7 +163,8 @@ def create_mcp(bot: Assistant, config: Config) -> MCPServer:
         """Answer a question from the article library only: sentences quoted verbatim with [n] markers, and for
         each marker a citation (doc_id, title, quote, start, end, page, url). When the library has nothing on
         the question, the answer says so and `declined` is true."""
-        answer = bot.ask(checked(question, "question"))
+        client = client_of(request) if (request := http(ctx)) else None  # for the question log
+        answer = bot.ask(checked(question, "question"), surface="mcp", client=client)
         cited = citations(answer, root(ctx))
         return AskResult(answer=content(answer, cited), declined=answer.declined,
                          citations=[CitationOut(**c) for c in cited])

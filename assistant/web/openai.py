@@ -28,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from ..answer import Answer
 from ..config import Config
 from ..core import Assistant
+from .api import client_of
 from .limits import Refused, check_history, check_question
 from .security import bearer_token, token_ok
 
@@ -146,9 +147,10 @@ def openai_router(bot: Assistant, config: Config) -> fastapi.APIRouter:
             return openai_error(refused.status, refused.en, "messages")
         root = server_root(request)
         ident, created = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
+        options = {"surface": "openai", "client": client_of(request)}  # for the question log
         if not body.stream:
             try:
-                answer = await run_in_threadpool(bot.ask, question, history)
+                answer = await run_in_threadpool(lambda: bot.ask(question, history, **options))
             except Exception as exc:  # in OpenAI's shape, which the SDK reports as its InternalServerError
                 log.exception("chat completion failed")
                 return openai_error(500, failure(exc))
@@ -163,7 +165,7 @@ def openai_router(bot: Assistant, config: Config) -> fastapi.APIRouter:
             try:
                 # The whole answer before its text: a generated draft streams in pieces that the final
                 # Answer may change (sentences dropped, markers renumbered), and sent text cannot be taken back.
-                answer = bot.ask(question, history)
+                answer = bot.ask(question, history, **options)
             except Exception as exc:  # the response has started: OpenAI's way is an error event, which the SDK raises
                 log.exception("streamed chat completion failed")
                 error = {"message": failure(exc), "type": "server_error", "param": None, "code": None}
