@@ -9,6 +9,9 @@
     GET  /docs               OpenAPI docs (/openapi.json)
     GET  /widget.js          the embeddable chat widget (a floating button opening the chat in an iframe)
     GET  /gradio.js          Gradio's own web-component loader, for `<gradio-app src=...>` embedding
+    POST /v1/chat/completions the OpenAI-compatible chat (citations beside the message); GET /v1/models
+    POST /mcp                the MCP server (streamable HTTP): search_library, ask_library, get_document, list_documents
+    /library, /insights      the Library and Insights views, with their /api routes
 
 One module per job: `render` (HTML of answers; document text is untrusted and escaped), `document`
 (the document page), `limits` (bounds on what a request carries, the same on every path),
@@ -20,8 +23,16 @@ import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry from an intranet server; before gradio loads
 
-from .app import create_app, run_server  # noqa: E402
-from .chat import EXAMPLES, plain_history  # noqa: E402
-from .render import render_answer, render_passage  # noqa: E402
+# Imported when first used: the chat's module imports gradio (seconds), which `assistant mcp` over stdio
+# never needs.
+_EXPORTS = {"create_app": "app", "run_server": "app", "EXAMPLES": "chat", "plain_history": "chat",
+            "render_answer": "render", "render_passage": "render"}
+__all__ = sorted(_EXPORTS)
 
-__all__ = ["EXAMPLES", "create_app", "plain_history", "render_answer", "render_passage", "run_server"]
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
