@@ -78,7 +78,7 @@ HOSTILE = [
     ("gradio /ask without token", lambda c: _gradio(c, "ask", [QUESTIONS[0], []], {}), "error:"),
     ("gradio /ask, 5000 messages", lambda c: _gradio(c, "ask", [FOLLOW_UP, [{"role": "user", "content": "q"}] * 5000],
                                                      AUTH), "error:"),
-    ("gradio /chat, surrogate", lambda c: _gradio(c, "chat", ["\ud800 网红"], {}), "complete:"),
+    ("gradio /chat, surrogate", lambda c: _gradio(c, "chat", ["\ud800 网红", [], None], {}), "complete:"),
     ("upload 50 MB", lambda c: c.post("/gradio_api/upload", files={"files": ("a.txt", b"x" * 50_000_000)}).status_code,
      403),
     ("Host: evil.example", lambda c: c.get("/healthz", headers={"Host": "evil.example"}).status_code, 400),
