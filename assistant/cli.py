@@ -330,21 +330,54 @@ def eval_(ctx: click.Context, datasets: tuple[str, ...], k: int, limit: int | No
 @_store_option
 @click.option("--store-readonly", default=None, metavar="URI",
               help="A postgresql:// URI (a hot standby) to answer from instead of --store.")
+@click.option("--no-ingest", is_flag=True,
+              help="Only answer: uploads, links and removals are queued in the PostgreSQL store for "
+                   "`assistant worker`.")
 @click.pass_context
 def serve(ctx: click.Context, index_dir: str | None, host: str | None, port: int | None, store: str | None,
-          store_readonly: str | None) -> None:
+          store_readonly: str | None, no_ingest: bool) -> None:
     """Serve the web chat (/), the REST API (/api, docs at /docs) and the embeddable widget (/widget.js)."""
     from .web import run_server
 
     config = _config(ctx, host=host, port=port, store=store, store_readonly=store_readonly)
     if config.question_log is None:  # a server keeps its question log unless told not to (README: Insights)
         config = config.replace(question_log=True)
+    if no_ingest and not config.store.startswith("postgresql"):
+        raise click.ClickException("--no-ingest needs a PostgreSQL store (--store postgresql://…), which workers "
+                                   "share; a folder store indexes in its server")
     _check_port(config.host, config.port)
     try:
         bot = Assistant.open(index_dir, config)
     except (OSError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
-    run_server(bot, config)
+    run_server(bot, config, ingest=not no_ingest)
+
+
+@main.command()
+@click.option("--store", required=True, metavar="URI", help="The postgresql:// URI of the library.")
+@click.option("--lease", default=60.0, show_default=True,
+              help="Seconds another worker waits before taking the job of one that stopped answering.")
+@click.pass_context
+def worker(ctx: click.Context, store: str, lease: float) -> None:
+    """Do the library changes queued by servers started with --no-ingest (uploads, links, removals), one job at
+    a time, until Ctrl-C or SIGTERM (the job in hand is given back to the queue). Run any number, anywhere."""
+    import logging
+    import signal
+
+    from .worker import Worker
+
+    config = _config(ctx, store=store)
+    if not config.store.startswith("postgresql"):
+        raise click.ClickException("a worker needs a PostgreSQL store: --store postgresql://…")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:%(name)s: %(message)s")
+    try:
+        running = Worker(config.store, config, lease=lease)
+    except (OSError, ValueError) as exc:  # OSError: PostgreSQL unreachable
+        raise click.ClickException(str(exc)) from exc
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: running.stopping.set())
+    click.echo(f"worker {running.name} on {redact(config.store)} (Ctrl-C to stop)", err=True)
+    running.run()
 
 
 @main.command()

@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # retrieve.py builds on Index
 log = logging.getLogger("assistant.index")
 
 Progress = Callable[[str, int], Callable[[int], None]]  # (label, total) -> advance(n)
+UPLOAD_KEY = "upload://"  # how the files `assistant worker` adds are named in the store (assistant.jobs)
 
 
 @dataclass
@@ -235,6 +236,11 @@ def _update(store: LibraryStore, files: list[Path], problems: list[LoadError], c
     # its file's: another file (a .jsonl naming ids) cannot take it over.
     owners: dict[str, str] = {}
     listed = {str(f) for f in files}
+    # Files `assistant worker` added (assistant.jobs) are in the database only, under keys no folder
+    # lists: this run keeps them and their documents as they are, rather than removing them as gone.
+    held = {key: ids for key, (_, _, _, ids) in known.items() if key.startswith(UPLOAD_KEY)}
+    listed |= set(held)
+    links.update(held)
     for key, (_, _, _, ids) in known.items():
         if key in listed:
             for doc_id in ids:

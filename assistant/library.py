@@ -356,6 +356,13 @@ class Jobs:
         self._jobs: dict[str, Job] = {}
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="library", initializer=_yield_to_questions)
 
+    def ready(self) -> None:
+        self.library.root()
+
+    def has_file(self, name: str) -> bool:
+        root = self.library.root()
+        return (root / name).is_file() and not name.startswith(("/", ".")) and ".." not in name.split("/")
+
     def get(self, job_id: str) -> Job | None:
         return self._jobs.get(job_id)
 

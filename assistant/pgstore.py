@@ -112,6 +112,20 @@ MIGRATIONS: list[str] = [
                                      question text NOT NULL, answer text NOT NULL,
                                      PRIMARY KEY (conversation_id, seq))
     """,
+    # 4: library changes queued for `assistant worker` processes (assistant.jobs, assistant.worker): an
+    # upload's files wait in job_files until a worker has applied them.
+    """
+    CREATE TABLE jobs (id text PRIMARY KEY, kind text NOT NULL, arg jsonb NOT NULL,
+                       state text NOT NULL DEFAULT 'queued',
+                       stage text NOT NULL DEFAULT '', done int NOT NULL DEFAULT 0, total int NOT NULL DEFAULT 0,
+                       files jsonb NOT NULL DEFAULT '[]', removed jsonb NOT NULL DEFAULT '[]',
+                       error text NOT NULL DEFAULT '', worker text, lease_until timestamptz,
+                       attempts int NOT NULL DEFAULT 0, created timestamptz NOT NULL DEFAULT now(),
+                       finished timestamptz);
+    CREATE INDEX jobs_waiting ON jobs (created) WHERE state IN ('queued', 'running');
+    CREATE TABLE job_files (job_id text NOT NULL REFERENCES jobs ON DELETE CASCADE, seq int NOT NULL,
+                            name text NOT NULL, data bytea NOT NULL, PRIMARY KEY (job_id, seq))
+    """,
 ]
 _STATS = ("files", "documents", "chunks", "tokens")  # kept in meta by each indexing run
 
@@ -200,6 +214,12 @@ class PostgresStore:
         elif chunks < HNSW_MIN_CHUNKS and hnsw:
             self._rows("DROP INDEX chunks_hnsw")
         self.set_meta("generation", str(self.generation + 1))
+
+    def wait_for_indexing(self) -> None:
+        """Inside a transaction: wait until no indexing run (and no other worker's transaction) holds the
+        library, and hold it until the commit. Workers apply documents while `assistant index` may run, and
+        two writers would collide on the keyword statistics (terms) and on document ids."""
+        self._rows("SELECT pg_advisory_xact_lock(%s)", (INDEXING_LOCK,))
 
     @contextmanager
     def indexing(self) -> Iterator[None]:

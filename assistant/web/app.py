@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import fastapi
 import gradio as gr
@@ -24,6 +25,9 @@ from .chat import CSS, HEAD, create_chat, theme
 from .document import PAGE_IMAGE_PATH, document_page, missing_page, page_image
 from .security import LOOPBACK_HOSTS, Guard, embed_origins, origin_regex, served_hosts
 
+if TYPE_CHECKING:
+    from ..jobs import JobQueue
+
 log = logging.getLogger("assistant.web")
 
 STATIC = Path(__file__).parent.parent / "static"
@@ -32,8 +36,22 @@ PAGE_ASSETS = ("document.css", "document.js", "library.css", "library.js")
 UPLOAD_OVERHEAD = 64_000
 
 
-def create_app(bot: Assistant, config: Config) -> fastapi.FastAPI:
-    """The FastAPI application: REST API, health, docs, widget, and the Gradio chat at /."""
+def job_queue(bot: Assistant, config: Config, ingest: bool = True) -> JobQueue:
+    """Where library changes go: this server's own background run, or (`ingest` off, PostgreSQL only)
+    the database, for `assistant worker` processes to do."""
+    if ingest:
+        return Jobs(bot.library)
+    if not config.store.startswith("postgresql"):
+        raise ValueError("--no-ingest needs a PostgreSQL store (--store postgresql://…), which workers share; "
+                         "a folder store indexes in its server")
+    from ..jobs import PostgresJobs
+
+    return PostgresJobs(config.store)
+
+
+def create_app(bot: Assistant, config: Config, jobs: JobQueue | None = None) -> fastapi.FastAPI:
+    """The FastAPI application: REST API, health, docs, widget, and the Gradio chat at /. Library changes
+    go to `jobs` (default: this process's background run, see `job_queue`)."""
     origins = embed_origins(config)
     app = fastapi.FastAPI(
         title="Seller Assistant API",
@@ -58,7 +76,7 @@ def create_app(bot: Assistant, config: Config) -> fastapi.FastAPI:
         return JSONResponse({"detail": f"The server failed ({type(exc).__name__}); see the server log."}, 500)
 
     app.include_router(api_router(bot, config))
-    app.state.jobs = Jobs(bot.library)
+    app.state.jobs = jobs or Jobs(bot.library)
     app.include_router(library_router(bot, config, app.state.jobs, origins, authorizer(config), STATIC))
     app.include_router(insights_router(bot, config, origins, authorizer(config), STATIC))
     app.include_router(openai_router(bot, config))
@@ -134,14 +152,15 @@ def _asset(name: str):
     return lambda: FileResponse(STATIC / name, media_type=media, headers={"Cache-Control": "no-cache"})
 
 
-def run_server(bot: Assistant, config: Config) -> None:
-    """Serve `create_app` with uvicorn until Ctrl-C (or SIGTERM), then close the index."""
+def run_server(bot: Assistant, config: Config, ingest: bool = True) -> None:
+    """Serve `create_app` with uvicorn until Ctrl-C (or SIGTERM), then close the index. `ingest` off:
+    library changes are queued for `assistant worker` (see `job_queue`)."""
     import click
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:%(name)s: %(message)s")
     try:
-        app = create_app(bot, config)
+        app = create_app(bot, config, job_queue(bot, config, ingest))
     except ValueError as exc:  # a configuration mistake, e.g. in allowed_origins
         bot.close()
         raise click.ClickException(str(exc)) from exc

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 import fastapi
 from fastapi import Depends, HTTPException, Query, Request
@@ -24,14 +25,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..config import Config
 from ..core import Assistant
 from ..fetch import MAX_URL_CHARS
-from ..library import Jobs, LibraryBusy, LibraryError
+from ..library import LibraryBusy, LibraryError
 from .security import bearer_token, token_ok, write_refusal
+
+if TYPE_CHECKING:  # assistant.jobs loads the PostgreSQL driver, which a folder store's server need not
+    from ..jobs import JobQueue
 
 MAX_PAGE = 200
 MAX_LINKS_BODY = 100_000
 
 
-def library_router(bot: Assistant, config: Config, jobs: Jobs, origins: tuple[str, ...], authorize,
+def library_router(bot: Assistant, config: Config, jobs: JobQueue, origins: tuple[str, ...], authorize,
                    static) -> fastapi.APIRouter:
     router = fastapi.APIRouter()
 
@@ -80,7 +84,7 @@ def library_router(bot: Assistant, config: Config, jobs: Jobs, origins: tuple[st
         if not files:
             raise HTTPException(422, "No files: send them as multipart/form-data field `files`.")
         try:
-            bot.library.root()
+            jobs.ready()
         except LibraryError as exc:
             raise HTTPException(409, str(exc)) from None
         job = _queued(lambda: jobs.upload(files))
@@ -109,7 +113,7 @@ def library_router(bot: Assistant, config: Config, jobs: Jobs, origins: tuple[st
         if too_long := next((u for u in urls if len(u) > MAX_URL_CHARS), None):
             raise HTTPException(422, f"A link is at most {MAX_URL_CHARS} characters: {too_long[:80]}…")
         try:
-            bot.library.root()
+            jobs.ready()
         except LibraryError as exc:
             raise HTTPException(409, str(exc)) from None
         job = _queued(lambda: jobs.add_urls([u.strip() for u in urls]))
@@ -139,10 +143,10 @@ def library_router(bot: Assistant, config: Config, jobs: Jobs, origins: tuple[st
         """Remove a library file by its path in the library (e.g. `uploads/report.pdf`): every document it
         brought goes, and so does a file that could not be indexed. It moves to the library's .removed/."""
         try:
-            root = bot.library.root()
+            found = jobs.has_file(name)
         except LibraryError as exc:
             raise HTTPException(409, str(exc)) from None
-        if not (root / name).is_file() or name.startswith(("/", ".")) or ".." in name.split("/"):
+        if not found:
             raise HTTPException(404, f"No file {name!r} in the library.")
         job = _queued(lambda: jobs.remove_file(name))
         return JSONResponse({"job": job.id, "url": f"/api/jobs/{job.id}", "state": job.state}, 202)
