@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -80,24 +81,38 @@ def calibration(model: str) -> Calibration:
 
 class TurnLock:
     """One caller at a time in an engine (neither is re-entrant across threads), and a question first:
-    a background caller waits while any foreground one is waiting, so a question never queues behind
-    more than the one background slice already running."""
+    a background caller waits while a foreground one is waiting, so a question queues behind at most the
+    one background slice already running. But not for ever: a background caller that has waited
+    `patience` seconds goes next, so that indexing still moves (a slice a second at least) while
+    questions keep every core busy."""
 
-    def __init__(self) -> None:
+    def __init__(self, patience: float = 1.0) -> None:
+        self.patience = patience
         self._cond = threading.Condition()
         self._busy = False
         self._foreground_waiting = 0
+        self._background_since: list[float] = []  # when each waiting background caller began to wait
+
+    def _overdue(self) -> bool:
+        return bool(self._background_since) and time.monotonic() - min(self._background_since) >= self.patience
 
     @contextmanager
     def turn(self, background: bool = False) -> Iterator[None]:
         with self._cond:
-            if not background:
+            if background:
+                since = time.monotonic()
+                self._background_since.append(since)
+                try:
+                    while self._busy or (self._foreground_waiting and not self._overdue()):
+                        self._cond.wait(timeout=self.patience)
+                finally:
+                    self._background_since.remove(since)
+            else:
                 self._foreground_waiting += 1
-            try:
-                while self._busy or (background and self._foreground_waiting):
-                    self._cond.wait()
-            finally:
-                if not background:
+                try:
+                    while self._busy or self._overdue():
+                        self._cond.wait(timeout=self.patience)
+                finally:
                     self._foreground_waiting -= 1
             self._busy = True
         try:

@@ -393,6 +393,10 @@ def _link_title(url: str) -> str:
     return unquote(parts.path.rstrip("/").rsplit("/", 1)[-1]) or parts.hostname or url
 
 
+# Texts embedded (and committed, and reported as progress) at a time by an indexing run.
+EMBED_BATCH = 64
+
+
 def _embed_missing(store: LibraryStore, model: str, label: str, items: list[tuple[str, str]],
                    progress: Progress) -> int:
     """Embed the (hash, text) items the store has no vector for, committing each batch; returns how many."""
@@ -400,8 +404,8 @@ def _embed_missing(store: LibraryStore, model: str, label: str, items: list[tupl
     pending = list(dict((h, t) for h, t in items if h in missing).items())
     embedder = get_embedder(model) if pending else None
     advance = progress(label, len(pending))
-    for i in range(0, len(pending), 256):
-        batch = pending[i : i + 256]
+    for i in range(0, len(pending), EMBED_BATCH):
+        batch = pending[i : i + EMBED_BATCH]
         store.put_embeddings([h for h, _ in batch], embedder.encode([t for _, t in batch], background=True))
         advance(len(batch))
     return len(pending)

@@ -17,7 +17,7 @@ from test_serve import running
 from assistant import Assistant, Config, index_library
 from assistant.chunk import chunk_document
 from assistant.clean import clean_saved_text
-from assistant.embed import QUERY_TOKENS, get_embedder
+from assistant.embed import QUERY_TOKENS, TurnLock, get_embedder
 from assistant.load import load_file
 from assistant.text import quotable, sentence_spans
 from assistant.web import create_app
@@ -51,6 +51,36 @@ def test_a_question_does_not_wait_for_a_whole_indexing_batch():
     # The question was answered between two slices of the batch, not after all of it.
     assert indexing.is_alive()
     indexing.join()
+
+
+def test_indexing_still_gets_a_turn_while_questions_never_stop():
+    lock = TurnLock(patience=0.2)
+    stop = threading.Event()
+
+    def ask_forever():
+        while not stop.is_set():
+            with lock.turn():
+                time.sleep(0.01)
+
+    askers = [threading.Thread(target=ask_forever) for _ in range(3)]
+    for t in askers:
+        t.start()
+    time.sleep(0.1)
+    got = threading.Event()
+
+    def index_a_slice():
+        with lock.turn(background=True):
+            got.set()
+
+    indexing = threading.Thread(target=index_a_slice)
+    try:
+        indexing.start()
+        # Questions keep the engine busy all along; the slice goes in after its patience, not after them.
+        assert got.wait(5)
+    finally:
+        stop.set()
+        for t in [*askers, indexing]:
+            t.join()
 
 
 def test_multi_megabyte_lines_are_read_chunked_and_split_in_linear_time(tmp_path):
