@@ -227,7 +227,7 @@ def test_serve_keeps_a_log_unless_told_not_to(folder, monkeypatch):
     import assistant.web
 
     seen = []
-    monkeypatch.setattr(assistant.web, "run_server", lambda bot, config: (seen.append(bot.questions), bot.close()))
+    monkeypatch.setattr(assistant.web, "run_server", lambda bot, config, **how: (seen.append(bot.questions), bot.close()))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = str(s.getsockname()[1])

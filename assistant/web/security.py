@@ -121,6 +121,7 @@ def _host_name(header: bytes) -> str | None:
 FORWARDED_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
 
 
+OPENAI_PATH = "/v1/"
 # The chat's event stream. Gradio answers an unknown session there with an exception raised inside a
 # response already started: ~14 KB of tracebacks in the log per 60-byte request. Refused here instead,
 # with one log line a minute at most.
@@ -174,7 +175,10 @@ class Guard:
             status, detail = refusal
             if scope["type"] == "websocket":
                 return await send({"type": "websocket.close", "code": 1008})
-            return await JSONResponse({"detail": detail}, status)(scope, receive, send)
+            # OpenAI's clients read their own error shape (assistant.web.openai answers in it too).
+            body = ({"error": {"message": detail, "type": "invalid_request_error", "param": None, "code": None}}
+                    if scope["path"].startswith(OPENAI_PATH) else {"detail": detail})
+            return await JSONResponse(body, status)(scope, receive, send)
 
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
