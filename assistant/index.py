@@ -269,7 +269,8 @@ def _update(store: LibraryStore, files: list[Path], problems: list[LoadError], c
                 report.unchanged.append(key)
                 advance(1)
                 continue
-            docs, warnings = read_bounded(path, data, config.read_seconds, ocr=config.ocr)
+            docs, warnings = read_bounded(path, data, config.read_seconds, ocr=config.ocr,
+                                          on_page=_ocr_progress(progress, path.name))
             docs = _own_ids(key, docs, owners, new_docs, links, warnings)
             if url := str(link_sources(path.parent).get(path.name, ""))[:2000]:
                 for doc in docs:
@@ -386,6 +387,18 @@ def link_sources(folder: Path) -> dict[str, str]:
     except (OSError, ValueError):
         return {}
     return sources if isinstance(sources, dict) else {}
+
+
+def _ocr_progress(progress: Progress, name: str):
+    """A page-by-page progress bar for the scanned pages of one file, started when OCR reports the first."""
+    bar: list = []
+
+    def on_page(done: int, total: int) -> None:
+        if not bar:
+            bar.append(progress(f"ocr {name}", total))
+        bar[0](1)
+
+    return on_page
 
 
 def _link_title(url: str) -> str:

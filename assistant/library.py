@@ -426,7 +426,8 @@ class Jobs:
             job.stage, job.done, job.total = label, 0, total
 
             def advance(n: int) -> None:
-                job.done += n
+                if job.stage == label:  # a later stage (a file's OCR pages) has taken the job's counters
+                    job.done += n
 
             return advance
 

@@ -208,6 +208,15 @@ def test_a_scanned_pdf_page_is_read_by_ocr_beside_a_page_with_text(built):
     assert page["page"] == 2 and any(doc.text[a:b] == EN_LINE for a, b, _ in page["lines"])
 
 
+def test_ocr_reports_its_progress_page_by_page_from_the_reading_process(library):
+    from assistant.load import read_bounded
+
+    scan = library / "port-notes.pdf"
+    pages: list[tuple[int, int]] = []
+    (doc,), _ = read_bounded(scan, scan.read_bytes(), 120, on_page=lambda done, total: pages.append((done, total)))
+    assert pages == [(1, 1)] and EN_LINE in doc.text  # one page without a text layer, read by the worker
+
+
 def _accuracy(got: str, want: str) -> float:
     """1 - the edit distance over the length of the text OCR should have read."""
     row = list(range(len(got) + 1))

@@ -12,12 +12,12 @@ cut to sane lengths; rows, cells, slides, OCR pages and image pixels have limits
 """
 
 from .base import (FIELD_LIMITS, LANG_SAMPLE_CHARS, LAYOUT, META_KEYS, META_VALUE_CHARS, Document, LoadError,
-                   content_id, decode, printable)
+                   PageProgress, content_id, decode, printable)
 from .bounded import read_bounded, reader_failure
 from .files import SUPPORTED, iter_files, read_file
 from .formats import load_file
 from .lines import join_wrapped_lines
 
-__all__ = ["FIELD_LIMITS", "LANG_SAMPLE_CHARS", "LAYOUT", "META_KEYS", "META_VALUE_CHARS", "SUPPORTED", "Document",
+__all__ = ["FIELD_LIMITS", "LANG_SAMPLE_CHARS", "LAYOUT", "META_KEYS", "META_VALUE_CHARS", "SUPPORTED", "Document", "PageProgress",
            "LoadError", "content_id", "decode", "iter_files", "join_wrapped_lines", "load_file", "read_bounded",
            "printable", "read_file", "reader_failure"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,8 @@ LANG_SAMPLE_CHARS = 20_000
 # keys are the file's own metadata (front matter, JSON fields), always text; this one is a dict, made
 # by a reader only, so a front-matter field of the same name (always text) is never taken for it.
 LAYOUT = "_layout"
+# Called as OCR reads each page of a file: (pages done, pages to read).
+PageProgress = Callable[[int, int], None]
 
 
 class LoadError(Exception):

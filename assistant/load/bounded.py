@@ -17,10 +17,11 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from .base import Document, LoadError
+from .base import Document, LoadError, PageProgress
 from .formats import load_file
 
 # The part of the time limit that OCR of a scanned PDF may start pages in: the page under way, and what
@@ -35,11 +36,11 @@ def reader_failure(exc: BaseException) -> str:
             "or remove it from the library")
 
 
-def read_here(path: str | Path, data: bytes, ocr: bool = True,
-              seconds: float = 0) -> tuple[list[Document], list[str]]:
+def read_here(path: str | Path, data: bytes, ocr: bool = True, seconds: float = 0,
+              on_page: PageProgress | None = None) -> tuple[list[Document], list[str]]:
     """`load_file` in this process, whatever a reader raises turned into a LoadError naming the file."""
     try:
-        return load_file(path, data, ocr=ocr, ocr_seconds=OCR_SHARE * seconds)
+        return load_file(path, data, ocr=ocr, ocr_seconds=OCR_SHARE * seconds, on_page=on_page)
     except LoadError:
         raise
     except Exception as exc:  # pypdf's LimitReachedError, a RecursionError deep in a parser, …
@@ -59,11 +60,18 @@ class _Worker:
         theirs.close()
         self.connection = Connection(ours.detach())
 
-    def read(self, path: str, data: bytes, ocr: bool, seconds: float) -> tuple[str, object]:
+    def read(self, path: str, data: bytes, ocr: bool, seconds: float,
+             on_page: PageProgress | None) -> tuple[str, object]:
         self.connection.send_bytes(pickle.dumps((path, data, ocr, seconds), protocol=pickle.HIGHEST_PROTOCOL))
-        if not self.connection.poll(seconds):
-            raise TimeoutError
-        return pickle.loads(self.connection.recv_bytes())
+        deadline = time.monotonic() + seconds
+        while True:  # OCR's page messages, then the result
+            if not self.connection.poll(max(0.0, deadline - time.monotonic())):
+                raise TimeoutError
+            status, value = pickle.loads(self.connection.recv_bytes())
+            if status != "page":
+                return status, value
+            if on_page:
+                on_page(*value)
 
     def stop(self) -> None:
         self.process.kill()
@@ -75,20 +83,21 @@ _worker: _Worker | None = None
 _lock = threading.Lock()
 
 
-def read_bounded(path: str | Path, data: bytes, seconds: float, *,
-                 ocr: bool = True) -> tuple[list[Document], list[str]]:
+def read_bounded(path: str | Path, data: bytes, seconds: float, *, ocr: bool = True,
+                 on_page: PageProgress | None = None) -> tuple[list[Document], list[str]]:
     """The documents in one file and the warnings about it, as `load_file` gives them, read by the worker
     process; a LoadError naming the file when reading takes longer than `seconds`, when the reader fails,
     or when the worker dies (out of memory). `seconds` <= 0 reads in this process, with no limit.
-    `ocr`: read images and scanned PDF pages by OCR (the `ocr` setting)."""
+    `ocr`: read images and scanned PDF pages by OCR (the `ocr` setting); `on_page(done, total)` follows
+    the pages of a PDF that OCR reads."""
     global _worker
     if seconds <= 0:
-        return read_here(path, data, ocr)
+        return read_here(path, data, ocr, on_page=on_page)
     with _lock:  # one worker per process: indexing reads one file at a time
         if _worker is None or _worker.process.poll() is not None:
             _worker = _Worker()
         try:
-            status, value = _worker.read(str(path), data, ocr, seconds)
+            status, value = _worker.read(str(path), data, ocr, seconds, on_page)
         except TimeoutError:
             _worker.stop()
             _worker = None
@@ -112,8 +121,11 @@ def _serve(fd: int) -> None:
             path, data, ocr, seconds = pickle.loads(connection.recv_bytes())
         except EOFError:  # the parent closed its end: it is done, or gone
             return
+        def page(done: int, total: int) -> None:
+            connection.send_bytes(pickle.dumps(("page", (done, total))))
+
         try:
-            reply = ("read", read_here(path, data, ocr, seconds))
+            reply = ("read", read_here(path, data, ocr, seconds, page))
         except LoadError as exc:
             reply = ("refused", exc.reason)
         connection.send_bytes(pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL))

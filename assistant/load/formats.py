@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import Config
-from .base import Document, LoadError, bound_metadata, decode
+from .base import Document, LoadError, PageProgress, bound_metadata, decode
 from .files import read_file, unsupported
 from .html import load_html
 from .images import load_image
@@ -16,13 +16,14 @@ from .pdf import load_pdf
 from .text import load_text
 
 
-def load_file(path: str | Path, data: bytes | None = None, *, ocr: bool = True,
-              ocr_seconds: float = 0) -> tuple[list[Document], list[str]]:
+def load_file(path: str | Path, data: bytes | None = None, *, ocr: bool = True, ocr_seconds: float = 0,
+              on_page: PageProgress | None = None) -> tuple[list[Document], list[str]]:
     """The documents in one file (several for .jsonl) and warnings about parts that were skipped or cut.
 
     `data`: the file's bytes when the caller has read them (`read_file`). `ocr`: read images and the
     pages of a PDF that have no text layer by OCR (the `ocr` setting); no PDF page is started after
-    `ocr_seconds` (0: no limit). Raises LoadError when nothing in the file can be read.
+    `ocr_seconds` (0: no limit); `on_page(done, total)` follows those pages. Raises LoadError when nothing
+    in the file can be read.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -32,7 +33,7 @@ def load_file(path: str | Path, data: bytes | None = None, *, ocr: bool = True,
     if not data.strip():
         raise LoadError(path, "empty file; add text or remove it from the library")
     if suffix == ".pdf":
-        docs = [load_pdf(path, data, warnings, ocr, ocr_seconds)]
+        docs = [load_pdf(path, data, warnings, ocr, ocr_seconds, on_page)]
     elif suffix == ".jsonl":
         docs = load_jsonl(path, decode(data, path), warnings)
     elif suffix in (".html", ".htm"):

@@ -7,7 +7,7 @@ import time
 import unicodedata
 from pathlib import Path
 
-from .base import LAYOUT, Document, LoadError, new_document
+from .base import LAYOUT, Document, LoadError, PageProgress, new_document
 from .lines import join_wrapped_lines
 
 # Many PDF fonts map Chinese glyphs to the look-alike radical code points (⼀ U+2F00 for 一, ⻓ U+2ED3
@@ -37,10 +37,12 @@ def _usable(text: str) -> bool:
     return bool(chars) and garbled <= 0.5 * len(chars)
 
 
-def load_pdf(path: Path, data: bytes, warnings: list[str], ocr: bool, ocr_seconds: float = 0) -> Document:
+def load_pdf(path: Path, data: bytes, warnings: list[str], ocr: bool, ocr_seconds: float = 0,
+             on_page: PageProgress | None = None) -> Document:
     """The PDF's text, page by page. With `ocr`, a page without a usable text layer is read by OCR; no
     page is started after `ocr_seconds` (0: no limit), so that a long scan is indexed as far as it was
-    read, its other pages named, rather than refused whole when reading runs out of time."""
+    read, its other pages named, rather than refused whole when reading runs out of time. `on_page(done,
+    total)` is called after each page OCR reads (or fails to)."""
     from pypdf import PdfReader
 
     try:
@@ -56,7 +58,7 @@ def load_pdf(path: Path, data: bytes, warnings: list[str], ocr: bool, ocr_second
         raise LoadError(path, f"corrupt or unsupported PDF ({type(exc).__name__}: {str(exc)[:200]}); re-export "
                               "or re-download it") from exc
     scanned = [n for n, text in enumerate(texts) if not _usable(text)] if ocr else []
-    read = _ocr_pages(data, scanned, texts, warnings, ocr_seconds) if scanned else {}
+    read = _ocr_pages(data, scanned, texts, warnings, ocr_seconds, on_page) if scanned else {}
     if not any(texts):
         if not ocr:
             raise LoadError(path, "the PDF has no extractable text (a scan?); switch OCR on (ocr = true) to read it")
@@ -77,7 +79,8 @@ def load_pdf(path: Path, data: bytes, warnings: list[str], ocr: bool, ocr_second
                         pages=starts, meta=meta)
 
 
-def _ocr_pages(data: bytes, pages: list[int], texts: list[str], warnings: list[str], seconds: float) -> dict:
+def _ocr_pages(data: bytes, pages: list[int], texts: list[str], warnings: list[str], seconds: float,
+               on_page: PageProgress | None) -> dict:
     """Read `pages` (0-based) by OCR into `texts`; {page: {"width", "height", "lines"}} of those read.
     A page that cannot be read keeps its text layer and is named in `warnings`; the others go on."""
     import pypdfium2
@@ -110,6 +113,9 @@ def _ocr_pages(data: bytes, pages: list[int], texts: list[str], warnings: list[s
             except Exception as exc:  # pdfium's and onnxruntime's errors on one page
                 warnings.append(f"page {n + 1}: OCR could not read it ({type(exc).__name__}: {str(exc)[:200]})")
                 continue
+            finally:
+                if on_page:
+                    on_page(i + 1, len(pages))
             if not text:
                 warnings.append(f"page {n + 1}: no text layer, and OCR found no text on it")
                 continue

@@ -77,7 +77,8 @@
     if (job.state === "done") return "完成 done";
     var names = {fetching: "获取 fetching", reading: "读取 reading", embedding: "嵌入 embedding",
                  sentences: "句子 sentences"};
-    return (names[job.stage] || job.stage || "…") + (job.total ? " " + job.done + "/" + job.total : "");
+    var stage = names[job.stage] || (/^ocr /.test(job.stage || "") ? "识别 OCR" + job.stage.slice(3) : job.stage);
+    return (stage || "…") + (job.total ? " " + job.done + "/" + job.total : "");
   }
 
   function poll(jobUrl, item, done) {
