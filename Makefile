@@ -55,9 +55,17 @@ test: test-setup $(CHROMIUM)
 BENCH_INDEX ?= index-eval/rgb_zh
 BENCH_QUESTIONS ?= ../shared/eval/rgb_zh/queries.jsonl
 BENCH_PIPELINE_ARGS ?= --index $(BENCH_INDEX) --questions $(BENCH_QUESTIONS)
+# Then (~10 minutes): cold start of `assistant ask` and `assistant serve` against `python -c pass` and
+# `import torch` (bench/cold_start.py); ingest passages/s with 1 and 2 workers on one PostgreSQL
+# (bench/workers.py); normal clients beside worst-case questions and an upload, and one user's `ask`
+# while a 50-article upload is indexed, each against the same run's quiet phase (bench/mixed_load.py).
 bench: test-setup
 	$(BIN)/python bench/bench.py $(BENCH_PIPELINE_ARGS)
 	$(BIN)/python bench/stores.py --real $(BENCH_INDEX) $(BENCH_ARGS)
+	$(BIN)/python bench/cold_start.py
+	$(BIN)/python bench/workers.py
+	$(BIN)/python bench/mixed_load.py --seconds 45
+	$(BIN)/python bench/mixed_load.py --clients 1 --hostile 0 --articles 50 --seconds 45
 
 # `make clean` keeps the documents users added in the Library view (corpus/uploads/, and the removed
 # ones in corpus/.removed/, both ignored by git); `make clean-uploads` deletes those too.
