@@ -1,6 +1,6 @@
 """Ingest workers (`assistant worker`) on one PostgreSQL: passages embedded per second with 1 and 2 workers.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/workers.py [--articles 24]
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/workers.py [--articles 60]
 
 Starts PostgreSQL 18 + pgvector on 127.0.0.1 (tests/pg.py), and for 1 then 2 workers: a fresh database,
 --articles distinct articles queued as one upload job each (as a server with --no-ingest queues them),
@@ -64,7 +64,7 @@ def run(pg: LocalPostgres, workers: int, articles: int) -> tuple[float, int]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--articles", type=int, default=24)
+    parser.add_argument("--articles", type=int, default=60)
     args = parser.parse_args()
     pg = LocalPostgres().start()
     try:
