@@ -221,3 +221,14 @@ def test_a_read_token_cannot_read_the_admins_jobs(tmp_path):
         assert client.get(job["url"], headers={"Authorization": "Bearer admin"}).json()["files"][0]["name"] == \
             "secret-plan.md"
     bot.close()
+
+
+def test_a_missing_path_leaves_no_empty_index_behind(tmp_path):
+    # Issue #19.5: `assistant index` with a mistyped path reported it, then left an empty index.
+    from click.testing import CliRunner
+
+    from assistant.cli import main
+
+    result = CliRunner().invoke(main, ["index", str(tmp_path / "no-such-folder"), "--index", str(tmp_path / "ix")])
+    assert result.exit_code == 1 and "no such file or folder" in result.output
+    assert not (tmp_path / "ix").exists()
