@@ -29,6 +29,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -83,6 +85,24 @@ HOSTILE = [
      403),
     ("Host: evil.example", lambda c: c.get("/healthz", headers={"Host": "evil.example"}).status_code, 400),
 ]
+
+
+@contextmanager
+def serving(index: str | Path, env: dict, cwd: Path = ROOT) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`assistant serve` on `index` at a free loopback port, a real subprocess as a user runs it: yields (its
+    URL, the process); stopped with Ctrl-C (SIGINT) at the end, killed if it has not stopped in 30 s."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "assistant.cli", "serve", "--index", str(index), "--host",
+                               "127.0.0.1", "--port", str(port)], cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        yield f"http://127.0.0.1:{port}", server
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
 
 
 def free_port() -> int:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from api_load import free_port  # noqa: E402
+from api_load import serving  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTION = "品牌应该all in直播带货吗？"
@@ -37,27 +36,17 @@ def timed(command: list[str]) -> float:
 
 
 def serve_to_first_answer(index: Path) -> float:
-    port = free_port()
     started = time.perf_counter()
-    server = subprocess.Popen([sys.executable, "-m", "assistant.cli", "serve", "--index", str(index), "--port",
-                               str(port)], cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
+    with serving(index, ENV) as (url, server):
         while True:
             try:
-                if httpx.post(f"http://127.0.0.1:{port}/api/ask", json={"question": QUESTION},
-                              timeout=60).status_code == 200:
+                if httpx.post(f"{url}/api/ask", json={"question": QUESTION}, timeout=60).status_code == 200:
                     return time.perf_counter() - started
             except httpx.TransportError:
                 pass
             if server.poll() is not None or time.perf_counter() - started > 180:
                 raise RuntimeError("the server did not answer within 180 s")
             time.sleep(0.05)
-    finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
 
 
 def main() -> int:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -36,7 +35,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from api_load import QUESTIONS, free_port, percentile  # noqa: E402
+from api_load import QUESTIONS, percentile, serving  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN, ADMIN = "mixed-load-token", "mixed-load-admin"
@@ -147,12 +146,7 @@ def main() -> int:
         print(f"indexing {args.library} (not timed)", flush=True)
         subprocess.run([sys.executable, "-m", "assistant.cli", "index", str(library), "--index", str(index)],
                        cwd=ROOT, env=env, check=True, capture_output=True)
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        server = subprocess.Popen([sys.executable, "-m", "assistant.cli", "serve", "--index", str(index),
-                                   "--host", "127.0.0.1", "--port", str(port)],
-                                  cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
+        with serving(index, env, cwd=Path(tmp)) as (url, server):
             deadline = time.monotonic() + 180
             while True:
                 try:
@@ -174,12 +168,6 @@ def main() -> int:
                 print(f"{r['name']:<22} p95 {r['p95'] / quiet['p95']:.2f}x the quiet run's, "
                       f"p50 {r['p50'] / quiet['p50']:.2f}x")
             return 0 if all(r["failures"] == 0 for r in [quiet, *results]) else 1
-        finally:
-            server.send_signal(signal.SIGINT)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
 
 
 if __name__ == "__main__":

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -23,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from api_load import QUESTIONS, ROOT, TOKEN, free_port, percentile
+from api_load import QUESTIONS, ROOT, TOKEN, percentile, serving
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -94,11 +92,7 @@ def main() -> int:
         return 1
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "ASSISTANT_API_TOKEN": TOKEN}
-    url = f"http://127.0.0.1:{(port := free_port())}"
-    server = subprocess.Popen([sys.executable, "-m", "assistant.cli", "serve", "--index", args.index,
-                               "--host", "127.0.0.1", "--port", str(port)],
-                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
+    with serving(args.index, env) as (url, server):
         started = time.perf_counter()
         with httpx.Client(base_url=url, timeout=120) as client:
             while True:  # the server is up and both endpoints answer (this also warms the models)
@@ -134,12 +128,6 @@ def main() -> int:
             for f in failures[:3]:
                 print(f"  {name} failure: {f}")
         return 0 if all(not failures for _, failures, _ in results.values()) else 1
-    finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
 
 
 if __name__ == "__main__":
