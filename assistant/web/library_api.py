@@ -125,7 +125,8 @@ def library_router(bot: Assistant, config: Config, jobs: JobQueue, origins: tupl
         """A library job: state (queued, running, done, failed), stage and progress, each file's outcome."""
         found = jobs.get(job_id)
         if found is None:
-            raise HTTPException(404, f"No job with id {job_id!r} (jobs are kept while the server runs).")
+            raise HTTPException(404, f"No job with id {job_id!r} (a server without workers keeps its jobs "
+                                "while it runs).")
         return found.to_dict()
 
     @router.delete("/api/documents/{doc_id}", status_code=202, dependencies=[Depends(may_write)], tags=["library"],
