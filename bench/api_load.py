@@ -88,13 +88,14 @@ HOSTILE = [
 
 
 @contextmanager
-def serving(index: str | Path, env: dict, cwd: Path = ROOT) -> Iterator[tuple[str, subprocess.Popen]]:
+def serving(index: str | Path, env: dict, cwd: Path = ROOT, stderr=subprocess.DEVNULL,
+            ) -> Iterator[tuple[str, subprocess.Popen]]:
     """`assistant serve` on `index` at a free loopback port, a real subprocess as a user runs it: yields (its
     URL, the process); stopped with Ctrl-C (SIGINT) at the end, killed if it has not stopped in 30 s."""
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "assistant.cli", "serve", "--index", str(index), "--host",
                                "127.0.0.1", "--port", str(port)], cwd=cwd, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+                              stderr=stderr, text=True)
     try:
         yield f"http://127.0.0.1:{port}", server
     finally:
@@ -149,116 +150,107 @@ def main() -> int:
         subprocess.run([sys.executable, "-m", "assistant.cli", "index", str(ROOT / "corpus"), "--index", str(index)],
                        cwd=ROOT, env=env, check=True, capture_output=True)
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     started = time.perf_counter()
-    server = subprocess.Popen([sys.executable, "-m", "assistant.cli", "serve", "--index", str(index),
-                               "--host", "127.0.0.1", "--port", str(port)],
-                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    stderr_tail: list[str] = []
-    threading.Thread(target=lambda: [stderr_tail.append(line) for line in server.stderr], daemon=True).start()
     try:
-        with httpx.Client(base_url=url, timeout=120) as client:
-            while True:
-                if server.poll() is not None:
-                    print("".join(stderr_tail[-20:]), file=sys.stderr)
-                    return 1
-                try:
-                    r = client.post("/api/ask", json={"question": QUESTIONS[0]}, headers=AUTH)
-                    if r.status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.perf_counter() - started > 180:
-                    print("the server did not answer within 180 s", file=sys.stderr)
-                    return 1
-                time.sleep(0.1)
-        first = time.perf_counter() - started
-        print(f"first answer: {first:.2f} s after `assistant serve` started (model load, app start, one answer)")
-
-        latencies: list[float] = []
-        failures: list[str] = []
-        lock = threading.Lock()
-        counter = iter(range(args.requests))
-        deadline = time.perf_counter() + args.max_seconds
-
-        def worker() -> None:
+        with serving(index, env, stderr=subprocess.PIPE) as (url, server):
+            stderr_tail: list[str] = []
+            threading.Thread(target=lambda: [stderr_tail.append(line) for line in server.stderr], daemon=True).start()
             with httpx.Client(base_url=url, timeout=120) as client:
-                for n in counter:
-                    if time.perf_counter() > deadline:
-                        return
-                    q = QUESTIONS[n % len(QUESTIONS)]
-                    t = time.perf_counter()
+                while True:
+                    if server.poll() is not None:
+                        print("".join(stderr_tail[-20:]), file=sys.stderr)
+                        return 1
                     try:
-                        if args.stream:
-                            with client.stream("POST", "/api/ask", json={"question": q, "stream": True},
-                                               headers=AUTH) as r:
-                                ok = r.status_code == 200 and "event: answer" in r.read().decode()
-                        else:
-                            r = client.post("/api/ask", json={"question": q}, headers=AUTH)
-                            ok = r.status_code == 200 and "answer" in r.json()
-                    except httpx.HTTPError as exc:
-                        ok, r = False, exc
-                    with lock:
-                        (latencies.append(time.perf_counter() - t) if ok else failures.append(repr(r)))
+                        r = client.post("/api/ask", json={"question": QUESTIONS[0]}, headers=AUTH)
+                        if r.status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                    if time.perf_counter() - started > 180:
+                        print("the server did not answer within 180 s", file=sys.stderr)
+                        return 1
+                    time.sleep(0.1)
+            first = time.perf_counter() - started
+            print(f"first answer: {first:.2f} s after `assistant serve` started (model load, app start, one answer)")
 
-        hostile: dict[str, list[float]] = {name: [] for name, _, _ in HOSTILE}
-        refusals: list[str] = []
+            latencies: list[float] = []
+            failures: list[str] = []
+            lock = threading.Lock()
+            counter = iter(range(args.requests))
+            deadline = time.perf_counter() + args.max_seconds
 
-        def attacker(offset: int) -> None:
-            with httpx.Client(base_url=url, timeout=120) as client:
-                n = offset
-                while time.perf_counter() < deadline:
-                    name, request, expected = HOSTILE[n % len(HOSTILE)]
-                    n += 1
-                    t = time.perf_counter()
-                    try:
-                        got = request(client)
-                    except httpx.HTTPError as exc:
-                        got = repr(exc)
-                    ok = got == expected or isinstance(expected, str) and str(got).startswith(expected)
-                    with lock:
-                        hostile[name].append(time.perf_counter() - t)
-                        if not ok:
-                            refusals.append(f"{name}: expected {expected!r}, got {str(got)[:200]!r}")
+            def worker() -> None:
+                with httpx.Client(base_url=url, timeout=120) as client:
+                    for n in counter:
+                        if time.perf_counter() > deadline:
+                            return
+                        q = QUESTIONS[n % len(QUESTIONS)]
+                        t = time.perf_counter()
+                        try:
+                            if args.stream:
+                                with client.stream("POST", "/api/ask", json={"question": q, "stream": True},
+                                                   headers=AUTH) as r:
+                                    ok = r.status_code == 200 and "event: answer" in r.read().decode()
+                            else:
+                                r = client.post("/api/ask", json={"question": q}, headers=AUTH)
+                                ok = r.status_code == 200 and "answer" in r.json()
+                        except httpx.HTTPError as exc:
+                            ok, r = False, exc
+                        with lock:
+                            (latencies.append(time.perf_counter() - t) if ok else failures.append(repr(r)))
 
-        t0 = time.perf_counter()
-        threads = [threading.Thread(target=worker) for _ in range(args.clients)]
-        if args.hostile:
-            threads += [threading.Thread(target=attacker, args=(i * 3,)) for i in range(args.hostile_clients)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        wall = time.perf_counter() - t0
-        done = len(latencies)
-        print(f"sustained: {done} answers, {len(failures)} failures, {args.clients} clients, "
-              f"{'stream' if args.stream else 'json'}, {wall:.1f} s wall")
-        if done:
-            print(f"  throughput {done / wall:.2f} req/s; latency p50 {statistics.median(latencies) * 1000:.0f} ms, "
-                  f"p95 {percentile(latencies, 0.95) * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms")
-        for f in failures[:5]:
-            print("  failure:", f)
-        if args.hostile:
-            print(f"hostile: {sum(map(len, hostile.values()))} requests, {len(refusals)} not refused cleanly, "
-                  f"{args.hostile_clients} clients")
-            for name, times in hostile.items():
-                if times:
-                    print(f"  {name:<40} {len(times):>4}  p50 {statistics.median(times) * 1000:6.0f} ms  "
-                          f"p95 {percentile(times, 0.95) * 1000:6.0f} ms")
-            for f in refusals[:5]:
-                print("  not clean:", f)
-            alive = server.poll() is None and httpx.get(url + "/healthz").status_code == 200
-            print(f"server: peak RSS {_peak_rss_kb(server.pid) / 1024:.0f} MB (VmHWM), "
-                  f"{'alive' if alive else 'DEAD'} after the run")
-            failures += refusals + ([] if alive else ["server died"])
-        return 0 if not failures else 1
+            hostile: dict[str, list[float]] = {name: [] for name, _, _ in HOSTILE}
+            refusals: list[str] = []
+
+            def attacker(offset: int) -> None:
+                with httpx.Client(base_url=url, timeout=120) as client:
+                    n = offset
+                    while time.perf_counter() < deadline:
+                        name, request, expected = HOSTILE[n % len(HOSTILE)]
+                        n += 1
+                        t = time.perf_counter()
+                        try:
+                            got = request(client)
+                        except httpx.HTTPError as exc:
+                            got = repr(exc)
+                        ok = got == expected or isinstance(expected, str) and str(got).startswith(expected)
+                        with lock:
+                            hostile[name].append(time.perf_counter() - t)
+                            if not ok:
+                                refusals.append(f"{name}: expected {expected!r}, got {str(got)[:200]!r}")
+
+            t0 = time.perf_counter()
+            threads = [threading.Thread(target=worker) for _ in range(args.clients)]
+            if args.hostile:
+                threads += [threading.Thread(target=attacker, args=(i * 3,)) for i in range(args.hostile_clients)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            wall = time.perf_counter() - t0
+            done = len(latencies)
+            print(f"sustained: {done} answers, {len(failures)} failures, {args.clients} clients, "
+                  f"{'stream' if args.stream else 'json'}, {wall:.1f} s wall")
+            if done:
+                print(f"  throughput {done / wall:.2f} req/s; latency p50 {statistics.median(latencies) * 1000:.0f} ms, "
+                      f"p95 {percentile(latencies, 0.95) * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms")
+            for f in failures[:5]:
+                print("  failure:", f)
+            if args.hostile:
+                print(f"hostile: {sum(map(len, hostile.values()))} requests, {len(refusals)} not refused cleanly, "
+                      f"{args.hostile_clients} clients")
+                for name, times in hostile.items():
+                    if times:
+                        print(f"  {name:<40} {len(times):>4}  p50 {statistics.median(times) * 1000:6.0f} ms  "
+                              f"p95 {percentile(times, 0.95) * 1000:6.0f} ms")
+                for f in refusals[:5]:
+                    print("  not clean:", f)
+                alive = server.poll() is None and httpx.get(url + "/healthz").status_code == 200
+                print(f"server: peak RSS {_peak_rss_kb(server.pid) / 1024:.0f} MB (VmHWM), "
+                      f"{'alive' if alive else 'DEAD'} after the run")
+                failures += refusals + ([] if alive else ["server died"])
+            return 0 if not failures else 1
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
         if tmp:
             tmp.cleanup()
 
