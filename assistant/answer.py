@@ -50,9 +50,15 @@ DECLINE = {
           "on the topic to the library.",
 }
 DECLINE_UNNAMED = {
-    "zh": "资料库中没有提到{names}的文章，无法回答这个问题。",
-    "en": "No passage in the library mentions {names}, so I can't answer this question.",
+    "zh": "资料库中与这个问题最接近的文章都没有提到{names}，无法回答这个问题。",
+    "en": "None of the library's passages closest to this question mentions {names}, so I can't answer it.",
 }
+DECLINE_UNSTATED = {
+    "zh": "资料库中的文章提到了“{attribute}”，但没有说明{kind}，无法回答这个问题。",
+    "en": "The library mentions “{attribute}” but never says {kind}, so I can't answer this question.",
+}
+_KIND_ASKED = {"zh": {"person": "是谁", "time": "是什么时候", "number": "是多少", "place": "在哪里"},
+               "en": {"person": "who", "time": "when", "number": "how much or how many", "place": "where"}}
 _LEAD = {
     "zh": "根据资料库中的文章：",
     "en": "From the library:",
@@ -110,6 +116,8 @@ class Answer:
     lang: str
     contexts: list[Hit] = field(default_factory=list)  # the passages the answer was given
     meta: dict = field(default_factory=dict)  # e.g. which generator answered, fallback notes
+    # A decline's closest passages, one quote each: what the library holds, shown as related, not as an answer.
+    related: list[Citation] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
@@ -117,19 +125,27 @@ class Answer:
             "declined": self.declined,
             "lang": self.lang,
             "citations": [c.to_dict() for c in self.citations],
+            "related": [c.to_dict() for c in self.related],
             "meta": self.meta,
         }
 
 
 def decline(question: str, contexts: list[Hit] | None = None, *, unnamed: list[str] | None = None,
-            **meta) -> Answer:
-    """The reply when the library does not answer `question`; `unnamed`: specifics no passage names together."""
+            unstated: tuple[str, str] | None = None, related: list[Citation] | None = None, **meta) -> Answer:
+    """The reply when the library does not answer `question`; `unnamed`: specifics no passage names together;
+    `unstated`: (attribute, kind) when passages name the attribute but give no answer of that kind with it;
+    `related`: the closest passages' quotes, shown as related, not as an answer (see `related_quotes`)."""
     lang = detect_lang(question)
     if unnamed:
         names = ("、" if lang == "zh" else " and ").join(f"“{n}”" for n in unnamed)
-        return Answer(DECLINE_UNNAMED[lang].format(names=names), [], True, lang, contexts or [],
-                      {"reason": "no passage names " + ", ".join(unnamed), **meta})
-    return Answer(DECLINE[lang], [], True, lang, contexts or [], dict(meta))
+        text, meta = DECLINE_UNNAMED[lang].format(names=names), {"reason": "no passage names " + ", ".join(unnamed), **meta}
+    elif unstated:
+        attribute, kind = unstated
+        text = DECLINE_UNSTATED[lang].format(attribute=attribute, kind=_KIND_ASKED[lang][kind])
+        meta = {"reason": f"no passage says {_KIND_ASKED['en'][kind]} for {attribute}", **meta}
+    else:
+        text = DECLINE[lang]
+    return Answer(text, [], True, lang, contexts or [], dict(meta), related or [])
 
 
 @dataclass(frozen=True)
@@ -223,7 +239,8 @@ def extractive_answer(question: str, query: Query, hits: list[Hit], index: Index
     other = max((c.similarity for c in found if c.lang != lang), default=0.0)
     if (match < config.min_answer_score if top.lang == lang
             else other < calibration(index.models.sentences).answer_other_language):
-        return decline(question, hits, reason="no sentence answers the question", best_match=round(match, 4),
+        return decline(question, hits, related=related_quotes(question, query, hits, index, scoring),
+                       reason="no sentence answers the question", best_match=round(match, 4),
                        best_other_language=round(other, 4))
     best = scores[id(top)]
     ranked = sorted(found, key=lambda c: scores[id(c)], reverse=True)
@@ -256,6 +273,25 @@ def extractive_answer(question: str, query: Query, hits: list[Hit], index: Index
     lead = (_LEAD if same_language else _LEAD_OTHER_LANGUAGE)[lang]
     return Answer(lead + "\n\n" + "\n\n".join(lines), citations, False, lang, hits,
                   {"generator": "extractive", "best_sentence_score": round(best, 4)})
+
+
+RELATED = 3  # passages a decline shows as related
+
+
+def related_quotes(question: str, query: Query, hits: list[Hit], index: Index, scoring: Scoring = SCORING) -> list[Citation]:
+    """The best sentence of each of the first RELATED passages (distinct documents' spans), numbered 1..n:
+    what the library holds closest to a question it cannot answer."""
+    best: dict[int, Candidate] = {}
+    for c in candidates(question, query, hits[:RELATED], index):
+        if c.hit_rank not in best or scoring.score(c) > scoring.score(best[c.hit_rank]):
+            best[c.hit_rank] = c
+    quotes = []
+    for rank in sorted(best):
+        c = best[rank]
+        doc = index.document(c.hit.doc_id)
+        quotes.append(Citation(len(quotes) + 1, doc.doc_id, doc.title, doc.source, doc.text[c.start:c.end], c.start,
+                               c.end, doc.page_at(c.start), doc.date, list(c.hit.same_text), doc.location(c.start)))
+    return quotes
 
 
 def _extend_over_list(c: Candidate, text: str) -> None:

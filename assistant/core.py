@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 
-from .answer import Answer, decline, extractive_answer
+from .answer import RELATED, Answer, decline, extractive_answer, related_quotes
 from .config import Config, load_config
 from .embed import calibration
 from .index import Index, IndexReport, Progress, update_index, no_progress
@@ -20,7 +20,8 @@ from .library import DocumentInfo, FileOutcome, Library
 from .load import Document, LoadError, read_file
 from .questions import Entry, QuestionLog, Turn, Vote, new_id, open_question_store, utcnow, valid_id
 from .retrieve import Hit, Retriever
-from .text import asked_attribute, detect_lang, mentions, specifics
+from .asked import analyse, passages_that_answer
+from .text import detect_lang
 
 Message = dict  # {"role": "user" | "assistant", "content": str}
 
@@ -163,26 +164,24 @@ class Assistant:
         hits = self.retriever.search(query, k=self.config.top_k)
         relevant = [self.retriever.widen(h, self.config.context_chars)
                     for h in hits if h.relevance >= self.config.min_relevance]
-        passages = [(h, f"{h.title}\n{h.text}") for h in relevant]
-        named = specifics(question)
-        on_point = [(h, text) for h, text in passages if all(mentions(text, s) for s in named)]
-        # The attribute asked for has to be named by one of these passages, not by each: the
-        # sentence that answers may say it in other words ("其母为…" for 母亲).
-        attribute = asked_attribute(question)
-        if attribute and not any(mentions(text, attribute) for _, text in on_point):
-            named, on_point = named + [attribute], []
-        if not on_point:
+        asked = analyse(question)
+        documents = {h.doc_id: self.index.document(h.doc_id) for h in relevant}
+        covered = passages_that_answer(asked, [f"{h.title}\n{h.text}" for h in relevant],
+                                       [f"{documents[h.doc_id].title}\n{documents[h.doc_id].text}" for h in relevant])
+        if not covered.usable:
+            shown = relevant or [self.retriever.widen(h, self.config.context_chars) for h in hits[:RELATED]]
+            related = related_quotes(question, query, shown, self.index)
             if relevant:
-                # Name what no passage mentions; when each is mentioned somewhere, it is all of them together.
-                missing = [s for s in named if not any(mentions(text, s) for _, text in passages)]
-                answer = decline(question, hits, unnamed=missing or named)
+                answer = decline(question, hits, unnamed=covered.unnamed, related=related,
+                                 unstated=(covered.unstated, asked.kind) if covered.unstated else None)
             else:
                 best = max((h.relevance for h in hits), default=0.0)
-                answer = decline(question, hits, reason="below relevance floor", best_relevance=round(best, 4))
+                answer = decline(question, hits, related=related, reason="below relevance floor",
+                                 best_relevance=round(best, 4))
             yield answer.text
             yield answer
             return
-        relevant = [h for h, _ in on_point]
+        relevant = [relevant[i] for i in covered.usable]
         extractive = _with_marked_references(extractive_answer(question, query, relevant, self.index, self.config))
         # A passage can pass the relevance floor without one sentence that answers: the model
         # would only be asked to find what the scoring already could not, so it is not called.

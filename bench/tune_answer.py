@@ -24,7 +24,8 @@ from assistant.answer import SCORING, Scoring, candidates
 from assistant.embed import calibration
 from assistant.evaluate import quote_supports
 from assistant.retrieve import relevance
-from assistant.text import detect_lang, in_other_language, mentions, specifics
+from assistant.asked import mentions, specifics
+from assistant.text import detect_lang, in_other_language
 
 
 def rows_for(dataset: Path, config: Config, indexes: Path, half: str | None) -> list[dict]:

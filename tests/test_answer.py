@@ -58,13 +58,13 @@ def test_reply_language_follows_the_question(seed_bot):
 
 
 @pytest.mark.parametrize("question, reply", [
-    ("What is the best recipe for a chocolate cake?", "The library has nothing on this"),
-    ("巧克力蛋糕怎么做最好吃？", "资料库中没有与这个问题相关的内容"),
+    ("What is the best recipe for a chocolate cake?", "I can't answer"),
+    ("巧克力蛋糕怎么做最好吃？", "无法回答"),
 ])
 def test_off_topic_questions_are_declined_in_their_language(seed_bot, question, reply):
     answer = seed_bot.ask(question)
     assert answer.declined and not answer.citations
-    assert answer.text.startswith(reply)
+    assert reply in answer.text
 
 
 def test_a_question_about_specifics_the_library_does_not_name_is_declined(seed_bot):
@@ -73,16 +73,21 @@ def test_a_question_about_specifics_the_library_does_not_name_is_declined(seed_b
     assert not seed_bot.ask("TikTok和哪个电商平台达成了合作？").declined
     answer = seed_bot.ask("2023年TikTok和哪个电商平台达成了合作？")
     assert answer.declined and not answer.citations
-    assert answer.text.startswith("资料库中没有提到“2023”的文章") and answer.meta["reason"] == "no passage names 2023"
+    assert "没有提到“2023”" in answer.text and answer.meta["reason"] == "no passage names 2023"
 
 
 def test_a_question_for_an_attribute_no_passage_names_is_declined(seed_bot):
-    # The article is about live selling and names its 转化率 once, never a return rate: however close
-    # in topic, no passage of it can say what the return rate is.
-    assert not seed_bot.ask("直播带货的转化率是多少？").declined
+    # The article is about live selling and never names a return rate: however close in topic, no
+    # passage of it can say what the return rate is. It names 转化率 twice ("转化率也相对更高"), never
+    # with a number: how much it is, it does not say either, and the reply says which.
     answer = seed_bot.ask("直播带货的退货率是多少？")
     assert answer.declined and not answer.citations
-    assert answer.text.startswith("资料库中没有提到“退货率”的文章") and answer.meta["reason"] == "no passage names 退货率"
+    assert "没有提到“退货率”" in answer.text and answer.meta["reason"] == "no passage names 退货率"
+    answer = seed_bot.ask("直播带货的转化率是多少？")
+    assert answer.declined and not answer.citations
+    assert answer.text.startswith("资料库中的文章提到了“转化率”，但没有说明是多少"), answer.text
+    assert answer.meta["reason"] == "no passage says how much or how many for 转化率"
+    assert answer.related and all(r.quote == seed_bot.document(r.doc_id).text[r.start:r.end] for r in answer.related)
 
 
 def test_the_sentence_floor_applies_to_sentences_in_the_question_language(built, seed_bot):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from assistant.chunk import chunk_document
 from assistant.load import Document
-from assistant.text import asked_attribute, detect_lang, mentions, sentence_spans, specifics
+from assistant.asked import asked_attribute, mentions, specifics
+from assistant.text import detect_lang, sentence_spans
 
 
 def sentences(text):

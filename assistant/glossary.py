@@ -1,0 +1,143 @@
+"""The names and terms of cross-border selling in English and Chinese, so that a question in one language
+can be checked against passages in the other.
+
+An English question about "Amazon FBA storage fees" over a Chinese library is answerable only by a
+passage that names 亚马逊 (or Amazon) and FBA; a Chinese question about 虾皮 is answered by an English
+passage about Shopee. Each entry is one name or term in the spellings a passage may use; the first is
+how replies name it. Names (platforms, programs, organisations) and places are what a question is about;
+terms (fees, taxes, rates, rights) are what it asks of them. A passage that answers must name the names
+and terms, and its document the places, in either language.
+
+Extending it: add an entry to NAMES, PLACES or TERMS. English spellings match whole words, case-insensitively,
+except acronyms and names that are also plain words (US, LINE, Wish): those match only as written.
+Chinese ones match anywhere in the text.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+NAMES: tuple[tuple[str, ...], ...] = (
+    # platforms and marketplaces
+    ("Amazon", "亚马逊"), ("FBA", "Fulfillment by Amazon", "亚马逊物流"), ("FBM",), ("eBay", "易贝", "亿贝"),
+    ("AliExpress", "速卖通"), ("Alibaba", "阿里巴巴"), ("Shopee", "虾皮"), ("Lazada", "来赞达"), ("Temu", "拼多多海外版"),
+    ("SHEIN", "Shein", "希音"), ("Walmart", "沃尔玛"), ("Etsy",), ("Wish",), ("Shopify",), ("Mercado Libre", "美客多"),
+    ("Ozon",), ("Allegro",), ("Wildberries",), ("Noon",), ("Jumia",), ("Coupang", "酷澎"), ("Rakuten", "乐天"),
+    ("Zalando",), ("Cdiscount",), ("Flipkart",), ("Tokopedia",), ("Taobao", "淘宝"), ("Tmall", "天猫"),
+    ("JD.com", "京东"), ("Pinduoduo", "拼多多"), ("TikTok Shop", "TikTok小店"), ("Douyin", "抖音"),
+    ("Xiaohongshu", "小红书"), ("WeChat", "微信"), ("Weibo", "微博"), ("Facebook", "脸书"), ("Instagram",),
+    ("YouTube", "油管"), ("Google", "谷歌"), ("Pinterest",), ("Twitter", "推特"), ("LINE",), ("WhatsApp",),
+    ("PayPal", "贝宝"), ("Stripe",), ("Payoneer", "派安盈"), ("DHL",), ("FedEx", "联邦快递"), ("UPS",),
+    ("USPS", "美国邮政"), ("Royal Mail", "英国皇家邮政"), ("Cainiao", "菜鸟"),
+)
+
+# Places are often only implied by a passage ("the region", "the election"): a document names them.
+PLACES: tuple[tuple[str, ...], ...] = (
+    ("United States", "American", "US", "USA", "America", "美国"),
+    ("United Kingdom", "British", "UK", "Britain", "英国"), ("European Union", "EU", "欧盟"),
+    ("Europe", "European", "欧洲"), ("Germany", "German", "德国"), ("France", "French", "法国"),
+    ("Italy", "Italian", "意大利"), ("Spain", "Spanish", "西班牙"), ("Poland", "Polish", "波兰"),
+    ("Netherlands", "Dutch", "荷兰"), ("Japan", "Japanese", "日本"), ("South Korea", "Korean", "Korea", "韩国"),
+    ("China", "Chinese", "中国"), ("Hong Kong", "香港"), ("Taiwan", "台湾"), ("India", "Indian", "印度"),
+    ("Russia", "Russian", "俄罗斯"), ("Canada", "Canadian", "加拿大"), ("Mexico", "Mexican", "墨西哥"),
+    ("Brazil", "Brazilian", "巴西"), ("Australia", "Australian", "澳大利亚", "澳洲"), ("Southeast Asia", "东南亚"),
+    ("Indonesia", "Indonesian", "印度尼西亚", "印尼"), ("Thailand", "Thai", "泰国"), ("Vietnam", "Vietnamese", "越南"),
+    ("Malaysia", "Malaysian", "马来西亚"), ("Philippines", "Filipino", "菲律宾"), ("Singapore", "Singaporean", "新加坡"),
+    ("Middle East", "中东"), ("Saudi Arabia", "Saudi", "沙特"), ("UAE", "阿联酋"), ("Africa", "African", "非洲"),
+    ("Latin America", "拉美", "拉丁美洲"), ("Turkey", "Turkish", "土耳其"), ("Shenzhen", "深圳"), ("Guangzhou", "广州"),
+    ("Yiwu", "义乌"), ("Shanghai", "上海"), ("Beijing", "北京"), ("Los Angeles", "洛杉矶"), ("New York", "纽约"),
+    ("London", "伦敦"), ("Hamburg", "汉堡"),
+)
+
+TERMS: tuple[tuple[str, ...], ...] = (
+    ("VAT", "value added tax", "增值税"), ("tariff", "tariffs", "import duty", "customs duty", "关税"),
+    ("customs", "customs clearance", "海关", "清关"), ("trademark", "trademarks", "商标"),
+    ("patent", "patents", "专利"), ("copyright", "版权"), ("storage fee", "storage fees", "仓储费"),
+    ("commission", "commissions", "referral fee", "佣金"), ("return rate", "退货率"),
+    ("conversion rate", "转化率"), ("refund rate", "退款率"), ("click-through rate", "CTR", "点击率"),
+    ("daily active users", "DAU", "日活"), ("monthly active users", "MAU", "月活"),
+    ("GMV", "gross merchandise value", "成交总额", "商品交易总额"), ("overseas warehouse", "海外仓"),
+    ("sea freight", "ocean freight", "海运"), ("air freight", "空运"), ("dropshipping", "一件代发"),
+    ("founder", "founders", "co-founder", "founded by", "创始人", "创办人"), ("CEO", "chief executive", "首席执行官", "总裁"),
+    ("revenue", "营收", "营业收入"), ("market share", "市场份额"), ("valuation", "估值"),
+    ("listing fee", "listing fees", "上架费"), ("advertising cost", "广告费"),
+)
+
+_ASCII = re.compile(r"[\x00-\x7f]+")
+_AS_WRITTEN = frozenset({"Wish", "Noon", "Stripe", "Turkey", "Allegro", "Prime"})
+
+
+@lru_cache(maxsize=1)
+def _entries() -> dict[str, tuple[str, ...]]:
+    """Every spelling, lower-cased, to its entry."""
+    return {s.lower(): entry for entry in NAMES + PLACES + TERMS for s in entry}
+
+
+def spellings(term: str) -> tuple[str, ...]:
+    """The spellings of `term`'s entry (itself alone when the glossary does not know it)."""
+    return _entries().get(term.lower(), (term,))
+
+
+def known(term: str) -> bool:
+    return term.lower() in _entries()
+
+
+def is_place(name: str) -> bool:
+    return _entries().get(name.lower()) in _PLACES
+
+
+_PLACES = frozenset(PLACES)
+
+
+def names_a_place(text: str) -> bool:
+    """Whether `text` names any of the glossary's places."""
+    return any(p.search(text) for p in _any_place())
+
+
+@lru_cache(maxsize=1)
+def _any_place() -> tuple[re.Pattern, ...]:
+    """Two alternations over all place spellings: those matched as written, and the rest."""
+    spelled = [s for entry in PLACES for s in entry]
+    exact = [s for s in spelled if _ASCII.fullmatch(s) and (s.isupper() or s in _AS_WRITTEN)]
+    loose = [s for s in spelled if s not in exact]
+    bounded = lambda group: "|".join(rf"(?<![A-Za-z0-9]){re.escape(s)}(?![A-Za-z0-9])" if _ASCII.fullmatch(s)
+                                     else re.escape(s) for s in group)
+    return re.compile(bounded(exact)), re.compile(bounded(loose), re.I)
+
+
+def found_in(question: str) -> list[str]:
+    """The entries a question names, each by the spelling found, longest first so that "TikTok Shop" is one
+    name, not TikTok and a shop. English spellings count only as written: a capitalised Amazon or France
+    names what the question is about; "bought it on amazon" or "a europe console" in a review-style
+    question does not."""
+    found: list[str] = []
+    taken: list[tuple[int, int]] = []
+    for spelling in _BY_LENGTH:
+        pattern = _pattern(spelling) if not _ASCII.fullmatch(spelling) else _as_written(spelling)
+        for m in pattern.finditer(question):
+            if not any(a < m.end() and m.start() < b for a, b in taken):
+                taken.append(m.span())
+                found.append(m.group(0))
+    return list(dict.fromkeys(found))
+
+
+def names(text: str, spelling: str) -> bool:
+    """Whether `text` names `spelling`'s entry in any of its spellings."""
+    return any(_pattern(s).search(text) for s in spellings(spelling))
+
+
+_BY_LENGTH = sorted((s for entry in NAMES + PLACES + TERMS for s in entry), key=len, reverse=True)
+
+
+@lru_cache(maxsize=1024)
+def _as_written(spelling: str) -> re.Pattern:
+    return re.compile(rf"(?<![A-Za-z0-9]){re.escape(spelling)}(?![A-Za-z0-9])")
+
+
+@lru_cache(maxsize=4096)
+def _pattern(spelling: str) -> re.Pattern:
+    if _ASCII.fullmatch(spelling):  # a whole word ("US" is not in "USB"), whatever the case unless it is a word too
+        as_written = spelling.isupper() or spelling in _AS_WRITTEN
+        return re.compile(rf"(?<![A-Za-z0-9]){re.escape(spelling)}(?![A-Za-z0-9])", 0 if as_written else re.I)
+    return re.compile(re.escape(spelling))
