@@ -14,6 +14,7 @@ from urllib.parse import quote as quote_url
 
 import numpy as np
 
+from .asked import asked_terms, mentions
 from .config import Config
 from .embed import calibration
 from .index import Index
@@ -59,6 +60,8 @@ DECLINE_UNSTATED = {
 }
 _KIND_ASKED = {"zh": {"person": "是谁", "time": "是什么时候", "number": "是多少", "place": "在哪里"},
                "en": {"person": "who", "time": "when", "number": "how much or how many", "place": "where"}}
+# How a decline introduces its related quotes in plain text (the CLI, the OpenAI and MCP replies).
+RELATED_LABEL = {"en": "Related, but not an answer:", "zh": "相关内容（不是这个问题的答案）："}
 _LEAD = {
     "zh": "根据资料库中的文章：",
     "en": "From the library:",
@@ -154,17 +157,21 @@ class Scoring:
     share of the question's keyword weight in the sentence: how well the sentence matches the question,
     compared with min_answer_score. score = match + rank / (1 + passage rank) + new_words x min(1, words
     the question does not have / new_words_full) + answer_type when a "when" / "how many" question meets a
-    sentence with a date / number - question_penalty for a sentence that is itself a question; it orders
+    sentence with a date / number + asked x share of what the question asks (its glossary terms and attribute:
+    仓储费, "return rate") that the sentence names - question_penalty for a sentence that is itself a question; it orders
     the quotes, and those under keep x the best are left out. The bonuses favour sentences that add
     something over those that only restate the question. When the best sentence is in another language
-    than the question, the passage model's cosine reorders the best other_language_pool. Tuned with
-    bench/tune_answer.py and bench/seed_questions.py (README: Quality)."""
+    than the question, the best other_language_pool are reordered: those naming more of what is asked first,
+    then by the passage model's cosine. Tuned with bench/tune_answer.py and bench/seed_questions.py (README:
+    Quality); `asked` changes no first quote on any half of ../shared/eval (their questions rarely name a
+    glossary term) and puts the sentence stating the asked fee first in a seller's questions."""
 
     coverage: float = 1.0
     rank: float = 0.3
     new_words: float = 0.4
     new_words_full: int = 10
     answer_type: float = 0.2
+    asked: float = 0.3
     question_penalty: float = 0.5
     keep: float = 0.5
     other_language_pool: int = 12  # best sentences the passage model reorders when the best is in another language
@@ -174,7 +181,8 @@ class Scoring:
 
     def score(self, c: Candidate) -> float:
         return (self.match(c) + self.rank / (1 + c.hit_rank) + self.new_words * min(1.0, c.new_words / self.new_words_full)
-                + (self.answer_type if c.typed else 0.0) - (self.question_penalty if c.is_question else 0.0))
+                + (self.answer_type if c.typed else 0.0) + self.asked * c.asks
+                - (self.question_penalty if c.is_question else 0.0))
 
 
 SCORING = Scoring()
@@ -194,6 +202,7 @@ class Candidate:
     coverage: float = 0.0  # share of the question's keyword weight in the sentence
     new_words: int = 0  # words the question does not have
     typed: bool = False  # a date / number for a "when" / "how many" question
+    asks: float = 0.0  # share of what the question asks (asked_terms) that the sentence names, in any language
     is_question: bool = False
     rejected: bool = False  # reports a view that the next sentence rejects (see _REPORTED_VIEW)
     continues: bool = False  # announces a list that goes on past the quote
@@ -214,12 +223,14 @@ def candidates(question: str, query: Query, hits: list[Hit], index: Index) -> li
     similarity = index.sentence_similarity(query, sentences)
     expected = _DATE if _ASKS_WHEN.search(question) else _NUMBER if _ASKS_NUMBER.search(question) else None
     asked = set(query.terms)
+    wanted = asked_terms(question)
     for c, sentence, sim in zip(found, sentences, similarity):
         tokens = tokenize(sentence)
         c.sentence, c.lang, c.similarity = sentence, detect_lang(sentence), float(sim)
         c.coverage = coverage(query, set(tokens))
         c.new_words = sum(1 for t in tokens if t not in asked)
         c.typed = bool(expected and expected.search(sentence))
+        c.asks = sum(mentions(sentence, t) for t in wanted) / len(wanted) if wanted else 0.0
         c.is_question = bool(_IS_QUESTION.search(sentence))
     return found
 
@@ -251,7 +262,10 @@ def extractive_answer(question: str, query: Query, hits: list[Hit], index: Index
         # A sentence that is itself a question ("社交电商中什么是促成交易的决定性因素?") keeps its penalty.
         similarity = index.passage_similarity(query.vector, [c.sentence for c in pool])
         similarity -= np.array([scoring.question_penalty * c.is_question for c in pool])
-        chosen = [pool[i] for i in np.argsort(-similarity, kind="stable")][: config.answer_sentences]
+        # The glossary reads what is asked across languages ("storage fee": 仓储费), which e5 confuses with
+        # its neighbours (订单处理费): a sentence naming it comes first.
+        order = np.lexsort((-similarity, -np.array([c.asks for c in pool])))
+        chosen = [pool[i] for i in order][: config.answer_sentences]
     else:
         chosen = pool[: config.answer_sentences]
 
@@ -279,15 +293,14 @@ RELATED = 3  # passages a decline shows as related
 
 
 def related_quotes(question: str, query: Query, hits: list[Hit], index: Index, scoring: Scoring = SCORING) -> list[Citation]:
-    """The best sentence of each of the first RELATED passages (distinct documents' spans), numbered 1..n:
-    what the library holds closest to a question it cannot answer."""
-    best: dict[int, Candidate] = {}
-    for c in candidates(question, query, hits[:RELATED], index):
-        if c.hit_rank not in best or scoring.score(c) > scoring.score(best[c.hit_rank]):
-            best[c.hit_rank] = c
+    """The RELATED sentences of `hits` that best match `question`, each passage's best before any passage's
+    second, best first, numbered 1..n: what the library holds closest to a question it cannot answer."""
+    ranked = sorted(candidates(question, query, hits[:RELATED], index), key=scoring.score, reverse=True)
+    firsts = list({c.hit_rank: c for c in reversed(ranked)}.values())  # each passage's best
+    chosen = sorted(firsts, key=scoring.score, reverse=True)[:RELATED]
+    chosen += [c for c in ranked if c not in chosen][: RELATED - len(chosen)]
     quotes = []
-    for rank in sorted(best):
-        c = best[rank]
+    for c in chosen:
         doc = index.document(c.hit.doc_id)
         quotes.append(Citation(len(quotes) + 1, doc.doc_id, doc.title, doc.source, doc.text[c.start:c.end], c.start,
                                c.end, doc.page_at(c.start), doc.date, list(c.hit.same_text), doc.location(c.start)))

@@ -133,6 +133,14 @@ _ROMAN = frozenset("II III IV VI VII VIII IX XI XII XX".split())
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
 
 
+def asked_terms(question: str) -> list[str]:
+    """What `question` asks of what it names: the glossary's terms it names (仓储费, "return rate") and its
+    attribute; a sentence that names them is likelier to state the answer."""
+    terms = [t for t in glossary.found_in(question) if glossary.is_term(t)]
+    attribute = asked_attribute(question)
+    return list(dict.fromkeys(terms + ([attribute] if attribute else [])))
+
+
 @dataclass(frozen=True)
 class Asked:
     """What one question names and asks for."""

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from . import Assistant, index_library, load_config
-from .answer import Answer, document_url, location_label
+from .answer import RELATED_LABEL, Answer, document_url, location_label
 from .library import REMOVED, LibraryError
 from .load import LoadError
 from .storage import IndexBusy, copy_library, open_store, redact
@@ -130,6 +130,11 @@ def _print_answer(answer: Answer, as_json: bool, server: str) -> None:
     for c in answer.citations:
         where = ", ".join(x for x in (c.source, c.date, location_label(c.location, "en")) if x)
         click.echo(f"[{c.number}] {c.title}" + (f" ({where})" if where else ""))
+        click.echo(f"    {server}{c.to_dict()['url']}")
+    if answer.related:
+        click.echo("\n" + RELATED_LABEL[answer.lang])
+    for c in answer.related:
+        click.echo(f"  “{' '.join(c.quote.split())}” — {c.title}")
         click.echo(f"    {server}{c.to_dict()['url']}")
 
 

@@ -30,6 +30,9 @@ NAMES: tuple[tuple[str, ...], ...] = (
     ("YouTube", "油管"), ("Google", "谷歌"), ("Pinterest",), ("Twitter", "推特"), ("LINE",), ("WhatsApp",),
     ("PayPal", "贝宝"), ("Stripe",), ("Payoneer", "派安盈"), ("DHL",), ("FedEx", "联邦快递"), ("UPS",),
     ("USPS", "美国邮政"), ("Royal Mail", "英国皇家邮政"), ("Cainiao", "菜鸟"),
+    # services a question is about
+    ("overseas warehouse", "海外仓"), ("sea freight", "ocean freight", "海运"), ("air freight", "空运"),
+    ("dropshipping", "一件代发"),
 )
 
 # Places are often only implied by a passage ("the region", "the election"): a document names them.
@@ -57,8 +60,7 @@ TERMS: tuple[tuple[str, ...], ...] = (
     ("commission", "commissions", "referral fee", "佣金"), ("return rate", "退货率"),
     ("conversion rate", "转化率"), ("refund rate", "退款率"), ("click-through rate", "CTR", "点击率"),
     ("daily active users", "DAU", "日活"), ("monthly active users", "MAU", "月活"),
-    ("GMV", "gross merchandise value", "成交总额", "商品交易总额"), ("overseas warehouse", "海外仓"),
-    ("sea freight", "ocean freight", "海运"), ("air freight", "空运"), ("dropshipping", "一件代发"),
+    ("GMV", "gross merchandise value", "成交总额", "商品交易总额"),
     ("founder", "founders", "co-founder", "founded by", "创始人", "创办人"), ("CEO", "chief executive", "首席执行官", "总裁"),
     ("revenue", "营收", "营业收入"), ("market share", "市场份额"), ("valuation", "估值"),
     ("listing fee", "listing fees", "上架费"), ("advertising cost", "广告费"),
@@ -87,7 +89,11 @@ def is_place(name: str) -> bool:
     return _entries().get(name.lower()) in _PLACES
 
 
-_PLACES = frozenset(PLACES)
+def is_term(name: str) -> bool:
+    return _entries().get(name.lower()) in _TERMS
+
+
+_PLACES, _TERMS = frozenset(PLACES), frozenset(TERMS)
 
 
 def names_a_place(text: str) -> bool:
@@ -107,19 +113,17 @@ def _any_place() -> tuple[re.Pattern, ...]:
 
 
 def found_in(question: str) -> list[str]:
-    """The entries a question names, each by the spelling found, longest first so that "TikTok Shop" is one
-    name, not TikTok and a shop. English spellings count only as written: a capitalised Amazon or France
-    names what the question is about; "bought it on amazon" or "a europe console" in a review-style
-    question does not."""
-    found: list[str] = []
-    taken: list[tuple[int, int]] = []
+    """The entries a question names, in its order, each by the spelling found; longer spellings are taken
+    first, so that "TikTok Shop" is one name, not TikTok and a shop. English spellings count only as
+    written: a capitalised Amazon or France names what the question is about; "bought it on amazon" or
+    "a europe console" in a review-style question does not."""
+    found: list[tuple[int, int, str]] = []
     for spelling in _BY_LENGTH:
         pattern = _pattern(spelling) if not _ASCII.fullmatch(spelling) else _as_written(spelling)
         for m in pattern.finditer(question):
-            if not any(a < m.end() and m.start() < b for a, b in taken):
-                taken.append(m.span())
-                found.append(m.group(0))
-    return list(dict.fromkeys(found))
+            if not any(a < m.end() and m.start() < b for a, b, _ in found):
+                found.append((m.start(), m.end(), m.group(0)))
+    return list(dict.fromkeys(text for _, _, text in sorted(found)))
 
 
 def names(text: str, spelling: str) -> bool:

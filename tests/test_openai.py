@@ -101,14 +101,22 @@ def test_follow_up_takes_the_earlier_messages_as_history(sdk):
     assert "third of air freight" in follow.choices[0].message.content
 
 
-def test_a_decline_is_an_ordinary_message(sdk):
+def test_a_decline_is_an_ordinary_message(sdk, built):
+    """It says so, then lists the closest passages as related, not as an answer: verbatim, with offsets."""
+    bot, _, _ = built
     reply = sdk.chat.completions.create(model="seller-assistant", messages=user(CAKE))
     choice = reply.choices[0]
     assert choice.finish_reason == "stop" and choice.message.role == "assistant"
-    assert choice.message.content == DECLINE["en"]
+    related = choice.message.model_extra["related"]
+    assert related and reply.model_extra["related"] == related
+    for r in related:
+        assert r["quote"] == bot.document(r["doc_id"]).text[r["start"]:r["end"]]
+        assert r["url"] in choice.message.content
+    assert choice.message.content.startswith(DECLINE["en"] + "\n\nRelated, but not an answer:\n- “")
     assert choice.message.model_extra["citations"] == [] and reply.model_extra["declined"]
     streamed = list(sdk.chat.completions.create(model="seller-assistant", messages=user(CAKE), stream=True))
-    assert "".join(c.choices[0].delta.content or "" for c in streamed) == DECLINE["en"]
+    assert "".join(c.choices[0].delta.content or "" for c in streamed) == choice.message.content
+    assert streamed[-1].model_extra["related"] == related
 
 
 def test_a_wrong_token_is_the_sdks_authentication_error(base):

@@ -127,6 +127,7 @@ def test_follow_up_questions_use_the_history(client):
 def test_declines_in_the_question_language(client):
     en = client.post("/api/ask", json={"question": CAKE}).json()
     assert en["declined"] and en["citations"] == [] and "library has nothing" in en["answer"]
+    assert en["related"] and all(r["url"].startswith("/doc/") for r in en["related"])
     zh = client.post("/api/ask", json={"question": "巧克力蛋糕怎么做？"}).json()
     assert zh["declined"] and "资料库" in zh["answer"]
 

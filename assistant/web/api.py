@@ -64,6 +64,8 @@ class AskResponse(BaseModel):
     declined: bool = Field(description="True when the library has nothing on the question.")
     lang: str
     citations: list[CitationOut]
+    related: list[CitationOut] = Field([], description="When declined: the closest passages, verbatim with their "
+                                                       "offsets, as related, not as an answer.")
     meta: dict[str, Any] = {}
     id: str | None = Field(None, description="The answer's id in the question log, for POST /api/feedback "
                                              "(null when the log is off).")

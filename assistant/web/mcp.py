@@ -81,6 +81,7 @@ class AskResult(BaseModel):
     declined: bool = Field(description="True when the library has nothing on the question; do not answer it "
                                        "from elsewhere as if it came from the library.")
     citations: list[CitationOut]
+    related: list[CitationOut] = Field(description="When declined: the closest passages, as related, not an answer.")
 
 
 class DocumentWindow(BaseModel):
@@ -162,12 +163,13 @@ def create_mcp(bot: Assistant, config: Config) -> MCPServer:
                     ctx: Context) -> AskResult:
         """Answer a question from the article library only: sentences quoted verbatim with [n] markers, and for
         each marker a citation (doc_id, title, quote, start, end, page, url). When the library has nothing on
-        the question, the answer says so and `declined` is true."""
+        the question, the answer says so, `declined` is true and `related` holds the closest passages (verbatim,
+        with offsets), which are not an answer."""
         client = client_of(request) if (request := http(ctx)) else None  # for the question log
         answer = bot.ask(checked(question, "question"), surface="mcp", client=client)
-        cited = citations(answer, root(ctx))
-        return AskResult(answer=content(answer, cited), declined=answer.declined,
-                         citations=[CitationOut(**c) for c in cited])
+        cited, related = citations(answer, root(ctx)), citations(answer, root(ctx), related=True)
+        return AskResult(answer=content(answer, cited, related), declined=answer.declined,
+                         citations=[CitationOut(**c) for c in cited], related=[CitationOut(**c) for c in related])
 
     @server.tool(annotations=READ_ONLY)
     def get_document(doc_id: Annotated[str, Field(description="A doc_id from search_library, ask_library or "

@@ -6,7 +6,8 @@
 A thin layer over `Assistant.ask`. The reply's `content` is the answer with its [n] markers and a short
 list of sources (title and an absolute link to the document page with the quote highlighted), so a UI
 that shows only text keeps the citations; `citations` beside the message (and in the last streamed
-chunk) carries them machine-readable. Errors come in OpenAI's shape, {"error": {message, type, param,
+chunk) carries them machine-readable. A decline lists the closest passages as related, not as an answer,
+in the text and in `related` beside it. Errors come in OpenAI's shape, {"error": {message, type, param,
 code}}, which the SDK turns into its exceptions.
 """
 
@@ -25,7 +26,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from ..answer import Answer
+from ..answer import RELATED_LABEL, Answer
 from ..config import Config
 from ..core import Assistant
 from .api import client_of
@@ -84,14 +85,19 @@ def server_root(request: Request) -> str:
     return f"{scheme}://{request.headers['host']}"
 
 
-def citations(answer: Answer, root: str) -> list[dict[str, Any]]:
+def citations(answer: Answer, root: str, *, related: bool = False) -> list[dict[str, Any]]:
+    """The answer's citations (or a decline's related quotes) with absolute links."""
     return [{"number": c.number, "doc_id": c.doc_id, "title": c.title, "quote": c.quote, "start": c.start,
-             "end": c.end, "page": c.page, "url": root + c.to_dict()["url"]} for c in answer.citations]
+             "end": c.end, "page": c.page, "url": root + c.to_dict()["url"]}
+            for c in (answer.related if related else answer.citations)]
 
 
-def content(answer: Answer, cited: list[dict[str, Any]]) -> str:
+def content(answer: Answer, cited: list[dict[str, Any]], related: list[dict[str, Any]] | None = None) -> str:
     """The answer, then one line per source: a list item, so that Markdown renderers keep the lines apart
-    and a plain-text view still reads as a list."""
+    and a plain-text view still reads as a list. A decline: its text, then the related quotes."""
+    if related and not cited:
+        lines = [f"- “{' '.join(c['quote'].split())}” — {c['title']}: {c['url']}" for c in related]
+        return f"{answer.text}\n\n{RELATED_LABEL[answer.lang]}\n" + "\n".join(lines)
     if not cited:
         return answer.text
     lines = [f"- [{c['number']}] {c['title']}" + (f" (p. {c['page']})" if c["page"] else "") + f": {c['url']}"
@@ -154,11 +160,12 @@ def openai_router(bot: Assistant, config: Config) -> fastapi.APIRouter:
             except Exception as exc:  # in OpenAI's shape, which the SDK reports as its InternalServerError
                 log.exception("chat completion failed")
                 return openai_error(500, failure(exc))
-            cited = citations(answer, root)
-            message = {"role": "assistant", "content": content(answer, cited), "citations": cited}
+            cited, related = citations(answer, root), citations(answer, root, related=True)
+            message = {"role": "assistant", "content": content(answer, cited, related), "citations": cited,
+                       "related": related}
             return {"id": ident, "object": "chat.completion", "created": created, "model": MODEL,
                     "choices": [{"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}],
-                    "citations": cited, "declined": answer.declined}
+                    "citations": cited, "related": related, "declined": answer.declined}
 
         def chunks() -> Iterator[str]:
             yield _chunk(ident, created, {"role": "assistant", "content": ""})
@@ -171,9 +178,10 @@ def openai_router(bot: Assistant, config: Config) -> fastapi.APIRouter:
                 error = {"message": failure(exc), "type": "server_error", "param": None, "code": None}
                 yield f"data: {json.dumps({'error': error})}\n\n"
                 return
-            cited = citations(answer, root)
-            yield _chunk(ident, created, {"content": content(answer, cited)})
-            yield _chunk(ident, created, {"citations": cited}, "stop", citations=cited, declined=answer.declined)
+            cited, related = citations(answer, root), citations(answer, root, related=True)
+            yield _chunk(ident, created, {"content": content(answer, cited, related)})
+            yield _chunk(ident, created, {"citations": cited, "related": related}, "stop", citations=cited,
+                         related=related, declined=answer.declined)
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(chunks(), media_type="text/event-stream",

@@ -13,9 +13,9 @@ from ..text import unwrap
 from .document import with_references as _with_references
 
 LABELS = {
-    "zh": {"sources": "来源", "page": "第 {} 页", "open": "在原文中查看", "same_text": "相同内容也见于：",
+    "zh": {"sources": "来源", "related": "相关内容（不是这个问题的答案）", "page": "第 {} 页", "open": "在原文中查看", "same_text": "相同内容也见于：",
            "failed": "出错了，这个问题没能回答（{kind}）。请稍后重试；详细信息在服务器日志中。"},
-    "en": {"sources": "Sources", "page": "p. {}", "open": "Show in the article", "same_text": "The same text is also in: ",
+    "en": {"sources": "Sources", "related": "Related, but not an answer", "page": "p. {}", "open": "Show in the article", "same_text": "The same text is also in: ",
            "failed": "Something went wrong and this question could not be answered ({kind}). Please try again; "
                      "the details are in the server log."},
 }
@@ -142,12 +142,12 @@ def _same_text(cites: list[Citation], bot: Assistant, lang: str, base: str) -> s
     return f'<div class="sa-same">{_esc(LABELS[lang]["same_text"])}{" · ".join(links)}</div>' if links else ""
 
 
-def render_sources(answer: Answer, bot: Assistant, base: str = "") -> str:
+def render_sources(answer: Answer, bot: Assistant, base: str = "", *, related: bool = False) -> str:
     """The sources, grouped by document: its title, date and source once, then one line per quote, then
-    the other documents where the same text stands."""
+    the other documents where the same text stands. `related`: a decline's closest passages instead."""
     lang = answer.lang if answer.lang in LABELS else "en"
     groups: dict[str, list[Citation]] = {}
-    for c in answer.citations:
+    for c in answer.related if related else answer.citations:
         groups.setdefault(c.doc_id, []).append(c)
     parts = []
     for doc_id, cites in groups.items():
@@ -160,12 +160,13 @@ def render_sources(answer: Answer, bot: Assistant, base: str = "") -> str:
             f"{_esc(first.title or doc_id)}</a>" + (f' <span class="sa-meta">{meta}</span>' if meta else "") + "</div>"
             + "".join(render_citation(c, doc.text if doc else None, lang, base) for c in cites)
             + _same_text(cites, bot, lang, base) + "</div>")
-    return (f'<div class="sa-sources"><div class="sa-sources-title">{LABELS[lang]["sources"]}</div>'
-            + "".join(parts) + "</div>")
+    kind, title = ("sa-sources sa-related", LABELS[lang]["related"]) if related else ("sa-sources", LABELS[lang]["sources"])
+    return f'<div class="{kind}"><div class="sa-sources-title">{title}</div>' + "".join(parts) + "</div>"
 
 
 def render_answer(answer: Answer, bot: Assistant, base: str = "") -> str:
-    """The final chat message: the answer with linked [n], then its sources grouped by document.
+    """The final chat message: the answer with linked [n], then its sources grouped by document (a decline:
+    the closest passages, as related).
 
     `base` is the server's root URL ("" for links relative to it): a chat embedded as a web
     component on another site needs absolute links back to this server.
@@ -177,14 +178,20 @@ def render_answer(answer: Answer, bot: Assistant, base: str = "") -> str:
     parts = [f'<div class="sa-answer{declined}{logged}">{_answer_text(answer, base)}</div>']
     if answer.citations:
         parts.append(render_sources(answer, bot, base))
+    elif answer.related:
+        parts.append(render_sources(answer, bot, base, related=True))
     return "".join(parts)
 
 
 def answer_from_dict(data: dict) -> Answer:
     """An answer as `Answer.to_dict()` wrote it (a stored conversation turn), to be shown again."""
     names = {f.name for f in dataclasses.fields(Citation)}
-    citations = [Citation(**{k: v for k, v in c.items() if k in names}) for c in data.get("citations", [])]
-    return Answer(data["answer"], citations, bool(data["declined"]), data.get("lang", "en"), meta=data.get("meta") or {})
+
+    def cited(key: str) -> list[Citation]:
+        return [Citation(**{k: v for k, v in c.items() if k in names}) for c in data.get(key) or []]
+
+    return Answer(data["answer"], cited("citations"), bool(data["declined"]), data.get("lang", "en"),
+                  meta=data.get("meta") or {}, related=cited("related"))
 
 
 def render_partial(text: str) -> str:
