@@ -108,21 +108,20 @@ def mentions(text: str, specific: str) -> bool:
 
 def subjects(question: str) -> tuple[list[str], list[str]]:
     """What `question` names, which a passage must name to answer it: its specifics, the glossary's names
-    and terms, Latin-script names (acronyms, CamelCase: FBA, TikTok, eBay) and in Chinese the people and
-    organisations jieba tags; then, apart, the places (the glossary's, and jieba's ns: 北京, 波兰), which
-    a passage often only implies and its document names. jieba's "other proper nouns" are left out: they
-    include words like 申报."""
+    and terms and Latin-script names (acronyms, CamelCase: FBA, TikTok, eBay); then, apart, the places
+    (the glossary's, and those jieba tags ns: 北京, 梧州), which a passage often only implies and its
+    document names. jieba's people and organisations are left out: on ../shared/eval they declined one
+    answerable question per half (a name spelled otherwise in the passage, 徐凤月, 赛斯纳) and no
+    unanswerable one; its "other proper nouns" include words like 申报."""
     found = list(specifics(question)) + glossary.found_in(question)
     for m in _LATIN_NAME.finditer(question):
         if not any(m.group(0).lower() in f.lower() for f in found) and m.group(0).upper() not in _ROMAN:
             found.append(m.group(0))
+    places = [f for f in found if glossary.is_place(f)]
     if _CJK.search(question):
-        for word, flag in _tagged(question):
-            if (flag in ("ns", "nt") or flag.startswith("nr") and len(word) > 1) and _CJK.search(word) \
-                    and not any(word in f or f in word for f in found):
-                found.append(word + "\0" if flag == "ns" else word)
-    places = [f.rstrip("\0") for f in found if f.endswith("\0") or glossary.is_place(f)]
-    names = [f for f in found if not f.endswith("\0") and not glossary.is_place(f)]
+        places += [w for w, flag in _tagged(question)
+                   if flag == "ns" and _CJK.search(w) and not any(w in f or f in w for f in found)]
+    names = [f for f in found if not glossary.is_place(f)]
     return list(dict.fromkeys(names)), list(dict.fromkeys(places))
 
 
@@ -246,16 +245,21 @@ def _new_number(sentence: str, asked: str) -> bool:
 
 
 def _names(sentence: str, kind: str) -> list[str]:
-    """The people (or places) `sentence` names: jieba's tags over its Chinese, capitalised words elsewhere."""
+    """The people (or places) `sentence` names: jieba's tags over its Chinese, capitalised words elsewhere.
+    A work's title in 《》 is not a person, whatever jieba tags in it (《白鹿原》 as nr)."""
     found = []
     if _CJK.search(sentence):
         wanted = ("nr",) if kind == PERSON else ("ns",)
-        found += [w for w, flag in _tagged(sentence) if flag.startswith(wanted) or flag == "eng" and w[:1].isupper()]
+        untitled = _TITLE.sub("《》", sentence)
+        found += [w for w, flag in _tagged(untitled) if flag.startswith(wanted) or flag == "eng" and w[:1].isupper()]
     for m in _CAPITALISED.finditer(sentence):
         words = [w for w in m.group(0).split() if w.lower().strip(".'’") not in _NOT_NAMES]
         if words and (m.start() > 0 and not re.search(r"[.!?]\s*$", sentence[: m.start()]) or len(words) > 1):
             found.append(" ".join(words))
     return found
+
+
+_TITLE = re.compile(r"《[^》]*》")
 
 
 @lru_cache(maxsize=8192)

@@ -24,12 +24,12 @@ from assistant.answer import SCORING, Scoring, candidates
 from assistant.embed import calibration
 from assistant.evaluate import quote_supports
 from assistant.retrieve import relevance
-from assistant.asked import mentions, specifics
+from assistant.asked import analyse, passages_that_answer
 from assistant.text import detect_lang, in_other_language
 
 
 def rows_for(dataset: Path, config: Config, indexes: Path, half: str | None) -> list[dict]:
-    return cached_rows("answer-v1", dataset, config, indexes, half, lambda bot, questions: [
+    return cached_rows("answer-v2", dataset, config, indexes, half, lambda bot, questions: [
         _row(bot, config, q) for q in questions])
 
 
@@ -37,15 +37,15 @@ def _row(bot: Assistant, config: Config, q: dict) -> dict:
     text = f"{q['product_title']}: {q['text']}" if q.get("product_title") else q["text"]
     query = bot.retriever.prepare(text)
     hits = bot.retriever.search(query, k=config.top_k)
-    named = specifics(text)
     lang = detect_lang(text)
     widened = [bot.retriever.widen(h, config.context_chars) for h in hits]
     found = candidates(text, query, widened, bot.index)
     docs = {h.doc_id: bot.document(h.doc_id) for h in hits}
     return {
-        "answerable": q.get("answerable", True), "lang": lang,
+        "answerable": q.get("answerable", True), "lang": lang, "asked": analyse(text),
         "hits": [{"dense": h.dense, "coverage": h.coverage, "other": in_other_language(h.text, lang),
-                  "named": all(mentions(f"{h.title}\n{h.text}", s) for s in named)} for h in hits],
+                  "text": f"{w.title}\n{w.text}", "document": f"{docs[h.doc_id].title}\n{docs[h.doc_id].text}"}
+                 for h, w in zip(hits, widened)],
         "candidates": [dataclasses.replace(c, hit=None) for c in found],
         "rank_of": [hits.index(next(h for h in hits if h.chunk_id == c.hit.chunk_id)) for c in found],
         "supports": [bool(q.get("evidence")) and quote_supports(docs[c.hit.doc_id].text[c.start:c.end], c.start,
@@ -57,13 +57,18 @@ def _row(bot: Assistant, config: Config, q: dict) -> dict:
 
 def simulate(rows: list[dict], floor: float, gap: float, chinese: float, keyword: float, min_answer: float,
              scoring: Scoring, sentences: int = 4) -> dict[str, float]:
-    """The extractive answer's decisions (core.Assistant.ask_stream + answer.extractive_answer) on cached rows."""
+    """The extractive answer's decisions (core.Assistant._answer + answer.extractive_answer) on cached rows: the
+    relevance floor, the passages that name what the question names and asks (asked.passages_that_answer),
+    the sentence floor, and the sentence order."""
     answered = declined = first = anyq = 0
     n_answerable = n_unanswerable = n_evidence = 0
     scale = dataclasses.replace(calibration(""), cross_language_gap=gap, chinese_gap=chinese, keyword_evidence=keyword)
     for r in rows:
-        usable = {i for i, h in enumerate(r["hits"])
-                  if relevance(scale, h["dense"], h["coverage"], h["other"], r["lang"] == "zh") >= floor and h["named"]}
+        relevant = [i for i, h in enumerate(r["hits"])
+                    if relevance(scale, h["dense"], h["coverage"], h["other"], r["lang"] == "zh") >= floor]
+        covered = passages_that_answer(r["asked"], [r["hits"][i]["text"] for i in relevant],
+                                       [r["hits"][i]["document"] for i in relevant])
+        usable = {relevant[i] for i in covered.usable}
         found = [(c, s) for c, s, rank in zip(r["candidates"], r["supports"], r["rank_of"]) if rank in usable]
         decline = not found
         if found:
@@ -117,13 +122,15 @@ def main() -> None:
         report(f"  {params} (least answered {ans:.2f})", params)
     print("\nsentence scoring (first quote holds the evidence):")
     results = []
-    for cov, new, rank, keep in itertools.product([0.5, 1.0, 1.5], [0.0, 0.2, 0.4], [0.0, 0.1, 0.3], [0.5, 0.7]):
-        scoring = dataclasses.replace(SCORING, coverage=cov, new_words=new, rank=rank, keep=keep)
+    for cov, new, rank, keep, asked in itertools.product([0.5, 1.0, 1.5], [0.0, 0.2, 0.4], [0.0, 0.1, 0.3], [0.5, 0.7],
+                                                         [0.0, 0.3]):
+        scoring = dataclasses.replace(SCORING, coverage=cov, new_words=new, rank=rank, keep=keep, asked=asked)
         res = {n: simulate(rows, *shipped, scoring) for n, rows in sets.items()}
         results.append((float(np.mean([m["first"] for m in res.values()])),
                         float(np.mean([m["any"] for m in res.values()])), scoring))
     for first, anyq, scoring in sorted(results, key=lambda r: r[:2], reverse=True)[:10]:
-        report(f"  cov={scoring.coverage} new={scoring.new_words} rank={scoring.rank} keep={scoring.keep}",
+        report(f"  cov={scoring.coverage} new={scoring.new_words} rank={scoring.rank} keep={scoring.keep} "
+               f"asked={scoring.asked}",
                shipped, scoring)
 
 
