@@ -1,6 +1,7 @@
 """Our own questions about the bundled article (tests/fixtures/seed_questions.jsonl, half of them in
 English over the Chinese text): passage hit@5 by search mode, and for the answers the share answered,
-whose first quote holds the evidence, and where some quote holds it; and how long `ask` takes.
+whose first quote holds the evidence, and where some quote holds it; and how long `ask` takes. Then the
+off- and near-topic ones (tests/fixtures/off_topic_questions.txt, half in English): how many are declined.
 
     assistant index corpus && python bench/seed_questions.py [INDEX]
 """
@@ -13,6 +14,7 @@ from pathlib import Path
 from assistant import Assistant
 
 QUESTIONS = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "seed_questions.jsonl"
+OFF_TOPIC = QUESTIONS.with_name("off_topic_questions.txt")
 bot = Assistant.open(sys.argv[1] if len(sys.argv) > 1 else "index")
 cases = [json.loads(line) for line in QUESTIONS.read_text(encoding="utf-8").splitlines()]
 groups = {"English": [c for c in cases if c["question"].isascii()], "Chinese": [c for c in cases if not c["question"].isascii()]}
@@ -49,3 +51,10 @@ for name, group in groups.items():
     for c, a in answers:
         if a.declined or not holds(a.citations[0].quote, c):
             print(f"   first quote misses: {c['question']}  ->  {a.citations[0].quote[:60] if a.citations else 'declined'}")
+
+off_topic = [q for q in OFF_TOPIC.read_text(encoding="utf-8").splitlines() if q.strip()]
+for name, group in (("English", [q for q in off_topic if q.isascii()]), ("Chinese", [q for q in off_topic if not q.isascii()])):
+    answered = [q for q in group if not bot.ask(q).declined]
+    print(f"{name} off- and near-topic questions declined: {len(group) - len(answered)}/{len(group)}")
+    for q in answered:
+        print(f"   answered: {q}")

@@ -234,7 +234,11 @@ def test_examples_declines_and_failures(new_page, server):
     page.goto(server + "/")
     ask(page, "巧克力蛋糕怎么做？")
     declined = page.locator(".sa-declined")
-    assert "资料库中没有" in declined.inner_text() and page.locator(".sa-sources").count() == 0
+    assert "无法回答" in declined.inner_text() and page.locator(".sa-cite").count() == 0
+    # What the library holds is shown under its own heading, as related and not as an answer.
+    related = page.locator(".sa-related")
+    assert related.locator(".sa-sources-title").inner_text() == "相关内容（不是这个问题的答案）"
+    assert related.locator(".sa-source").count() >= 1
 
     ask(page, "长" * (Config().max_question_chars + 1))
     error = page.locator(".sa-error").last

@@ -353,6 +353,10 @@ def test_chat_history_is_passed_as_plain_messages(built):
     assert plain[0]["content"] == SEA
     assert "five to six weeks" in plain[1]["content"] and "<" not in plain[1]["content"]
     assert "Sources" not in plain[1]["content"]
+    declined = bot.ask(CAKE)  # its related passages are not part of what the assistant said
+    assert declined.related
+    history = [{"role": "user", "content": CAKE}, {"role": "assistant", "content": render_answer(declined, bot)}]
+    assert plain_history(history)[1]["content"] == declined.text
 
 
 def free_port() -> int:

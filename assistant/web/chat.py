@@ -52,7 +52,7 @@ def plain_history(history: list[dict] | None) -> list[dict]:
                 out.pop()
             continue
         if role == "assistant":
-            text = text.split('<div class="sa-sources"', 1)[0]
+            text = text.split('<div class="sa-sources', 1)[0]  # the sources, or a decline's related passages
             text = re.sub(r"<br\s*/?>", "\n", text)
             text = re.sub(r"</p\s*>", "\n\n", text)
             text = html.unescape(re.sub(r"<[^>]*>", "", text)).strip()
