@@ -141,7 +141,8 @@ def decline(question: str, contexts: list[Hit] | None = None, *, unnamed: list[s
     lang = detect_lang(question)
     if unnamed:
         names = ("、" if lang == "zh" else " and ").join(f"“{n}”" for n in unnamed)
-        text, meta = DECLINE_UNNAMED[lang].format(names=names), {"reason": "no passage names " + ", ".join(unnamed), **meta}
+        text = DECLINE_UNNAMED[lang].format(names=names)
+        meta = {"reason": "no passage names " + ", ".join(unnamed), **meta}
     elif unstated:
         attribute, kind = unstated
         text = DECLINE_UNSTATED[lang].format(attribute=attribute, kind=_KIND_ASKED[lang][kind])
@@ -292,7 +293,8 @@ def extractive_answer(question: str, query: Query, hits: list[Hit], index: Index
 RELATED = 3  # passages a decline shows as related
 
 
-def related_quotes(question: str, query: Query, hits: list[Hit], index: Index, scoring: Scoring = SCORING) -> list[Citation]:
+def related_quotes(question: str, query: Query, hits: list[Hit], index: Index,
+                   scoring: Scoring = SCORING) -> list[Citation]:
     """The RELATED sentences of `hits` that best match `question`, each passage's best before any passage's
     second, best first, numbered 1..n: what the library holds closest to a question it cannot answer."""
     ranked = sorted(candidates(question, query, hits[:RELATED], index), key=scoring.score, reverse=True)

@@ -53,7 +53,8 @@ for name, group in groups.items():
             print(f"   first quote misses: {c['question']}  ->  {a.citations[0].quote[:60] if a.citations else 'declined'}")
 
 off_topic = [q for q in OFF_TOPIC.read_text(encoding="utf-8").splitlines() if q.strip()]
-for name, group in (("English", [q for q in off_topic if q.isascii()]), ("Chinese", [q for q in off_topic if not q.isascii()])):
+for name, group in (("English", [q for q in off_topic if q.isascii()]),
+                    ("Chinese", [q for q in off_topic if not q.isascii()])):
     answered = [q for q in group if not bot.ask(q).declined]
     print(f"{name} off- and near-topic questions declined: {len(group) - len(answered)}/{len(group)}")
     for q in answered:

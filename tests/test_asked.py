@@ -140,8 +140,9 @@ def test_a_place_is_checked_in_the_passages_document():
 def test_the_kind_of_answer_a_factoid_asks_for():
     assert [answer_kind(q) for q in ("谁是创始人？", "哪一年成立？", "仓储费是多少？", "总部在哪里？", "为什么要做直播？")] == \
         [PERSON, TIME, NUMBER, PLACE, None]
-    assert [answer_kind(q) for q in ("Who founded it?", "When did it open?", "How many sellers are there?",
-                                     "Where is the warehouse?", "Should I sell on Temu?")] == [PERSON, TIME, NUMBER, PLACE, None]
+    english = ("Who founded it?", "When did it open?", "How many sellers are there?", "Where is the warehouse?",
+               "Should I sell on Temu?")
+    assert [answer_kind(q) for q in english] == [PERSON, TIME, NUMBER, PLACE, None]
     assert gives("该仓库的仓储费按每立方米每天0.45欧元计算", NUMBER, "仓储费是多少？")
     assert not gives("仓库的退货费需要另行报价", NUMBER, "退货费是多少？")
     assert gives("1997年进入大宇资讯工作", TIME, "曾志豪在哪一年加入了大宇资讯？")

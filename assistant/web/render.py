@@ -160,8 +160,8 @@ def render_sources(answer: Answer, bot: Assistant, base: str = "", *, related: b
             f"{_esc(first.title or doc_id)}</a>" + (f' <span class="sa-meta">{meta}</span>' if meta else "") + "</div>"
             + "".join(render_citation(c, doc.text if doc else None, lang, base) for c in cites)
             + _same_text(cites, bot, lang, base) + "</div>")
-    kind, title = ("sa-sources sa-related", LABELS[lang]["related"]) if related else ("sa-sources", LABELS[lang]["sources"])
-    return f'<div class="{kind}"><div class="sa-sources-title">{title}</div>' + "".join(parts) + "</div>"
+    kind, title = ("sa-sources sa-related", "related") if related else ("sa-sources", "sources")
+    return f'<div class="{kind}"><div class="sa-sources-title">{LABELS[lang][title]}</div>' + "".join(parts) + "</div>"
 
 
 def render_answer(answer: Answer, bot: Assistant, base: str = "") -> str:
