@@ -5,8 +5,10 @@ A passage answers a question only when it names what the question names (its spe
 what the question asks of them (the attribute: 编剧, 营收, "return rate"). A passage about a Polish
 warehouse's fees does not answer 亚马逊FBA的仓储费怎么算, however close its words and meaning are. Names
 are compared across languages through the glossary, so an English question about Amazon is checked
-against a Chinese passage about 亚马逊; a name the glossary does not know is checked only against text
-in its own script (a Chinese passage may spell an English name in Chinese, and the reverse).
+against a Chinese passage about 亚马逊. A Latin-script name the glossary does not know (an acronym, a
+CamelCase brand) must stand in the passage as written, as Chinese texts keep them; a Chinese one counts
+as named by a text with no Chinese, which may spell it in English. Places need only be named by the
+passage's document.
 
 A factoid question asks for one kind of answer: a person (谁, who), a time (哪一年, when), a number
 (多少, how many) or a place (哪里, where). When it also asks an attribute (《人世间》的编剧是谁), a
@@ -86,7 +88,8 @@ def asked_attribute(question: str) -> str | None:
 # The same in English: "what is the X of …", "how many X does …", "who is the X of …".
 _EN_PHRASE = r"(?P<a>[a-z][a-z-]*(?:\s+[a-z][a-z-]*){0,2}?)"
 _EN_ATTRIBUTE = (
-    re.compile(rf"^(?:what|which)(?:'s|’s|\s+is|\s+are|\s+was|\s+were)\s+(?:the\s+|a\s+|an\s+)?{_EN_PHRASE}\s+(?:of|for)\s+\S"),
+    re.compile(rf"^(?:what|which)(?:'s|’s|\s+is|\s+are|\s+was|\s+were)\s+(?:the\s+|a\s+|an\s+)?{_EN_PHRASE}"
+               r"\s+(?:of|for)\s+\S"),
     re.compile(rf"^how\s+(?:many|much)\s+{_EN_PHRASE}\s+(?:does|do|did|is|are|was|were|has|have|had|can|will)\b"),
     re.compile(rf"^who\s+(?:is|was|are|were)\s+the\s+{_EN_PHRASE}\s+of\s+\S"),
 )
@@ -127,7 +130,8 @@ def subjects(question: str) -> tuple[list[str], list[str]]:
 
 # An acronym or a name with a capital inside it (FBA, USPS, TikTok, eBay, iPhone); not a capitalised word,
 # which in English may just open a sentence or a product title.
-_LATIN_NAME = re.compile(r"(?<![A-Za-z0-9])(?:[A-Z]{2,6}s?|[a-z]+[A-Z][A-Za-z]*|[A-Z][a-z]+[A-Z][A-Za-z]*)(?![A-Za-z0-9])")
+_LATIN_NAME = re.compile(r"(?<![A-Za-z0-9])(?:[A-Z]{2,6}s?|[a-z]+[A-Z][A-Za-z]*|[A-Z][a-z]+[A-Z][A-Za-z]*)"
+                         r"(?![A-Za-z0-9])")
 _ROMAN = frozenset("II III IV VI VII VIII IX XI XII XX".split())
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
 
@@ -186,6 +190,12 @@ def passages_that_answer(asked: Asked, texts: list[str], documents: list[str]) -
     return Covered([], missing or wanted)
 
 
+def _in_place(document: str, place: str) -> bool:
+    """Whether a document may be about `place`: it names it, or it names no place at all (a yearly report
+    that says only "the region" may be about any; one about Poland's warehouses is not about the US)."""
+    return mentions(document, place) or not glossary.names_a_place(document)
+
+
 # The kind of answer a question asks for, by its question word. Order matters: 多长时间 asks for a
 # number, not a time; "how many years" likewise.
 _KIND = (
@@ -202,12 +212,6 @@ _KIND = (
                        r"^\s*where\b|\bwhere (?:is|was|were|are|did|does|do|can|will)\b|"
                        r"\b(?:which|what) (?:country|city|state|place|region|continent|town|province)\b", re.I)),
 )
-
-
-def _in_place(document: str, place: str) -> bool:
-    """Whether a document may be about `place`: it names it, or it names no place at all (a yearly report
-    that says only "the region" may be about any; one about Poland's warehouses is not about the US)."""
-    return mentions(document, place) or not glossary.names_a_place(document)
 
 
 def answer_kind(question: str) -> str | None:
