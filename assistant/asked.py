@@ -171,8 +171,8 @@ class Covered:
 
 
 def passages_that_answer(asked: Asked, texts: list[str], documents: list[str]) -> Covered:
-    """Which of `texts` (passages, each with its title; `documents`: the whole text of each one's document)
-    may answer the question `asked` describes."""
+    """Which of `texts` (passages, each with its title; `documents`: each one's `document_context`) may
+    answer the question `asked` describes."""
     named = [i for i, t in enumerate(texts) if all(mentions(t, s) for s in asked.subjects)
              and all(_in_place(documents[i], p) for p in asked.places)]
     if named and asked.attribute:
@@ -188,6 +188,16 @@ def passages_that_answer(asked: Asked, texts: list[str], documents: list[str]) -
     missing = [s for s in wanted if not any(_in_place(d, s) if s in asked.places else mentions(t, s)
                                             for t, d in zip(texts, documents))]
     return Covered([], missing or wanted)
+
+
+# A place is looked for in the passage's document, but only in its title, its lead and the passage: a
+# document is about the places it opens with, and reading megabytes for each question is not bounded.
+DOCUMENT_LEAD = 2000
+
+
+def document_context(title: str, text: str, passage: str) -> str:
+    """What `passages_that_answer` reads of a passage's document for places."""
+    return f"{title}\n{text[:DOCUMENT_LEAD]}\n{passage}"
 
 
 def _in_place(document: str, place: str) -> bool:

@@ -20,7 +20,7 @@ from .library import DocumentInfo, FileOutcome, Library
 from .load import Document, LoadError, read_file
 from .questions import Entry, QuestionLog, Turn, Vote, new_id, open_question_store, utcnow, valid_id
 from .retrieve import Hit, Retriever
-from .asked import analyse, passages_that_answer
+from .asked import analyse, document_context, passages_that_answer
 from .text import detect_lang
 
 Message = dict  # {"role": "user" | "assistant", "content": str}
@@ -167,7 +167,8 @@ class Assistant:
         asked = analyse(question)
         documents = {h.doc_id: self.index.document(h.doc_id) for h in relevant}
         covered = passages_that_answer(asked, [f"{h.title}\n{h.text}" for h in relevant],
-                                       [f"{documents[h.doc_id].title}\n{documents[h.doc_id].text}" for h in relevant])
+                                       [document_context(documents[h.doc_id].title, documents[h.doc_id].text, h.text)
+                                        for h in relevant])
         if not covered.usable:
             shown = relevant or [self.retriever.widen(h, self.config.context_chars) for h in hits[:RELATED]]
             related = related_quotes(question, query, shown, self.index)

@@ -24,7 +24,7 @@ from assistant.answer import SCORING, Scoring, candidates
 from assistant.embed import calibration
 from assistant.evaluate import quote_supports
 from assistant.retrieve import relevance
-from assistant.asked import analyse, passages_that_answer
+from assistant.asked import analyse, document_context, passages_that_answer
 from assistant.text import detect_lang, in_other_language
 
 
@@ -44,7 +44,8 @@ def _row(bot: Assistant, config: Config, q: dict) -> dict:
     return {
         "answerable": q.get("answerable", True), "lang": lang, "asked": analyse(text),
         "hits": [{"dense": h.dense, "coverage": h.coverage, "other": in_other_language(h.text, lang),
-                  "text": f"{w.title}\n{w.text}", "document": f"{docs[h.doc_id].title}\n{docs[h.doc_id].text}"}
+                  "text": f"{w.title}\n{w.text}",
+                  "document": document_context(docs[h.doc_id].title, docs[h.doc_id].text, w.text)}
                  for h, w in zip(hits, widened)],
         "candidates": [dataclasses.replace(c, hit=None) for c in found],
         "rank_of": [hits.index(next(h for h in hits if h.chunk_id == c.hit.chunk_id)) for c in found],

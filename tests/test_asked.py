@@ -9,7 +9,8 @@ import pytest
 from conftest import FIXTURES
 
 from assistant import Assistant, Config
-from assistant.asked import NUMBER, PERSON, PLACE, TIME, analyse, answer_kind, gives, mentions, passages_that_answer
+from assistant.asked import (DOCUMENT_LEAD, NUMBER, PERSON, PLACE, TIME, analyse, answer_kind, document_context, gives,
+                             mentions, passages_that_answer)
 from assistant.glossary import found_in
 from assistant.web.render import render_answer
 
@@ -135,6 +136,17 @@ def test_a_place_is_checked_in_the_passages_document():
     about_poland = passages_that_answer(asked, [passage], ["波兰海外仓收费标准\n波兰华沙附近的海外仓。" + passage])
     assert about_poland.usable == [] and about_poland.unnamed == ["美国"]
     assert passages_that_answer(asked, [passage], ["收费标准\n" + passage]).usable == [0]
+
+
+def test_a_place_is_looked_for_in_a_bounded_part_of_the_document():
+    # A document is about the places its title and lead name; a place named megabytes in does not make a
+    # passage about it, and reading that far for every question would not be bounded.
+    passage = "仓储费按每立方米每天0.45欧元计算。"
+    document = "波兰海外仓的运营。" + "仓库运营的细节。" * 200_000 + "美国"
+    context = document_context("收费标准", document, passage)
+    assert len(context) <= DOCUMENT_LEAD + len("收费标准") + len(passage) + 2
+    assert passages_that_answer(analyse("美国的仓储费是多少？"), [passage], [context]).usable == []
+    assert passages_that_answer(analyse("波兰的仓储费是多少？"), [passage], [context]).usable == [0]
 
 
 def test_the_kind_of_answer_a_factoid_asks_for():
