@@ -31,8 +31,13 @@ LOGGED = Config(question_log=True)
 
 @pytest.fixture
 def folder(built, tmp_path):
-    """A copy of the fixture index, so that the log's writes stay out of the shared one."""
-    return shutil.copytree(built[1], tmp_path / "index")
+    """A copy of the fixture index, so that the log's writes stay out of the shared one; without the questions
+    already in it (`assistant serve` logs by default, and test_serve runs it on the shared index)."""
+    folder = shutil.copytree(built[1], tmp_path / "index")
+    store = SqliteQuestions(folder / "library.sqlite")
+    store.delete_all()
+    store.close()
+    return folder
 
 
 @pytest.fixture
