@@ -17,6 +17,7 @@ import numpy as np
 from .asked import asked_terms, mentions
 from .config import Config
 from .embed import calibration
+from .glossary import DEFAULT, Glossary, configured
 from .index import Index
 from .keyword import tokenize
 from .retrieve import Hit, Query, coverage
@@ -209,8 +210,10 @@ class Candidate:
     continues: bool = False  # announces a list that goes on past the quote
 
 
-def candidates(question: str, query: Query, hits: list[Hit], index: Index) -> list[Candidate]:
-    """Every quotable sentence of `hits` (each once), with its features."""
+def candidates(question: str, query: Query, hits: list[Hit], index: Index,
+               terms: Glossary = DEFAULT) -> list[Candidate]:
+    """Every quotable sentence of `hits` (each once), with its features (`terms`: how names and terms are read
+    across languages)."""
     found: list[Candidate] = []
     seen: set[tuple[str, int]] = set()
     docs = {h.doc_id: index.document(h.doc_id) for h in hits}
@@ -224,14 +227,14 @@ def candidates(question: str, query: Query, hits: list[Hit], index: Index) -> li
     similarity = index.sentence_similarity(query, sentences)
     expected = _DATE if _ASKS_WHEN.search(question) else _NUMBER if _ASKS_NUMBER.search(question) else None
     asked = set(query.terms)
-    wanted = asked_terms(question)
+    wanted = asked_terms(question, terms)
     for c, sentence, sim in zip(found, sentences, similarity):
         tokens = tokenize(sentence)
         c.sentence, c.lang, c.similarity = sentence, detect_lang(sentence), float(sim)
         c.coverage = coverage(query, set(tokens))
         c.new_words = sum(1 for t in tokens if t not in asked)
         c.typed = bool(expected and expected.search(sentence))
-        c.asks = sum(mentions(sentence, t) for t in wanted) / len(wanted) if wanted else 0.0
+        c.asks = sum(mentions(sentence, t, terms) for t in wanted) / len(wanted) if wanted else 0.0
         c.is_question = bool(_IS_QUESTION.search(sentence))
     return found
 
@@ -240,7 +243,8 @@ def extractive_answer(question: str, query: Query, hits: list[Hit], index: Index
                       scoring: Scoring = SCORING) -> Answer:
     """Quote the sentences of `hits` that answer `question`; decline when none is good enough."""
     lang = detect_lang(question)
-    found = candidates(question, query, hits, index)
+    terms = configured(config.glossary)
+    found = candidates(question, query, hits, index, terms)
     if not found:
         return decline(question, hits, reason="no sentences")
     scores = {id(c): scoring.score(c) for c in found}
@@ -251,7 +255,7 @@ def extractive_answer(question: str, query: Query, hits: list[Hit], index: Index
     other = max((c.similarity for c in found if c.lang != lang), default=0.0)
     if (match < config.min_answer_score if top.lang == lang
             else other < calibration(index.models.sentences).answer_other_language):
-        return decline(question, hits, related=related_quotes(question, query, hits, index, scoring),
+        return decline(question, hits, related=related_quotes(question, query, hits, index, scoring, terms),
                        reason="no sentence answers the question", best_match=round(match, 4),
                        best_other_language=round(other, 4))
     best = scores[id(top)]
@@ -293,11 +297,11 @@ def extractive_answer(question: str, query: Query, hits: list[Hit], index: Index
 RELATED = 3  # passages a decline shows as related
 
 
-def related_quotes(question: str, query: Query, hits: list[Hit], index: Index,
-                   scoring: Scoring = SCORING) -> list[Citation]:
+def related_quotes(question: str, query: Query, hits: list[Hit], index: Index, scoring: Scoring = SCORING,
+                   terms: Glossary = DEFAULT) -> list[Citation]:
     """The RELATED sentences of `hits` that best match `question`, each passage's best before any passage's
     second, best first, numbered 1..n: what the library holds closest to a question it cannot answer."""
-    ranked = sorted(candidates(question, query, hits[:RELATED], index), key=scoring.score, reverse=True)
+    ranked = sorted(candidates(question, query, hits[:RELATED], index, terms), key=scoring.score, reverse=True)
     firsts = list({c.hit_rank: c for c in reversed(ranked)}.values())  # each passage's best
     chosen = sorted(firsts, key=scoring.score, reverse=True)[:RELATED]
     chosen += [c for c in ranked if c not in chosen][: RELATED - len(chosen)]

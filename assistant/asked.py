@@ -22,12 +22,12 @@ names in English; times and numbers by their shapes in both languages.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import jieba.posseg
 
-from . import glossary
+from .glossary import DEFAULT, Glossary
 from .text import sentence_spans
 
 PERSON, TIME, NUMBER, PLACE = "person", "time", "number", "place"
@@ -67,7 +67,7 @@ _ANSWERED_UNNAMED = ("时间", "日期", "年份", "时候", "时期", "地点",
                      "坏处", "问题", "建议", "趋势", "前景", "策略")
 
 
-def asked_attribute(question: str) -> str | None:
+def asked_attribute(question: str, terms: Glossary = DEFAULT) -> str | None:
     """The attribute `question` asks of something it names ("《人世间》的编剧是谁" -> "编剧", "What is the
     return rate of live selling?" -> "return rate"), if any."""
     asked = _ASKED_TAIL.sub("", question.strip())
@@ -80,51 +80,53 @@ def asked_attribute(question: str) -> str | None:
             words = [w for w in m.group("a").split() if w not in _EN_MODIFIERS]
             # Only the glossary's terms: an English passage says "runner-up" or "author" in other words
             # ("lost the final", "attributed to") too often for the word to be required.
-            if words and glossary.known(" ".join(words)):
+            if words and terms.known(" ".join(words)):
                 return " ".join(words)
     return None
 
 
-# The same in English: "what is the X of …", "how many X does …", "who is the X of …".
+# The same in English: "what is the X of …", "how many X does …", "how much is the X at …", "who is the X of …".
 _EN_PHRASE = r"(?P<a>[a-z][a-z-]*(?:\s+[a-z][a-z-]*){0,2}?)"
 _EN_ATTRIBUTE = (
     re.compile(rf"^(?:what|which)(?:'s|’s|\s+is|\s+are|\s+was|\s+were)\s+(?:the\s+|a\s+|an\s+)?{_EN_PHRASE}"
                r"\s+(?:of|for)\s+\S"),
     re.compile(rf"^how\s+(?:many|much)\s+{_EN_PHRASE}\s+(?:does|do|did|is|are|was|were|has|have|had|can|will)\b"),
+    re.compile(rf"^how\s+(?:many|much)\s+(?:is|are|was|were)\s+(?:the\s+|a\s+|an\s+)?{_EN_PHRASE}"
+               r"\s+(?:of|for|at|in|on)\s+\S"),
     re.compile(rf"^who\s+(?:is|was|are|were)\s+the\s+{_EN_PHRASE}\s+of\s+\S"),
 )
 _EN_MODIFIERS = frozenset("main key most important biggest major top first last current average typical usual total "
                           "overall best different".split())
 
-def mentions(text: str, specific: str) -> bool:
+def mentions(text: str, specific: str, terms: Glossary = DEFAULT) -> bool:
     """Whether `text` names `specific`: a number only whole (500 is not in 1500), a glossary entry in any
     of its spellings. A Chinese name the glossary does not know counts as named by a text with no Chinese:
     an English text may spell it in English, and nothing here can tell."""
     if specific[0].isdigit():
         return re.search(rf"(?<![\d.]){re.escape(specific)}(?![\d])", text) is not None
-    if glossary.known(specific):
-        return glossary.names(text, specific)
+    if terms.known(specific):
+        return terms.named_in(text, specific)
     if _CJK.search(specific):
         return specific in text or not _CJK.search(text)
     return specific.lower() in text.lower()  # a Latin name (FBA, TikTok) or code: Chinese texts keep those in Latin
 
 
-def subjects(question: str) -> tuple[list[str], list[str]]:
+def subjects(question: str, terms: Glossary = DEFAULT) -> tuple[list[str], list[str]]:
     """What `question` names, which a passage must name to answer it: its specifics, the glossary's names
     and terms and Latin-script names (acronyms, CamelCase: FBA, TikTok, eBay); then, apart, the places
     (the glossary's, and those jieba tags ns: 北京, 梧州), which a passage often only implies and its
     document names. jieba's people and organisations are left out: on ../shared/eval they declined one
     answerable question per half (a name spelled otherwise in the passage, 徐凤月, 赛斯纳) and no
     unanswerable one; its "other proper nouns" include words like 申报."""
-    found = list(specifics(question)) + glossary.found_in(question)
+    found = list(specifics(question)) + terms.found_in(question)
     for m in _LATIN_NAME.finditer(question):
         if not any(m.group(0).lower() in f.lower() for f in found) and m.group(0).upper() not in _ROMAN:
             found.append(m.group(0))
-    places = [f for f in found if glossary.is_place(f)]
+    places = [f for f in found if terms.is_place(f)]
     if _CJK.search(question):
         places += [w for w, flag in _tagged(question)
                    if flag == "ns" and _CJK.search(w) and not any(w in f or f in w for f in found)]
-    names = [f for f in found if not glossary.is_place(f)]
+    names = [f for f in found if not terms.is_place(f)]
     return list(dict.fromkeys(names)), list(dict.fromkeys(places))
 
 
@@ -136,12 +138,12 @@ _ROMAN = frozenset("II III IV VI VII VIII IX XI XII XX".split())
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
 
 
-def asked_terms(question: str) -> list[str]:
+def asked_terms(question: str, terms: Glossary = DEFAULT) -> list[str]:
     """What `question` asks of what it names: the glossary's terms it names (仓储费, "return rate") and its
     attribute; a sentence that names them is likelier to state the answer."""
-    terms = [t for t in glossary.found_in(question) if glossary.is_term(t)]
-    attribute = asked_attribute(question)
-    return list(dict.fromkeys(terms + ([attribute] if attribute else [])))
+    found = [t for t in terms.found_in(question) if terms.is_term(t)]
+    attribute = asked_attribute(question, terms)
+    return list(dict.fromkeys(found + ([attribute] if attribute else [])))
 
 
 @dataclass(frozen=True)
@@ -152,11 +154,12 @@ class Asked:
     places: tuple[str, ...]  # the document of every passage that answers names all of them
     attribute: str | None  # some passage that answers names it
     kind: str | None  # PERSON, TIME, NUMBER, PLACE; None for an open question
+    glossary: Glossary = field(default=DEFAULT, compare=False, repr=False)  # how names are read across languages
 
 
-def analyse(question: str) -> Asked:
-    names, places = subjects(question)
-    return Asked(tuple(names), tuple(places), asked_attribute(question), answer_kind(question))
+def analyse(question: str, terms: Glossary = DEFAULT) -> Asked:
+    names, places = subjects(question, terms)
+    return Asked(tuple(names), tuple(places), asked_attribute(question, terms), answer_kind(question), terms)
 
 
 @dataclass(frozen=True)
@@ -173,19 +176,24 @@ class Covered:
 def passages_that_answer(asked: Asked, texts: list[str], documents: list[str]) -> Covered:
     """Which of `texts` (passages, each with its title; `documents`: each one's `document_context`) may
     answer the question `asked` describes."""
-    named = [i for i, t in enumerate(texts) if all(mentions(t, s) for s in asked.subjects)
-             and all(_in_place(documents[i], p) for p in asked.places)]
-    if named and asked.attribute:
-        with_attribute = [i for i in named if mentions(texts[i], asked.attribute)]
+    terms = asked.glossary
+
+    def named(text: str, name: str) -> bool:
+        return mentions(text, name, terms)
+
+    usable = [i for i, t in enumerate(texts) if all(named(t, s) for s in asked.subjects)
+              and all(_in_place(documents[i], p, terms) for p in asked.places)]
+    if usable and asked.attribute:
+        with_attribute = [i for i in usable if named(texts[i], asked.attribute)]
         if not with_attribute:
-            named = []
+            usable = []
         elif asked.kind and not any(gives(texts[i][a:b], asked.kind, "") for i in with_attribute
-                                    for a, b in sentence_spans(texts[i]) if mentions(texts[i][a:b], asked.attribute)):
+                                    for a, b in sentence_spans(texts[i]) if named(texts[i][a:b], asked.attribute)):
             return Covered([], [], asked.attribute)
-    if named:
-        return Covered(named, [])
+    if usable:
+        return Covered(usable, [])
     wanted = list(dict.fromkeys(asked.subjects + asked.places + ((asked.attribute,) if asked.attribute else ())))
-    missing = [s for s in wanted if not any(_in_place(d, s) if s in asked.places else mentions(t, s)
+    missing = [s for s in wanted if not any(_in_place(d, s, terms) if s in asked.places else named(t, s)
                                             for t, d in zip(texts, documents))]
     return Covered([], missing or wanted)
 
@@ -200,10 +208,10 @@ def document_context(title: str, text: str, passage: str) -> str:
     return f"{title}\n{text[:DOCUMENT_LEAD]}\n{passage}"
 
 
-def _in_place(document: str, place: str) -> bool:
+def _in_place(document: str, place: str, terms: Glossary) -> bool:
     """Whether a document may be about `place`: it names it, or it names no place at all (a yearly report
     that says only "the region" may be about any; one about Poland's warehouses is not about the US)."""
-    return mentions(document, place) or not glossary.names_a_place(document)
+    return mentions(document, place, terms) or not terms.names_a_place(document)
 
 
 # The kind of answer a question asks for, by its question word. Order matters: 多长时间 asks for a

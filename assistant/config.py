@@ -57,6 +57,9 @@ class Config:
     # question's language reaches min_answer_score (cosine + share of the question's keyword weight).
     answer_sentences: int = 4
     min_answer_score: float | None = None
+    # A file of the team's own names, places and terms ("name: Anker | 安克"; assistant/glossary.py), added to
+    # the built-in glossary that reads questions across Chinese and English; empty: the built-in one only.
+    glossary: str = ""
     # Generated answers (opt-in): "extractive" (default, offline) or "openai".
     generator: str = "extractive"
     llm_base_url: str = ""

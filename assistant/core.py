@@ -21,6 +21,7 @@ from .load import Document, LoadError, read_file
 from .questions import Entry, QuestionLog, Turn, Vote, new_id, open_question_store, utcnow, valid_id
 from .retrieve import Hit, Retriever
 from .asked import analyse, document_context, passages_that_answer
+from .glossary import configured
 from .text import detect_lang
 
 Message = dict  # {"role": "user" | "assistant", "content": str}
@@ -83,6 +84,7 @@ class Assistant:
             min_relevance=passages.relevance if config.min_relevance is None else config.min_relevance,
             min_answer_score=sentences.answer if config.min_answer_score is None else config.min_answer_score)
         self.retriever = Retriever(index, self.config)
+        configured(self.config.glossary)  # a broken glossary file is refused now, by file and line
         # The question log (question_log): None when off, and then nothing is recorded.
         self.questions = (QuestionLog(open_question_store(self.config, index.folder), self.config.question_log_days)
                           if self.config.question_log else None)
@@ -164,14 +166,15 @@ class Assistant:
         hits = self.retriever.search(query, k=self.config.top_k)
         relevant = [self.retriever.widen(h, self.config.context_chars)
                     for h in hits if h.relevance >= self.config.min_relevance]
-        asked = analyse(question)
+        terms = configured(self.config.glossary)
+        asked = analyse(question, terms)
         documents = {h.doc_id: self.index.document(h.doc_id) for h in relevant}
         covered = passages_that_answer(asked, [f"{h.title}\n{h.text}" for h in relevant],
                                        [document_context(documents[h.doc_id].title, documents[h.doc_id].text, h.text)
                                         for h in relevant])
         if not covered.usable:
             shown = relevant or [self.retriever.widen(h, self.config.context_chars) for h in hits[:RELATED]]
-            related = related_quotes(question, query, shown, self.index)
+            related = related_quotes(question, query, shown, self.index, terms=terms)
             if relevant:
                 answer = decline(question, hits, unnamed=covered.unnamed, related=related,
                                  unstated=(covered.unstated, asked.kind) if covered.unstated else None)

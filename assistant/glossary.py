@@ -3,20 +3,33 @@ can be checked against passages in the other.
 
 An English question about "Amazon FBA storage fees" over a Chinese library is answerable only by a
 passage that names 亚马逊 (or Amazon) and FBA; a Chinese question about 虾皮 is answered by an English
-passage about Shopee. Each entry is one name or term in the spellings a passage may use; the first is
-how replies name it. Names (platforms, programs, organisations) and places are what a question is about;
-terms (fees, taxes, rates, rights) are what it asks of them. A passage that answers must name the names
-and terms, and its document the places, in either language.
+passage about Shopee. Each entry is one name or term in the spellings a passage may use. Names
+(platforms, programs, organisations, services) and places are what a question is about; terms (fees,
+taxes, rates, rights) are what it asks of them. A passage that answers must name the names and terms,
+and its document the places, in either language.
 
-Extending it: add an entry to NAMES, PLACES or TERMS. English spellings match whole words, case-insensitively,
-except acronyms and names that are also plain words (US, LINE, Wish): those match only as written.
-Chinese ones match anywhere in the text.
+The built-in entries are below (`DEFAULT`); a team adds its own (brands, suppliers, its platforms'
+fees) in a file named by the `glossary` setting, one entry a line, read by `Glossary.load`:
+
+    # kind: spelling | spelling | …
+    name: Anker | 安克
+    place: Warsaw | 华沙
+    term: return insurance | 退货险
+
+English spellings match whole words, case-insensitively, except acronyms and names that are also
+plain words (US, LINE, Wish): those match only as written. Chinese ones match anywhere in the text.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import re
+import threading
 from functools import lru_cache
+from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 NAMES: tuple[tuple[str, ...], ...] = (
     # platforms and marketplaces
@@ -68,61 +81,132 @@ TERMS: tuple[tuple[str, ...], ...] = (
 
 _ASCII = re.compile(r"[\x00-\x7f]+")
 _AS_WRITTEN = frozenset({"Wish", "Noon", "Stripe", "Turkey", "Allegro", "Prime"})
+KINDS = ("name", "place", "term")
+# A team's file: at most this many entries and characters a spelling. Every question is read for every
+# spelling, so the file bounds the cost of every question.
+MAX_ENTRIES = 2000
+MAX_SPELLING_CHARS = 60
 
 
-@lru_cache(maxsize=1)
-def _entries() -> dict[str, tuple[str, ...]]:
-    """Every spelling, lower-cased, to its entry."""
-    return {s.lower(): entry for entry in NAMES + PLACES + TERMS for s in entry}
+class GlossaryError(ValueError):
+    """A glossary file that cannot be read; the message names the file, the line and what to do."""
 
 
-def spellings(term: str) -> tuple[str, ...]:
-    """The spellings of `term`'s entry (itself alone when the glossary does not know it)."""
-    return _entries().get(term.lower(), (term,))
+class Glossary:
+    """Entries by kind; every spelling (lower-cased) leads to its entry."""
+
+    def __init__(self, names: tuple[tuple[str, ...], ...], places: tuple[tuple[str, ...], ...],
+                 terms: tuple[tuple[str, ...], ...]):
+        self.names, self.places, self.terms = names, places, terms
+        self._entries = {s.lower(): e for e in names + places + terms for s in e}
+        self._places, self._terms = frozenset(places), frozenset(terms)
+        self._by_length = sorted((s for e in names + places + terms for s in e), key=len, reverse=True)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Glossary:
+        """The built-in entries and those of the file at `path` (see the module note for its lines)."""
+        path = Path(path)
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise GlossaryError(f"{path}: cannot read the glossary ({exc}); fix the file or the glossary "
+                                "setting") from None
+        added: dict[str, list[tuple[str, ...]]] = {k: [] for k in KINDS}
+        for number, line in enumerate(lines, 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            kind, _, rest = line.partition(":")
+            spelled = tuple(dict.fromkeys(s.strip() for s in rest.split("|") if s.strip()))
+            where = f"{path}, line {number}"
+            if kind.strip().lower() not in KINDS or not spelled:
+                raise GlossaryError(f"{where}: write 'name:', 'place:' or 'term:' and the spellings separated by "
+                                    f"'|' (got {line[:60]!r})")
+            if any(len(s) > MAX_SPELLING_CHARS for s in spelled):
+                raise GlossaryError(f"{where}: a spelling is longer than {MAX_SPELLING_CHARS} characters")
+            added[kind.strip().lower()].append(spelled)
+        if sum(map(len, added.values())) > MAX_ENTRIES:
+            raise GlossaryError(f"{path}: more than {MAX_ENTRIES} entries; keep the names your questions use")
+        return cls(DEFAULT.names + tuple(added["name"]), DEFAULT.places + tuple(added["place"]),
+                   DEFAULT.terms + tuple(added["term"]))
+
+    def spellings(self, term: str) -> tuple[str, ...]:
+        """The spellings of `term`'s entry (itself alone when the glossary does not know it)."""
+        return self._entries.get(term.lower(), (term,))
+
+    def known(self, term: str) -> bool:
+        return term.lower() in self._entries
+
+    def is_place(self, name: str) -> bool:
+        return self._entries.get(name.lower()) in self._places
+
+    def is_term(self, name: str) -> bool:
+        return self._entries.get(name.lower()) in self._terms
+
+    def named_in(self, text: str, spelling: str) -> bool:
+        """Whether `text` names `spelling`'s entry in any of its spellings."""
+        return any(_pattern(s).search(text) for s in self.spellings(spelling))
+
+    def names_a_place(self, text: str) -> bool:
+        """Whether `text` names any of the places."""
+        lowered = text.lower()
+        # A substring test first (C speed), the word-boundary pattern only for the few spellings found.
+        return any(s.lower() in lowered and _pattern(s).search(text) for entry in self.places for s in entry)
+
+    def found_in(self, question: str) -> list[str]:
+        """The entries a question names, in its order, each by the spelling found; longer spellings are
+        taken first, so that "TikTok Shop" is one name, not TikTok and a shop. English spellings count only
+        as written: a capitalised Amazon or France names what the question is about; "bought it on amazon"
+        or "a europe console" in a review-style question does not."""
+        found: list[tuple[int, int, str]] = []
+        lowered = question.lower()
+        for spelling in self._by_length:
+            if spelling.lower() not in lowered:
+                continue
+            pattern = _as_written(spelling) if _ASCII.fullmatch(spelling) else _pattern(spelling)
+            for m in pattern.finditer(question):
+                if not any(a < m.end() and m.start() < b for a, b, _ in found):
+                    found.append((m.start(), m.end(), m.group(0)))
+        return list(dict.fromkeys(text for _, _, text in sorted(found)))
 
 
-def known(term: str) -> bool:
-    return term.lower() in _entries()
+DEFAULT = Glossary(NAMES, PLACES, TERMS)
 
 
-def is_place(name: str) -> bool:
-    return _entries().get(name.lower()) in _PLACES
+_read: dict[str, tuple[float, Glossary]] = {}  # path -> (modification time, glossary) of its last good read
+_read_lock = threading.Lock()
 
 
-def is_term(name: str) -> bool:
-    return _entries().get(name.lower()) in _TERMS
-
-
-_PLACES, _TERMS = frozenset(PLACES), frozenset(TERMS)
-
-
-def names_a_place(text: str) -> bool:
-    """Whether `text` names any of the glossary's places."""
-    lowered = text.lower()
-    # A substring test first (C speed), the word-boundary pattern only for the few spellings found.
-    return any(s.lower() in lowered and _pattern(s).search(text) for entry in PLACES for s in entry)
-
-
-def found_in(question: str) -> list[str]:
-    """The entries a question names, in its order, each by the spelling found; longer spellings are taken
-    first, so that "TikTok Shop" is one name, not TikTok and a shop. English spellings count only as
-    written: a capitalised Amazon or France names what the question is about; "bought it on amazon" or
-    "a europe console" in a review-style question does not."""
-    found: list[tuple[int, int, str]] = []
-    for spelling in _BY_LENGTH:
-        pattern = _pattern(spelling) if not _ASCII.fullmatch(spelling) else _as_written(spelling)
-        for m in pattern.finditer(question):
-            if not any(a < m.end() and m.start() < b for a, b, _ in found):
-                found.append((m.start(), m.end(), m.group(0)))
-    return list(dict.fromkeys(text for _, _, text in sorted(found)))
-
-
-def names(text: str, spelling: str) -> bool:
-    """Whether `text` names `spelling`'s entry in any of its spellings."""
-    return any(_pattern(s).search(text) for s in spellings(spelling))
-
-
-_BY_LENGTH = sorted((s for entry in NAMES + PLACES + TERMS for s in entry), key=len, reverse=True)
+def configured(path: str) -> Glossary:
+    """The glossary a `glossary` setting names (DEFAULT when empty), read again when the file changes. A file
+    broken by an edit while the server runs keeps its last good version in use, with a warning in the log
+    (`Assistant` refuses a broken one when it opens, naming the file and line)."""
+    if not path:
+        return DEFAULT
+    try:
+        mtime = os.stat(path).st_mtime
+    except OSError as exc:
+        mtime = -1.0
+        failure: GlossaryError | None = GlossaryError(f"{path}: cannot read the glossary ({exc.strerror}); fix the "
+                                                      "file or the glossary setting")
+    else:
+        failure = None
+    with _read_lock:
+        last = _read.get(path)
+        if last is not None and last[0] == mtime:
+            return last[1]
+        try:
+            if failure is not None:
+                raise failure
+            glossary = Glossary.load(path)
+        except GlossaryError as exc:
+            if last is None:
+                raise
+            log.warning("%s; the glossary read before stays in use", exc)
+            _read[path] = (mtime, last[1])
+            return last[1]
+        _read[path] = (mtime, glossary)
+        return glossary
 
 
 @lru_cache(maxsize=1024)

@@ -11,7 +11,7 @@ from conftest import FIXTURES
 from assistant import Assistant, Config
 from assistant.asked import (DOCUMENT_LEAD, NUMBER, PERSON, PLACE, TIME, analyse, answer_kind, document_context, gives,
                              mentions, passages_that_answer)
-from assistant.glossary import found_in
+from assistant.glossary import DEFAULT, Glossary, GlossaryError, configured
 from assistant.web.render import render_answer
 
 # A Chinese article on a Polish overseas warehouse's fees: the library of the question in the issue.
@@ -117,7 +117,7 @@ def test_what_a_question_names_and_asks():
     assert analyse("谁是北京冬奥会第一棒火炬手").places == ("北京",)
     # Review-style questions name platforms in passing, in lower case: not what they are about.
     assert analyse("i bought it on amazon, will it fit a europe console?").subjects == ()
-    assert found_in("Do US buyers pay for returns?") == ["US"] and found_in("will it fit us?") == []
+    assert DEFAULT.found_in("Do US buyers pay for returns?") == ["US"] and DEFAULT.found_in("will it fit us?") == []
 
 
 def test_names_are_checked_across_languages():
@@ -161,3 +161,37 @@ def test_the_kind_of_answer_a_factoid_asks_for():
     assert gives("Joe Burrow won the 2019 Maxwell Award.", PERSON, "Who won the 2019 Maxwell Award?")
     assert not gives("The winner of the 2019 Maxwell Award will be announced on December 12.", PERSON,
                      "Who won the 2019 Maxwell Award?")
+
+
+def test_a_team_adds_its_own_names_in_a_glossary_file(warehouse, tmp_path, caplog):
+    # The article names 华沙 (Warsaw), which the built-in glossary does not know: an English question about
+    # Warsaw cannot be checked against it, and one about another city is not declined by name.
+    question = "How much is storage at the Krakow warehouse?"
+    assert "Krakow" not in warehouse.ask(question).meta.get("reason", "")
+    terms = tmp_path / "glossary.txt"
+    terms.write_text("# our cities\nplace: Warsaw | 华沙\nplace: Krakow | 克拉科夫\nterm: return fee | 退货费\n",
+                     encoding="utf-8")
+    bot = Assistant(warehouse.index, warehouse.config.replace(glossary=str(terms)))
+    answer = bot.ask(question)
+    assert answer.declined and "Krakow" in answer.meta["reason"], answer.text
+    assert not bot.ask("How much is storage at the Warsaw warehouse?").declined
+    # An English attribute the team named is checked across languages like the built-in ones.
+    fee = bot.ask("How much is the return fee at the Polish warehouse?")
+    assert fee.declined and fee.meta["reason"] == "no passage says how much or how many for return fee", fee.text
+
+
+def test_a_broken_glossary_file_is_refused_by_file_and_line(warehouse, tmp_path, caplog):
+    terms = tmp_path / "glossary.txt"
+    terms.write_text("name: Anker | 安克\nbrand Anker\n", encoding="utf-8")
+    with pytest.raises(GlossaryError, match=r"glossary.txt, line 2: write 'name:', 'place:' or 'term:'"):
+        Glossary.load(terms)
+    with pytest.raises(GlossaryError, match="cannot read the glossary"):
+        Assistant(warehouse.index, warehouse.config.replace(glossary=str(tmp_path / "missing.txt")))
+    # Broken by an edit while a server runs: the last good version stays in use, with a warning.
+    terms.write_text("name: Anker | 安克\n", encoding="utf-8")
+    good = configured(str(terms))
+    assert good.known("安克")
+    terms.write_text("name: Anker | 安克\n" + "term: x\n" * 3000, encoding="utf-8")
+    import os
+    os.utime(terms, (1, 1))  # a new modification time, whatever the file system's resolution
+    assert configured(str(terms)) is good and "more than 2000 entries" in caplog.text
