@@ -159,9 +159,9 @@ class Scoring:
     share of the question's keyword weight in the sentence: how well the sentence matches the question,
     compared with min_answer_score. score = match + rank / (1 + passage rank) + new_words x min(1, words
     the question does not have / new_words_full) + answer_type when a "when" / "how many" question meets a
-    sentence with a date / number + asked x share of what the question asks (its glossary terms and attribute:
-    仓储费, "return rate") that the sentence names - question_penalty for a sentence that is itself a question; it orders
-    the quotes, and those under keep x the best are left out. The bonuses favour sentences that add
+    sentence with a date / number + asked x the share of what the question asks (its glossary terms and
+    attribute: 仓储费, "return rate") that the sentence names - question_penalty for a sentence that is
+    itself a question; it orders the quotes, and those under keep x the best are left out. The bonuses favour sentences that add
     something over those that only restate the question. When the best sentence is in another language
     than the question, the best other_language_pool are reordered: those naming more of what is asked first,
     then by the passage model's cosine. Tuned with bench/tune_answer.py and bench/seed_questions.py (README:

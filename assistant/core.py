@@ -13,15 +13,15 @@ from functools import cached_property
 from pathlib import Path
 
 from .answer import RELATED, Answer, decline, extractive_answer, related_quotes
+from .asked import analyse, document_context, passages_that_answer
 from .config import Config, load_config
 from .embed import calibration
+from .glossary import configured
 from .index import Index, IndexReport, Progress, update_index, no_progress
 from .library import DocumentInfo, FileOutcome, Library
 from .load import Document, LoadError, read_file
 from .questions import Entry, QuestionLog, Turn, Vote, new_id, open_question_store, utcnow, valid_id
 from .retrieve import Hit, Retriever
-from .asked import analyse, document_context, passages_that_answer
-from .glossary import configured
 from .text import detect_lang
 
 Message = dict  # {"role": "user" | "assistant", "content": str}
