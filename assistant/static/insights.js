@@ -7,19 +7,7 @@
 (function () {
   "use strict";
   var SVG = "http://www.w3.org/2000/svg";
-  var $ = function (id) { return document.getElementById(id); };
-
-  function headers() {
-    var token = sessionStorage.getItem("sa-token");
-    return token ? {Authorization: "Bearer " + token} : {};
-  }
-
-  function el(tag, cls, text) {
-    var e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (text !== undefined) e.textContent = text;
-    return e;
-  }
+  var $ = SAPage.$, headers = SAPage.headers, el = SAPage.el, fail = SAPage.fail;
 
   function svg(tag, attrs, text) {
     var e = document.createElementNS(SVG, tag);
@@ -37,15 +25,6 @@
   }
 
   function percent(x) { return Math.round(x * 100) + "%"; }
-
-  function fail(response) {
-    return response.json().catch(function () { return {}; }).then(function (body) {
-      if (response.status === 401) $("sa-token").hidden = false;
-      $("sa-error").hidden = false;
-      $("sa-error").textContent = body.detail || ("HTTP " + response.status);
-      throw new Error(body.detail);
-    });
-  }
 
   function card(value, label, warn) {
     var c = el("div", "sa-card" + (warn ? " sa-warn" : ""));
@@ -198,12 +177,7 @@
     $("sa-sort").addEventListener("change", load);
     $("sa-csv-questions").addEventListener("click", function () { download("questions"); });
     $("sa-csv-feedback").addEventListener("click", function () { download("feedback"); });
-    $("sa-token").addEventListener("submit", function (e) {
-      e.preventDefault();
-      sessionStorage.setItem("sa-token", $("sa-token-input").value.trim());
-      $("sa-token").hidden = true;
-      load();
-    });
+    SAPage.onToken(load);
     load();
   });
 })();

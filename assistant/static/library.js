@@ -1,38 +1,13 @@
 /*
  * The Library view (/library): list, search, upload (drag and drop) and remove documents through
  * /api/documents and /api/jobs. Everything from a document is put on the page as text, never markup.
- * A token (admin_token or api_token), when the server asks for one, is kept for this tab only.
+ * A token (admin_token or api_token), when the server asks for one, is kept for this tab only (pages.js).
  */
 (function () {
   "use strict";
   var PAGE = 50;
   var offset = 0;
-  var $ = function (id) { return document.getElementById(id); };
-
-  function headers() {
-    var token = sessionStorage.getItem("sa-token");
-    return token ? {Authorization: "Bearer " + token} : {};
-  }
-
-  function el(tag, cls, text) {
-    var e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (text !== undefined) e.textContent = text;
-    return e;
-  }
-
-  function problem(status, detail) {
-    if (status === 401) $("sa-token").hidden = false;
-    $("sa-error").hidden = false;
-    $("sa-error").textContent = detail;
-  }
-
-  function fail(response) {
-    return response.json().catch(function () { return {}; }).then(function (body) {
-      problem(response.status, body.detail || ("HTTP " + response.status));
-      throw new Error(body.detail);
-    });
-  }
+  var $ = SAPage.$, headers = SAPage.headers, el = SAPage.el, problem = SAPage.problem, fail = SAPage.fail;
 
   function list() {
     var q = $("sa-search").value.trim();
@@ -201,12 +176,7 @@
     });
     $("sa-prev").addEventListener("click", function () { offset = Math.max(0, offset - PAGE); list(); });
     $("sa-next").addEventListener("click", function () { offset += PAGE; list(); });
-    $("sa-token").addEventListener("submit", function (e) {
-      e.preventDefault();
-      sessionStorage.setItem("sa-token", $("sa-token-input").value.trim());
-      $("sa-token").hidden = true;
-      list();
-    });
+    SAPage.onToken(list);
     list();
   });
 })();

@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("assistant.web")
 
 STATIC = Path(__file__).parent.parent / "static"
-PAGE_ASSETS = ("document.css", "document.js", "library.css", "library.js")
+PAGE_ASSETS = ("document.css", "document.js", "pages.css", "pages.js", "library.css", "library.js", "insights.css",
+               "insights.js")
 # Room for a multipart body's boundaries and part headers beyond max_upload_mb of files.
 UPLOAD_OVERHEAD = 64_000
 

@@ -26,7 +26,6 @@ from ..insights import feedback_csv, questions_csv
 from ..questions import MAX_COMMENT
 from .security import write_refusal
 
-ASSETS = ("insights.css", "insights.js")
 MAX_DAYS = 3660
 _ID_PATTERN = r"^[A-Za-z0-9_-]{16,64}$"
 
@@ -113,11 +112,4 @@ def insights_router(bot: Assistant, config: Config, origins: tuple[str, ...], au
         return FileResponse(static / "insights.html", media_type="text/html; charset=utf-8",
                             headers={"Cache-Control": "no-cache"})
 
-    for name in ASSETS:
-        media = "text/css; charset=utf-8" if name.endswith(".css") else "text/javascript; charset=utf-8"
-        router.add_api_route(f"/{name}", _file(static / name, media), methods=["GET"], include_in_schema=False)
     return router
-
-
-def _file(path, media: str):
-    return lambda: FileResponse(path, media_type=media, headers={"Cache-Control": "no-cache"})
