@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -103,3 +104,22 @@ def built(library, tmp_path_factory):
     folder = tmp_path_factory.mktemp("index")
     report = index_library([library], folder, Config())
     return Assistant.open(folder, Config()), folder, report
+
+
+@pytest.fixture(scope="session")
+def pg():
+    """One local PostgreSQL server for the session (tests/pg.py), started by the first test that needs it."""
+    from pg import LocalPostgres
+
+    server = LocalPostgres().start()
+    yield server
+    server.stop()
+
+
+_databases = itertools.count()
+
+
+@pytest.fixture
+def db(pg) -> str:
+    """A new, empty database on that server."""
+    return pg.createdb(f"db{next(_databases)}")

@@ -33,18 +33,6 @@ NEW_ARTICLE = "# Temu in Poland\n\nTemu opened a warehouse near Poznań in 2024 
 _names = itertools.count()
 
 
-@pytest.fixture(scope="module")
-def pg():
-    server = LocalPostgres().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def db(pg) -> str:
-    return pg.createdb(f"lib{next(_names)}")
-
-
 @pytest.fixture
 def copied(built, db) -> str:
     """A database holding a copy of the fixture library's index folder."""

@@ -3,7 +3,6 @@ database, shared by workers, taken again after a worker dies, answered by a serv
 
 from __future__ import annotations
 
-import itertools
 import signal
 import subprocess
 import sys
@@ -21,26 +20,10 @@ from assistant.storage import open_store
 from assistant.web import create_app
 from assistant.worker import Worker
 
-from pg import LocalPostgres
 
 pytestmark = pytest.mark.postgres
 
 CONFIG = Config()
-_names = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def pg():
-    server = LocalPostgres().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def db(pg) -> str:
-    return pg.createdb(f"work{next(_names)}")
-
-
 def note(i: int) -> tuple[str, bytes]:
     return f"note{i}.md", f"# Warehouse note {i}\n\nWarehouse {i} ships parcel batch {i * 7} to port {i}.".encode()
 
