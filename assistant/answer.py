@@ -14,10 +14,10 @@ from urllib.parse import quote as quote_url
 
 import numpy as np
 
-from .asked import asked_terms, mentions
+from .asked import Asked, analyse, mentions
 from .config import Config
 from .embed import calibration
-from .glossary import DEFAULT, Glossary, configured
+from .glossary import configured
 from .index import Index
 from .keyword import tokenize
 from .retrieve import Hit, Query, coverage
@@ -161,10 +161,10 @@ class Scoring:
     the question does not have / new_words_full) + answer_type when a "when" / "how many" question meets a
     sentence with a date / number + asked x the share of what the question asks (its glossary terms and
     attribute: 仓储费, "return rate") that the sentence names - question_penalty for a sentence that is
-    itself a question; it orders the quotes, and those under keep x the best are left out. The bonuses favour sentences that add
-    something over those that only restate the question. When the best sentence is in another language
-    than the question, the best other_language_pool are reordered: those naming more of what is asked first,
-    then by the passage model's cosine. Tuned with bench/tune_answer.py and bench/seed_questions.py (README:
+    itself a question; it orders the quotes, and those under keep x the best are left out. The bonuses
+    favour sentences that add something over those that only restate the question. When the best sentence
+    is in another language than the question, the best other_language_pool are reordered: those naming
+    more of what is asked first, then by the passage model's cosine. Tuned with bench/tune_answer.py and bench/seed_questions.py (README:
     Quality); `asked` changes no first quote on any half of ../shared/eval (their questions rarely name a
     glossary term) and puts the sentence stating the asked fee first in a seller's questions."""
 
@@ -204,16 +204,17 @@ class Candidate:
     coverage: float = 0.0  # share of the question's keyword weight in the sentence
     new_words: int = 0  # words the question does not have
     typed: bool = False  # a date / number for a "when" / "how many" question
-    asks: float = 0.0  # share of what the question asks (asked_terms) that the sentence names, in any language
+    asks: float = 0.0  # share of what the question asks (Asked.asks) that the sentence names, in any language
     is_question: bool = False
     rejected: bool = False  # reports a view that the next sentence rejects (see _REPORTED_VIEW)
     continues: bool = False  # announces a list that goes on past the quote
 
 
 def candidates(question: str, query: Query, hits: list[Hit], index: Index,
-               terms: Glossary = DEFAULT) -> list[Candidate]:
-    """Every quotable sentence of `hits` (each once), with its features (`terms`: how names and terms are read
-    across languages)."""
+               asked: Asked | None = None) -> list[Candidate]:
+    """Every quotable sentence of `hits` (each once), with its features; `asked`: the question read for what it
+    names and asks (`asked.analyse`, with the built-in glossary when not given)."""
+    asked = asked or analyse(question)
     found: list[Candidate] = []
     seen: set[tuple[str, int]] = set()
     docs = {h.doc_id: index.document(h.doc_id) for h in hits}
@@ -226,25 +227,25 @@ def candidates(question: str, query: Query, hits: list[Hit], index: Index,
     sentences = [docs[c.hit.doc_id].text[c.start : c.end] for c in found]
     similarity = index.sentence_similarity(query, sentences)
     expected = _DATE if _ASKS_WHEN.search(question) else _NUMBER if _ASKS_NUMBER.search(question) else None
-    asked = set(query.terms)
-    wanted = asked_terms(question, terms)
+    words = set(query.terms)
     for c, sentence, sim in zip(found, sentences, similarity):
         tokens = tokenize(sentence)
         c.sentence, c.lang, c.similarity = sentence, detect_lang(sentence), float(sim)
         c.coverage = coverage(query, set(tokens))
-        c.new_words = sum(1 for t in tokens if t not in asked)
+        c.new_words = sum(1 for t in tokens if t not in words)
         c.typed = bool(expected and expected.search(sentence))
-        c.asks = sum(mentions(sentence, t, terms) for t in wanted) / len(wanted) if wanted else 0.0
+        c.asks = sum(mentions(sentence, t, asked.glossary) for t in asked.asks) / len(asked.asks) if asked.asks else 0.0
         c.is_question = bool(_IS_QUESTION.search(sentence))
     return found
 
 
 def extractive_answer(question: str, query: Query, hits: list[Hit], index: Index, config: Config,
-                      scoring: Scoring = SCORING) -> Answer:
-    """Quote the sentences of `hits` that answer `question`; decline when none is good enough."""
+                      scoring: Scoring = SCORING, asked: Asked | None = None) -> Answer:
+    """Quote the sentences of `hits` that answer `question`; decline when none is good enough. `asked`: the
+    question as the caller read it (`asked.analyse`), else read here with the configured glossary."""
     lang = detect_lang(question)
-    terms = configured(config.glossary)
-    found = candidates(question, query, hits, index, terms)
+    asked = asked or analyse(question, configured(config.glossary))
+    found = candidates(question, query, hits, index, asked)
     if not found:
         return decline(question, hits, reason="no sentences")
     scores = {id(c): scoring.score(c) for c in found}
@@ -255,7 +256,7 @@ def extractive_answer(question: str, query: Query, hits: list[Hit], index: Index
     other = max((c.similarity for c in found if c.lang != lang), default=0.0)
     if (match < config.min_answer_score if top.lang == lang
             else other < calibration(index.models.sentences).answer_other_language):
-        return decline(question, hits, related=related_quotes(question, query, hits, index, scoring, terms),
+        return decline(question, hits, related=related_quotes(question, query, hits, index, scoring, asked),
                        reason="no sentence answers the question", best_match=round(match, 4),
                        best_other_language=round(other, 4))
     best = scores[id(top)]
@@ -298,10 +299,10 @@ RELATED = 3  # passages a decline shows as related
 
 
 def related_quotes(question: str, query: Query, hits: list[Hit], index: Index, scoring: Scoring = SCORING,
-                   terms: Glossary = DEFAULT) -> list[Citation]:
+                   asked: Asked | None = None) -> list[Citation]:
     """The RELATED sentences of `hits` that best match `question`, each passage's best before any passage's
     second, best first, numbered 1..n: what the library holds closest to a question it cannot answer."""
-    ranked = sorted(candidates(question, query, hits[:RELATED], index, terms), key=scoring.score, reverse=True)
+    ranked = sorted(candidates(question, query, hits[:RELATED], index, asked), key=scoring.score, reverse=True)
     firsts = list({c.hit_rank: c for c in reversed(ranked)}.values())  # each passage's best
     chosen = sorted(firsts, key=scoring.score, reverse=True)[:RELATED]
     chosen += [c for c in ranked if c not in chosen][: RELATED - len(chosen)]

@@ -138,14 +138,6 @@ _ROMAN = frozenset("II III IV VI VII VIII IX XI XII XX".split())
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
 
 
-def asked_terms(question: str, terms: Glossary = DEFAULT) -> list[str]:
-    """What `question` asks of what it names: the glossary's terms it names (仓储费, "return rate") and its
-    attribute; a sentence that names them is likelier to state the answer."""
-    found = [t for t in terms.found_in(question) if terms.is_term(t)]
-    attribute = asked_attribute(question, terms)
-    return list(dict.fromkeys(found + ([attribute] if attribute else [])))
-
-
 @dataclass(frozen=True)
 class Asked:
     """What one question names and asks for."""
@@ -154,12 +146,17 @@ class Asked:
     places: tuple[str, ...]  # the document of every passage that answers names all of them
     attribute: str | None  # some passage that answers names it
     kind: str | None  # PERSON, TIME, NUMBER, PLACE; None for an open question
+    # What it asks of what it names: the glossary's terms among its subjects (仓储费, "return rate") and its
+    # attribute. A sentence that names them is likelier to state the answer (answer.Scoring.asked).
+    asks: tuple[str, ...] = ()
     glossary: Glossary = field(default=DEFAULT, compare=False, repr=False)  # how names are read across languages
 
 
 def analyse(question: str, terms: Glossary = DEFAULT) -> Asked:
     names, places = subjects(question, terms)
-    return Asked(tuple(names), tuple(places), asked_attribute(question, terms), answer_kind(question), terms)
+    attribute = asked_attribute(question, terms)
+    asks = dict.fromkeys([n for n in names if terms.is_term(n)] + ([attribute] if attribute else []))
+    return Asked(tuple(names), tuple(places), attribute, answer_kind(question), tuple(asks), terms)
 
 
 @dataclass(frozen=True)

@@ -166,15 +166,14 @@ class Assistant:
         hits = self.retriever.search(query, k=self.config.top_k)
         relevant = [self.retriever.widen(h, self.config.context_chars)
                     for h in hits if h.relevance >= self.config.min_relevance]
-        terms = configured(self.config.glossary)
-        asked = analyse(question, terms)
+        asked = analyse(question, configured(self.config.glossary))
         documents = {h.doc_id: self.index.document(h.doc_id) for h in relevant}
         covered = passages_that_answer(asked, [f"{h.title}\n{h.text}" for h in relevant],
                                        [document_context(documents[h.doc_id].title, documents[h.doc_id].text, h.text)
                                         for h in relevant])
         if not covered.usable:
             shown = relevant or [self.retriever.widen(h, self.config.context_chars) for h in hits[:RELATED]]
-            related = related_quotes(question, query, shown, self.index, terms=terms)
+            related = related_quotes(question, query, shown, self.index, asked=asked)
             if relevant:
                 answer = decline(question, hits, unnamed=covered.unnamed, related=related,
                                  unstated=(covered.unstated, asked.kind) if covered.unstated else None)
@@ -186,7 +185,8 @@ class Assistant:
             yield answer
             return
         relevant = [relevant[i] for i in covered.usable]
-        extractive = _with_marked_references(extractive_answer(question, query, relevant, self.index, self.config))
+        extractive = _with_marked_references(extractive_answer(question, query, relevant, self.index, self.config,
+                                                               asked=asked))
         # A passage can pass the relevance floor without one sentence that answers: the model
         # would only be asked to find what the scoring already could not, so it is not called.
         if self.config.generator == "openai" and not extractive.declined:
