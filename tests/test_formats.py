@@ -292,6 +292,19 @@ def test_a_corrupt_file_of_a_new_format_is_refused_with_the_reason(tmp_path, nam
     assert name in str(err.value) and reason in err.value.reason
 
 
+@pytest.mark.parametrize("name, kind", [("a.docx", "Word"), ("a.xlsx", "Excel"), ("a.pptx", "PowerPoint")])
+def test_a_zip_that_is_not_the_office_file_it_says_is_refused_by_the_reader(tmp_path, name, kind):
+    # A valid zip archive without the parts of that format: the reading library's own error becomes the refusal.
+    path = tmp_path / name
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        z.writestr("notes.txt", "not an Office document")
+    path.write_bytes(buffer.getvalue())
+    with pytest.raises(LoadError) as err:
+        load_file(path)
+    assert name in str(err.value) and f"corrupt or unsupported {kind} file" in err.value.reason
+
+
 def test_sheets_rows_cells_and_slides_are_bounded_with_a_warning(tmp_path, monkeypatch):
     monkeypatch.setattr(office, "SHEET_ROWS", 3)
     monkeypatch.setattr(office, "ROW_CELLS", 2)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import datetime
 import io
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .base import LAYOUT, Document, LoadError, decode, new_document
@@ -45,9 +46,16 @@ def _check_zip(path: Path, data: bytes, kind: str, streamed: str = "") -> None:
                               "Office file (a zip bomb?); split the file")
 
 
-def _reader_error(path: Path, kind: str, exc: Exception) -> LoadError:
-    return LoadError(path, f"corrupt or unsupported {kind} file ({type(exc).__name__}: {str(exc)[:200]}); "
-                           f"re-save it from {kind}")
+@contextmanager
+def _reading(path: Path, kind: str) -> Iterator[None]:
+    """What the reading library raises (its own errors, lxml's on bad XML) is this file's refusal, by name."""
+    try:
+        yield
+    except LoadError:
+        raise
+    except Exception as exc:
+        raise LoadError(path, f"corrupt or unsupported {kind} file ({type(exc).__name__}: {str(exc)[:200]}); "
+                              f"re-save it from {kind}") from exc
 
 
 def _day(value: object) -> str:
@@ -155,7 +163,7 @@ def load_xlsx(path: Path, data: bytes, warnings: list[str]) -> Document:
 
     _check_zip(path, data, "Excel", streamed="xl/worksheets/")
     limits = _Limits()
-    try:
+    with _reading(path, "Excel"):
         # Read-only streams each sheet's rows; data_only takes the values Excel saved, not formulas.
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
         try:
@@ -171,10 +179,6 @@ def load_xlsx(path: Path, data: bytes, warnings: list[str]) -> Document:
             title, author, date = book.properties.title, book.properties.creator, _day(book.properties.created)
         finally:
             book.close()
-    except LoadError:
-        raise
-    except Exception as exc:  # openpyxl's errors, and lxml's on bad XML
-        raise _reader_error(path, "Excel", exc) from exc
     limits.warn(warnings)
     return _sheets_document(path, [(name, lines) for name, lines in sheets if lines], many,
                             title=(title or "").strip() or path.stem, author=(author or "").strip(), date=date)
@@ -204,7 +208,7 @@ def load_docx(path: Path, data: bytes, warnings: list[str]) -> Document:
 
     _check_zip(path, data, "Word")
     limits = _Limits()
-    try:
+    with _reading(path, "Word"):
         word = docx.Document(io.BytesIO(data))
         blocks: list[str] = []
         heading = ""
@@ -216,10 +220,6 @@ def load_docx(path: Path, data: bytes, warnings: list[str]) -> Document:
             heading = heading or (text if is_heading else "")
         props = word.core_properties
         title, author, date = props.title, props.author, _day(props.created)
-    except LoadError:
-        raise
-    except Exception as exc:  # python-docx's errors, and lxml's on bad XML
-        raise _reader_error(path, "Word", exc) from exc
     limits.warn(warnings)
     return new_document(path, _BLOCK.join(blocks), title=(title or "").strip() or heading or path.stem,
                         author=(author or "").strip(), date=date)
@@ -260,7 +260,7 @@ def load_pptx(path: Path, data: bytes, warnings: list[str]) -> Document:
 
     _check_zip(path, data, "PowerPoint")
     limits = _Limits()
-    try:
+    with _reading(path, "PowerPoint"):
         deck = Presentation(io.BytesIO(data))
         slides = list(deck.slides)
         if len(slides) > SLIDES:
@@ -283,10 +283,6 @@ def load_pptx(path: Path, data: bytes, warnings: list[str]) -> Document:
             pages.append(text)
         props = deck.core_properties
         title, author, date = props.title, props.author, _day(props.created)
-    except LoadError:
-        raise
-    except Exception as exc:  # python-pptx's errors, and lxml's on bad XML
-        raise _reader_error(path, "PowerPoint", exc) from exc
     limits.warn(warnings)
     starts, pos = [], 0
     for text in pages:
