@@ -39,19 +39,9 @@ class Pages(BaseHTTPRequestHandler):
 
     def do_GET(self):  # noqa: N802 (the standard library's name)
         if self.path == "/article":
-            body = ARTICLE.format(title="波兰海外仓收费标准", fee=self.fee).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self._page(ARTICLE.format(title="波兰海外仓收费标准", fee=self.fee))
         elif self.path == "/wechat":
-            body = WECHAT.encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self._page(WECHAT)
         elif self.path == "/to-private":
             self.send_response(302)
             self.send_header("Location", "http://10.20.30.40/admin")
@@ -73,6 +63,14 @@ class Pages(BaseHTTPRequestHandler):
             self.wfile.write(b"GIF89a")
         else:
             self.send_error(404)
+
+    def _page(self, html: str) -> None:
+        body = html.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def log_message(self, *args):
         pass
