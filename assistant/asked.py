@@ -98,6 +98,7 @@ _EN_ATTRIBUTE = (
 _EN_MODIFIERS = frozenset("main key most important biggest major top first last current average typical usual total "
                           "overall best different".split())
 
+
 def mentions(text: str, specific: str, terms: Glossary = DEFAULT) -> bool:
     """Whether `text` names `specific`: a number only whole (500 is not in 1500), a glossary entry in any
     of its spellings. A Chinese name the glossary does not know counts as named by a text with no Chinese:
