@@ -32,6 +32,11 @@ class Config:
     # Reading one file (parsing, cleaning; not embedding) may take this long before it is stopped and the
     # file refused by name; 0 reads in the indexing process itself, with no limit.
     read_seconds: float = 120.0
+    # The most one file may extract to: characters of text (counted while it is read, so that a small PDF or
+    # Office file that unpacks to millions of characters is refused before it costs memory) and passages
+    # (a .jsonl of many tiny records); past either, the file is refused by name.
+    max_file_chars: int = 5_000_000
+    max_file_chunks: int = 20_000
     # Read screenshots and photos (.png .jpg .jpeg .webp) and PDF pages without a usable text layer by OCR,
     # offline (the models ship in the rapidocr wheel); false refuses them with a reason.
     ocr: bool = True

@@ -15,6 +15,7 @@ import http.client
 import ipaddress
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
@@ -82,19 +83,45 @@ def _checked(url: str, config: Config) -> tuple:
     host = (parts.hostname or "").rstrip(".").lower()
     if not host:
         raise FetchError("the link has no host name")
+    if not host.isprintable() or any(c.isspace() for c in host):
+        raise FetchError(f"the host name {host!r} holds a control character or a space; check the link")
     if parts.username or parts.password:
         raise FetchError("links with a user name or password in them are not fetched")
     allowed = {h.strip().lower() for h in config.allowed_fetch_hosts}
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise FetchError(f"the host name {host} could not be resolved ({exc}); check the link") from None
+    except (socket.gaierror, UnicodeError, ValueError) as exc:  # ValueError: a NUL the checks above missed
+        raise FetchError(f"the host name {host!r} could not be resolved ({exc}); check the link") from None
     addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
     for address in addresses:
-        if not address.is_global and host not in allowed and str(address) not in allowed:
+        if host in allowed or str(address) in allowed:
+            continue
+        carried = _carried(address)  # judged as the IPv4 address it carries, which is where it leads
+        if carried is not None and not carried.is_global and str(carried) not in allowed:
+            raise FetchError(f"{host} ({address}) carries the IPv4 address {carried}, a {_kind(carried)} address; "
+                             "links to this machine or the internal network are refused unless allowed_fetch_hosts "
+                             "names the host")
+        if not address.is_global:
             raise FetchError(f"{host} is a {_kind(address)} address ({address}); links to this machine or the "
                              "internal network are refused unless allowed_fetch_hosts names the host")
     return parts, addresses[0]
+
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _carried(address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address embeds (mapped ::ffff:a.b.c.d, compatible ::a.b.c.d, NAT64
+    64:ff9b::/96, 6to4 2002::/16, Teredo's client), which is where a packet to it may end up."""
+    if address.version == 4:
+        return None
+    if address.ipv4_mapped or address.sixtofour:
+        return address.ipv4_mapped or address.sixtofour
+    if address.teredo:
+        return address.teredo[1]
+    if (address.packed[:12] == bytes(12) and int(address) > 1) or address in _NAT64:  # :: and ::1 are IPv6's own
+        return ipaddress.IPv4Address(address.packed[12:])
+    return None
 
 
 def _kind(address) -> str:
@@ -122,12 +149,28 @@ class _HTTPS(_Pinned, http.client.HTTPSConnection):
 
 
 def _get(parts, address, deadline: float, limit: int, timeout: float) -> tuple[int, dict, bytes]:
+    """One request, all of it (connecting, the status line and headers, the body) ended at `deadline`: a
+    socket's own timeout only bounds each read, and a server sending a byte at a time would never trip it."""
     https = parts.scheme == "https"
     port = parts.port or (443 if https else 80)
-    connection = (_HTTPS(parts.hostname, port, timeout=timeout, context=ssl.create_default_context()) if https
-                  else _HTTP(parts.hostname, port, timeout=timeout))
+    left = max(0.1, deadline - time.monotonic())
+    connection = (_HTTPS(parts.hostname, port, timeout=left, context=ssl.create_default_context()) if https
+                  else _HTTP(parts.hostname, port, timeout=left))
     connection.pinned = address
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    expired = threading.Event()
+
+    def expire() -> None:  # from the timer's thread: what is blocked reading the socket returns at once
+        expired.set()
+        if connection.sock is not None:
+            try:
+                connection.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    timer = threading.Timer(left, expire)
+    timer.daemon = True
+    timer.start()
     try:
         connection.request("GET", path, headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity",
                                                  "Accept": "text/html,application/xhtml+xml,application/pdf,text/*,"
@@ -148,10 +191,13 @@ def _get(parts, address, deadline: float, limit: int, timeout: float) -> tuple[i
             if time.monotonic() > deadline:
                 raise FetchError(f"the page took longer than fetch_timeout ({timeout:g} s) to download")
             chunks.append(chunk)
+        if expired.is_set():  # the body ended because the socket was shut at the deadline
+            raise FetchError(f"the page took longer than fetch_timeout ({timeout:g} s) to download")
         return response.status, headers, b"".join(chunks)
-    except (OSError, http.client.HTTPException) as exc:
-        if isinstance(exc, TimeoutError) or "timed out" in str(exc):
-            raise FetchError(f"no answer within fetch_timeout ({timeout:g} s); try again later") from None
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        if expired.is_set() or isinstance(exc, TimeoutError) or "timed out" in str(exc):
+            raise FetchError(f"no complete answer within fetch_timeout ({timeout:g} s); try again later") from None
         raise FetchError(f"the page could not be fetched ({type(exc).__name__}: {exc}); check the link") from None
     finally:
+        timer.cancel()
         connection.close()

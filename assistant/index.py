@@ -248,6 +248,8 @@ def _update(store: LibraryStore, files: list[Path], problems: list[LoadError], c
     # A file that shares a document with a file now gone is read again, so that the document is what the
     # remaining file says (a record of the gone file may have held that id).
     gone = {d for key, (_, _, _, ids) in known.items() if key not in listed for d in ids}
+    # The chunks of each document read, made when its file is counted against max_file_chunks.
+    chunked: dict[int, list[Chunk]] = {}
 
     advance = progress("reading", len(files))
     for path in files:
@@ -270,7 +272,8 @@ def _update(store: LibraryStore, files: list[Path], problems: list[LoadError], c
                 advance(1)
                 continue
             docs, warnings = read_bounded(path, data, config.read_seconds, ocr=config.ocr,
-                                          on_page=_ocr_progress(progress, path.name))
+                                          on_page=_ocr_progress(progress, path.name), max_chars=config.max_file_chars)
+            chunked.update({id(d): c for d, c in zip(docs, chunk_file(key, docs, config))})
             docs = _own_ids(key, docs, owners, new_docs, links, warnings)
             if url := str(link_sources(path.parent).get(path.name, ""))[:2000]:
                 for doc in docs:
@@ -305,7 +308,7 @@ def _update(store: LibraryStore, files: list[Path], problems: list[LoadError], c
     # chunks, and every sentence an answer may quote, so that answering embeds only the question.
     planned = []
     for doc in to_add:
-        chunks = chunk_document(doc, config.chunk_size, config.chunk_overlap)
+        chunks = chunked[id(doc)]
         inputs = [embed_input(doc, c) for c in chunks]
         sentences = [doc.text[a:b] for a, b in sentence_spans(doc.text) if quotable(doc.text, a, b)]
         planned.append((doc, chunks, inputs, [chunk_hash(models.passages, t) for t in inputs],
@@ -335,6 +338,18 @@ def _update(store: LibraryStore, files: list[Path], problems: list[LoadError], c
     counts = store.counts()
     report.documents, report.chunks = counts["documents"], counts["chunks"]
     return report
+
+
+def chunk_file(key: str, docs: list[Document], config: Config) -> list[list[Chunk]]:
+    """The chunks of each of a file's documents; LoadError past `max_file_chunks` in all."""
+    chunked, total = [], 0
+    for doc in docs:
+        chunked.append(chunk_document(doc, config.chunk_size, config.chunk_overlap))
+        total += len(chunked[-1])
+        if config.max_file_chunks and total > config.max_file_chunks:
+            raise LoadError(key, f"it extracts to more than {config.max_file_chunks:,} passages (max_file_chunks); "
+                                 "split it into smaller files, or raise max_file_chunks")
+    return chunked
 
 
 # Ids travel in every citation, URL and log line.

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from .config import Config
 from .fetch import FetchError, fetch
-from .index import LINKS_FILE, IndexReport, Progress, link_sources, no_progress, update_index
+from .index import LINKS_FILE, IndexReport, Progress, chunk_file, link_sources, no_progress, update_index
 from .load import SUPPORTED, LoadError, read_bounded, read_file
 from .storage import LibraryStore
 
@@ -156,7 +156,8 @@ class Library:
             page = fetch(url, self.config)
             name = link_file_name(page.url, page.suffix)
             target = (folder / name).resolve() if folder.exists() else folder / name
-            docs, _ = read_bounded(target, page.data, self.config.read_seconds, ocr=self.config.ocr)
+            docs, _ = read_bounded(target, page.data, self.config.read_seconds, ocr=self.config.ocr,
+                                   max_chars=self.config.max_file_chars)
         except (FetchError, LoadError) as exc:
             outcome.status, outcome.reason = "rejected", exc.reason if isinstance(exc, LoadError) else str(exc)
             return
@@ -213,8 +214,9 @@ class Library:
         staged = staging / f"{uuid.uuid4().hex}{Path(safe).suffix.lower()}"
         try:
             staged.write_bytes(data)
-            read_bounded(target, read_file(staged, self.config.max_file_mb), self.config.read_seconds,
-                         ocr=self.config.ocr)
+            docs, _ = read_bounded(target, read_file(staged, self.config.max_file_mb), self.config.read_seconds,
+                                   ocr=self.config.ocr, max_chars=self.config.max_file_chars)
+            chunk_file(str(target), docs, self.config)
             uploads.mkdir(exist_ok=True)
             if target.exists():  # a new version: the one it replaces is kept, as a removed one is
                 _move_to_trash(target, root)

@@ -19,8 +19,7 @@ from pathlib import Path
 
 from .config import Config
 from .fetch import FetchError, fetch
-from .index import Models, _embed_missing, _link_title, chunk_hash, embed_input, no_progress
-from .chunk import chunk_document
+from .index import Models, _embed_missing, _link_title, chunk_file, chunk_hash, embed_input, no_progress
 from .jobs import UPLOAD_KEY, PostgresJobs
 from .keyword import tokenize
 from .library import FileOutcome, Job, LibraryError, link_file_name, sanitize_name
@@ -146,15 +145,16 @@ class Worker:
             outcome.reason = "" if outcome.status == "added" else f"already in the library as {same}"
             outcome.doc_ids = files[same][3]
             return
-        docs, _ = read_bounded(Path(key).name, data, self.config.read_seconds, ocr=self.config.ocr)
+        docs, _ = read_bounded(Path(key).name, data, self.config.read_seconds, ocr=self.config.ocr,
+                               max_chars=self.config.max_file_chars)
+        chunked = chunk_file(Path(key).name, docs, self.config)
         for doc in docs:
             if source:
                 doc.source = source
                 if doc.title == Path(key).stem:  # a page with no title of its own: named as the link names it
                     doc.title = _link_title(source)
         planned = []
-        for doc in docs:
-            chunks = chunk_document(doc, self.config.chunk_size, self.config.chunk_overlap)
+        for doc, chunks in zip(docs, chunked):
             inputs = [embed_input(doc, c) for c in chunks]
             sentences = [doc.text[a:b] for a, b in sentence_spans(doc.text) if quotable(doc.text, a, b)]
             planned.append((doc, chunks, inputs, [chunk_hash(models.passages, t) for t in inputs],

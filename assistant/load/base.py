@@ -27,6 +27,25 @@ LAYOUT = "_layout"
 PageProgress = Callable[[int, int], None]
 
 
+class TextLimit:
+    """The characters one file may extract to (the `max_file_chars` setting; 0: no limit), counted by its
+    reader while it reads, so that a small file that unpacks to millions of characters (a PDF of nested
+    forms, a sheet of long rows) is refused before it costs memory, not after."""
+
+    def __init__(self, path: str | os.PathLike[str], chars: int = 0):
+        self.path, self.chars, self.used = path, chars, 0
+
+    def take(self, n: int) -> None:
+        self.used += n
+        if self.chars and self.used > self.chars:
+            raise LoadError(self.path, too_much_text(self.chars))
+
+
+def too_much_text(chars: int) -> str:
+    return (f"it extracts to more than {chars:,} characters of text (max_file_chars); split it into smaller "
+            "files, or raise max_file_chars")
+
+
 class LoadError(Exception):
     """A file of the library that could not be read; str() names the file and the reason."""
 

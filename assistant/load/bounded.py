@@ -37,10 +37,10 @@ def reader_failure(exc: BaseException) -> str:
 
 
 def read_here(path: str | Path, data: bytes, ocr: bool = True, seconds: float = 0,
-              on_page: PageProgress | None = None) -> tuple[list[Document], list[str]]:
+              on_page: PageProgress | None = None, max_chars: int = 0) -> tuple[list[Document], list[str]]:
     """`load_file` in this process, whatever a reader raises turned into a LoadError naming the file."""
     try:
-        return load_file(path, data, ocr=ocr, ocr_seconds=OCR_SHARE * seconds, on_page=on_page)
+        return load_file(path, data, ocr=ocr, ocr_seconds=OCR_SHARE * seconds, on_page=on_page, max_chars=max_chars)
     except LoadError:
         raise
     except Exception as exc:  # pypdf's LimitReachedError, a RecursionError deep in a parser, …
@@ -60,9 +60,10 @@ class _Worker:
         theirs.close()
         self.connection = Connection(ours.detach())
 
-    def read(self, path: str, data: bytes, ocr: bool, seconds: float,
-             on_page: PageProgress | None) -> tuple[str, object]:
-        self.connection.send_bytes(pickle.dumps((path, data, ocr, seconds), protocol=pickle.HIGHEST_PROTOCOL))
+    def read(self, path: str, data: bytes, ocr: bool, seconds: float, on_page: PageProgress | None,
+             max_chars: int) -> tuple[str, object]:
+        self.connection.send_bytes(pickle.dumps((path, data, ocr, seconds, max_chars),
+                                                protocol=pickle.HIGHEST_PROTOCOL))
         deadline = time.monotonic() + seconds
         while True:  # OCR's page messages, then the result
             if not self.connection.poll(max(0.0, deadline - time.monotonic())):
@@ -84,20 +85,20 @@ _lock = threading.Lock()
 
 
 def read_bounded(path: str | Path, data: bytes, seconds: float, *, ocr: bool = True,
-                 on_page: PageProgress | None = None) -> tuple[list[Document], list[str]]:
+                 on_page: PageProgress | None = None, max_chars: int = 0) -> tuple[list[Document], list[str]]:
     """The documents in one file and the warnings about it, as `load_file` gives them, read by the worker
     process; a LoadError naming the file when reading takes longer than `seconds`, when the reader fails,
     or when the worker dies (out of memory). `seconds` <= 0 reads in this process, with no limit.
     `ocr`: read images and scanned PDF pages by OCR (the `ocr` setting); `on_page(done, total)` follows
-    the pages of a PDF that OCR reads."""
+    the pages of a PDF that OCR reads; `max_chars`: the `max_file_chars` setting (see `load_file`)."""
     global _worker
     if seconds <= 0:
-        return read_here(path, data, ocr, on_page=on_page)
+        return read_here(path, data, ocr, on_page=on_page, max_chars=max_chars)
     with _lock:  # one worker per process: indexing reads one file at a time
         if _worker is None or _worker.process.poll() is not None:
             _worker = _Worker()
         try:
-            status, value = _worker.read(str(path), data, ocr, seconds, on_page)
+            status, value = _worker.read(str(path), data, ocr, seconds, on_page, max_chars)
         except TimeoutError:
             _worker.stop()
             _worker = None
@@ -118,14 +119,14 @@ def _serve(fd: int) -> None:
     connection = Connection(fd)
     while True:
         try:
-            path, data, ocr, seconds = pickle.loads(connection.recv_bytes())
+            path, data, ocr, seconds, max_chars = pickle.loads(connection.recv_bytes())
         except EOFError:  # the parent closed its end: it is done, or gone
             return
         def page(done: int, total: int) -> None:
             connection.send_bytes(pickle.dumps(("page", (done, total))))
 
         try:
-            reply = ("read", read_here(path, data, ocr, seconds, page))
+            reply = ("read", read_here(path, data, ocr, seconds, page, max_chars))
         except LoadError as exc:
             reply = ("refused", exc.reason)
         connection.send_bytes(pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL))

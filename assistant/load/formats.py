@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import Config
-from .base import Document, LoadError, PageProgress, bound_metadata, decode
+from .base import Document, LoadError, PageProgress, TextLimit, bound_metadata, decode
 from .files import read_file, unsupported
 from .html import load_html
 from .images import load_image
@@ -17,13 +17,14 @@ from .text import load_text
 
 
 def load_file(path: str | Path, data: bytes | None = None, *, ocr: bool = True, ocr_seconds: float = 0,
-              on_page: PageProgress | None = None) -> tuple[list[Document], list[str]]:
+              on_page: PageProgress | None = None, max_chars: int = 0) -> tuple[list[Document], list[str]]:
     """The documents in one file (several for .jsonl) and warnings about parts that were skipped or cut.
 
     `data`: the file's bytes when the caller has read them (`read_file`). `ocr`: read images and the
     pages of a PDF that have no text layer by OCR (the `ocr` setting); no PDF page is started after
-    `ocr_seconds` (0: no limit); `on_page(done, total)` follows those pages. Raises LoadError when nothing
-    in the file can be read.
+    `ocr_seconds` (0: no limit); `on_page(done, total)` follows those pages. `max_chars`: the most text the
+    file may extract to (`max_file_chars`, 0: no limit), checked while it is read. Raises LoadError when
+    nothing in the file can be read, or when it extracts to more than `max_chars`.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -32,24 +33,31 @@ def load_file(path: str | Path, data: bytes | None = None, *, ocr: bool = True, 
         data = read_file(path, Config().max_file_mb)
     if not data.strip():
         raise LoadError(path, "empty file; add text or remove it from the library")
+    limit = TextLimit(path, max_chars)
+
+    def text() -> str:  # a text format's characters are what its bytes decode to
+        decoded = decode(data, path)
+        limit.take(len(decoded))
+        return decoded
+
     if suffix == ".pdf":
-        docs = [load_pdf(path, data, warnings, ocr, ocr_seconds, on_page)]
+        docs = [load_pdf(path, data, warnings, ocr, ocr_seconds, on_page, limit)]
     elif suffix == ".jsonl":
-        docs = load_jsonl(path, decode(data, path), warnings)
+        docs = load_jsonl(path, text(), warnings)
     elif suffix in (".html", ".htm"):
-        docs = [load_html(path, decode(data, path))]
+        docs = [load_html(path, text())]
     elif suffix in (".md", ".markdown"):
-        docs = [load_markdown(path, decode(data, path), warnings)]
+        docs = [load_markdown(path, text(), warnings)]
     elif suffix == ".txt":
-        docs = [load_text(path, decode(data, path))]
+        docs = [load_text(path, text())]
     elif suffix == ".docx":
-        docs = [load_docx(path, data, warnings)]
+        docs = [load_docx(path, data, warnings, limit)]
     elif suffix == ".xlsx":
-        docs = [load_xlsx(path, data, warnings)]
+        docs = [load_xlsx(path, data, warnings, limit)]
     elif suffix == ".csv":
-        docs = [load_csv(path, data, warnings)]
+        docs = [load_csv(path, data, warnings, limit)]
     elif suffix == ".pptx":
-        docs = [load_pptx(path, data, warnings)]
+        docs = [load_pptx(path, data, warnings, limit)]
     elif suffix in (".png", ".jpg", ".jpeg", ".webp"):
         docs = [load_image(path, data, ocr)]
     else:

@@ -10,40 +10,73 @@ from __future__ import annotations
 
 import datetime
 import io
+import re
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .base import LAYOUT, Document, LoadError, decode, new_document
+from .base import LAYOUT, Document, LoadError, TextLimit, decode, new_document
 
-# An Office file is a zip of XML: a 50 MB file can unpack to gigabytes, and python-docx and python-pptx
-# parse their XML whole. The sizes the zip declares are what zipfile lets a reader unpack.
-XML_MB = 100
+# An Office file is a zip: a 50 MB file can unpack to gigabytes, and python-docx and python-pptx load every
+# part whole, whatever it is named (the main part is found through the package's relationships, so a
+# `word/document.bin` is read as well as a `.xml`). Every part counts, worksheets excepted (openpyxl
+# streams them row by row).
+UNPACKED_MB = 100
 SHEETS = 20
 SHEET_ROWS = 10_000  # rows with a value, per sheet
 ROW_CELLS = 50
 CELL_CHARS = 1000
 SLIDES = 500
-TEXT_CHARS = 5_000_000  # of a Word file or a deck
 # Blocks (paragraphs, rows, shapes) are separated by a blank line: a line break alone is read as a
 # wrapped English line when the next block starts in lower case ("price: 3\nsku: A2" would be one sentence).
 _BLOCK = "\n\n"
 
 
-def _check_zip(path: Path, data: bytes, kind: str, streamed: str = "") -> None:
-    """Refuse an Office file whose XML (other than the parts under `streamed`, read row by row) unpacks
-    to more than XML_MB."""
+def _check_zip(path: Path, data: bytes, kind: str) -> None:
+    """Refuse an Office file whose parts (its streamed worksheets aside) unpack to more than UNPACKED_MB: by
+    the sizes the zip declares, before anything is inflated, then by the bytes inflating them gives."""
+    limit = UNPACKED_MB * 1_000_000
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            size = sum(i.file_size for i in archive.infolist() if i.filename.endswith((".xml", ".rels"))
-                       and not (streamed and i.filename.startswith(streamed)))
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            streamed = _worksheets(archive)
+            parts = [i for i in archive.infolist() if i.filename not in streamed]
+            size = sum(i.file_size for i in parts)
+            if size <= limit:
+                size = 0
+                for info in parts:
+                    with archive.open(info) as part:
+                        while size <= limit and (block := part.read(1 << 20)):
+                            size += len(block)
+    # RuntimeError: an encrypted part; NotImplementedError: a compression zipfile does not read.
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error, RuntimeError, NotImplementedError) as exc:
         raise LoadError(path, f"not a readable {kind} file (not a valid zip archive: {exc}); re-save it "
                               f"from {kind}") from exc
-    if size > XML_MB * 1_000_000:
-        raise LoadError(path, f"{size / 1e6:.0f} MB of XML once unpacked, more than the {XML_MB} MB read of one "
+    if size > limit:
+        raise LoadError(path, f"{size / 1e6:.0f} MB or more once unpacked, more than the {UNPACKED_MB} MB read of one "
                               "Office file (a zip bomb?); split the file")
+
+
+_OVERRIDE = re.compile(rb"<(?:\w+:)?Override\b[^>]*>")
+_WORKSHEET = b"spreadsheetml.worksheet+xml"
+
+
+def _worksheets(archive: zipfile.ZipFile) -> set[str]:
+    """The parts under xl/worksheets/ that [Content_Types].xml declares worksheets: openpyxl's read-only
+    mode streams those. Any other part there (shared strings moved into the folder) is read whole."""
+    try:
+        info = archive.getinfo("[Content_Types].xml")
+    except KeyError:
+        return set()
+    if info.file_size > 1_000_000:
+        return set()
+    manifest = archive.read(info)
+    sheets, others = set(), set()
+    for element in _OVERRIDE.findall(manifest):
+        if name := re.search(rb'PartName\s*=\s*["\']/?([^"\']+)', element):
+            (sheets if _WORKSHEET in element else others).add(name[1].decode("utf-8", "replace"))
+    return {s for s in sheets - others if s.startswith("xl/worksheets/")}
 
 
 @contextmanager
@@ -60,20 +93,6 @@ def _reading(path: Path, kind: str) -> Iterator[None]:
 
 def _day(value: object) -> str:
     return value.date().isoformat() if isinstance(value, datetime.datetime) else ""
-
-
-class _Budget:
-    """TEXT_CHARS for one Word file or deck, taken block by block."""
-
-    def __init__(self):
-        self.left = TEXT_CHARS
-
-    def take(self, text: str, warnings: list[str], rest: str) -> bool:
-        if len(text) > self.left:
-            warnings.append(f"the text is longer than {TEXT_CHARS} characters; {rest} not read (TEXT_CHARS)")
-            return False
-        self.left -= len(text) + len(_BLOCK)
-        return True
 
 
 class _Limits:
@@ -110,10 +129,10 @@ def _column(n: int) -> str:
     return get_column_letter(n)
 
 
-def _table(rows: Iterable[tuple[int, list[str]]], limits: _Limits, where: str) -> list[tuple[int, str]]:
-    """(row number, line) of each row with a value. The first row with two values or more is the header:
-    each later row names its values by their column's header (or letter); rows above it are titles."""
-    lines: list[tuple[int, str]] = []
+def _table(rows: Iterable[tuple[int, list[str]]], limits: _Limits, where: str) -> Iterator[tuple[int, str]]:
+    """(row number, line) of each row with a value, read as they come. The first row with two values or more
+    is the header: each later row names its values by their column's header (or letter); rows above it are
+    titles. Rows past SHEET_ROWS are not read at all."""
     header: list[str] | None = None
     kept = 0
     for number, cells in rows:
@@ -121,7 +140,7 @@ def _table(rows: Iterable[tuple[int, list[str]]], limits: _Limits, where: str) -
             continue
         if kept == SHEET_ROWS:
             limits.note(f"rows of {where} past the first {SHEET_ROWS} with a value were not read (SHEET_ROWS)")
-            continue
+            return
         kept += 1
         if len(cells) > ROW_CELLS:
             if any(cells[ROW_CELLS:]):
@@ -129,13 +148,20 @@ def _table(rows: Iterable[tuple[int, list[str]]], limits: _Limits, where: str) -
             cells = cells[:ROW_CELLS]
         if header is None and sum(1 for c in cells if c) >= 2:
             header = cells
-            lines.append((number, " | ".join(c for c in cells if c)))
+            yield number, " | ".join(c for c in cells if c)
         elif header is None:
-            lines.append((number, " | ".join(c for c in cells if c)))
+            yield number, " | ".join(c for c in cells if c)
         else:
             names = [header[i] if i < len(header) and header[i] else _column(i + 1) for i in range(len(cells))]
-            lines.append((number, " | ".join(f"{name}: {c}" for name, c in zip(names, cells) if c)))
-    return lines
+            yield number, " | ".join(f"{name}: {c}" for name, c in zip(names, cells) if c)
+
+
+def _counted(lines: Iterable[tuple[int, str]], limit: TextLimit) -> list[tuple[int, str]]:
+    out = []
+    for number, line in lines:
+        limit.take(len(line) + len(_BLOCK))
+        out.append((number, line))
+    return out
 
 
 def _sheets_document(path: Path, sheets: list[tuple[str, list[tuple[int, str]]]], named: bool,
@@ -158,10 +184,10 @@ def _sheets_document(path: Path, sheets: list[tuple[str, list[tuple[int, str]]]]
     return new_document(path, _BLOCK.join(parts), pages=starts, meta={LAYOUT: layout}, **fields)
 
 
-def load_xlsx(path: Path, data: bytes, warnings: list[str]) -> Document:
+def load_xlsx(path: Path, data: bytes, warnings: list[str], limit: TextLimit) -> Document:
     from openpyxl import load_workbook
 
-    _check_zip(path, data, "Excel", streamed="xl/worksheets/")
+    _check_zip(path, data, "Excel")
     limits = _Limits()
     with _reading(path, "Excel"):
         # Read-only streams each sheet's rows; data_only takes the values Excel saved, not formulas.
@@ -172,7 +198,7 @@ def load_xlsx(path: Path, data: bytes, warnings: list[str]) -> Document:
                 sheet.reset_dimensions()  # the saved dimensions may be wrong: read every row there is
                 rows = ((n, [_cell(v, limits) for v in values])
                         for n, values in enumerate(sheet.iter_rows(min_row=1, values_only=True), 1))
-                sheets.append((sheet.title, _table(rows, limits, f"sheet {sheet.title!r}")))
+                sheets.append((sheet.title, _counted(_table(rows, limits, f"sheet {sheet.title!r}"), limit)))
             if len(book.worksheets) > SHEETS:
                 warnings.append(f"{len(book.worksheets)} sheets; only the first {SHEETS} were read (SHEETS)")
             many = len(book.worksheets) > 1
@@ -184,7 +210,7 @@ def load_xlsx(path: Path, data: bytes, warnings: list[str]) -> Document:
                             title=(title or "").strip() or path.stem, author=(author or "").strip(), date=date)
 
 
-def load_csv(path: Path, data: bytes, warnings: list[str]) -> Document:
+def load_csv(path: Path, data: bytes, warnings: list[str], limit: TextLimit) -> Document:
     import csv
 
     text = decode(data, path)
@@ -193,17 +219,17 @@ def load_csv(path: Path, data: bytes, warnings: list[str]) -> Document:
     except csv.Error:  # one column, or nothing the sniffer can tell: commas
         dialect = csv.excel
     limits = _Limits()
+    # Row by row: the reading stops at SHEET_ROWS, and only the lines kept are held.
+    rows = ((n, [_cell(v, limits) for v in record]) for n, record in enumerate(csv.reader(io.StringIO(text), dialect), 1))
     try:
-        rows = [(n, [_cell(v, limits) for v in record])
-                for n, record in enumerate(csv.reader(io.StringIO(text), dialect), 1)]
+        lines = _counted(_table(rows, limits, "the file"), limit)
     except csv.Error as exc:  # a field over csv.field_size_limit, a NUL byte
         raise LoadError(path, f"malformed CSV ({exc}); re-export it") from exc
-    lines = _table(rows, limits, "the file")
     limits.warn(warnings)
     return _sheets_document(path, [(path.stem, lines)], False, title=path.stem)
 
 
-def load_docx(path: Path, data: bytes, warnings: list[str]) -> Document:
+def load_docx(path: Path, data: bytes, warnings: list[str], limit: TextLimit) -> Document:
     import docx
 
     _check_zip(path, data, "Word")
@@ -212,10 +238,8 @@ def load_docx(path: Path, data: bytes, warnings: list[str]) -> Document:
         word = docx.Document(io.BytesIO(data))
         blocks: list[str] = []
         heading = ""
-        budget = _Budget()
         for text, is_heading in _word_blocks(word, limits):
-            if not budget.take(text, warnings, "the rest was"):
-                break
+            limit.take(len(text) + len(_BLOCK))
             blocks.append(text)
             heading = heading or (text if is_heading else "")
         props = word.core_properties
@@ -255,7 +279,7 @@ def _word_rows(table, limits: _Limits) -> Iterable[tuple[int, list[str]]]:
         yield n, cells
 
 
-def load_pptx(path: Path, data: bytes, warnings: list[str]) -> Document:
+def load_pptx(path: Path, data: bytes, warnings: list[str], limit: TextLimit) -> Document:
     from pptx import Presentation
 
     _check_zip(path, data, "PowerPoint")
@@ -265,7 +289,7 @@ def load_pptx(path: Path, data: bytes, warnings: list[str]) -> Document:
         slides = list(deck.slides)
         if len(slides) > SLIDES:
             warnings.append(f"{len(slides)} slides; only the first {SLIDES} were read (SLIDES)")
-        pages, first_title, budget = [], "", _Budget()
+        pages, first_title = [], ""
         for slide in slides[:SLIDES]:
             title = slide.shapes.title
             texts = [] if title is None else [title.text_frame.text]
@@ -278,8 +302,7 @@ def load_pptx(path: Path, data: bytes, warnings: list[str]) -> Document:
                 texts.append(slide.notes_slide.notes_text_frame.text)
             # A line break inside a paragraph is a vertical tab in python-pptx's text.
             text = _BLOCK.join(t for t in (t.replace("\v", "\n").strip() for t in texts) if t)
-            if not budget.take(text, warnings, f"slides {len(pages) + 1}– were"):
-                break
+            limit.take(len(text) + len(_BLOCK))
             pages.append(text)
         props = deck.core_properties
         title, author, date = props.title, props.author, _day(props.created)

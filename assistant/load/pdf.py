@@ -7,7 +7,7 @@ import time
 import unicodedata
 from pathlib import Path
 
-from .base import LAYOUT, Document, LoadError, PageProgress, new_document
+from .base import LAYOUT, Document, LoadError, PageProgress, TextLimit, new_document, too_much_text
 from .lines import join_wrapped_lines
 
 # Many PDF fonts map Chinese glyphs to the look-alike radical code points (⼀ U+2F00 for 一, ⻓ U+2ED3
@@ -37,28 +37,51 @@ def _usable(text: str) -> bool:
     return bool(chars) and garbled <= 0.5 * len(chars)
 
 
+class _TooMuchText(BaseException):
+    """Raised from pypdf's text visitor when the file passes its TextLimit. Not an Exception: pypdf
+    catches those around each form XObject it reads, and would go on through the rest of a bomb of
+    nested forms."""
+
+
+def _page_text(page, limit: TextLimit) -> str:
+    """A page's text layer, stopped as soon as the file's text passes `limit`."""
+    seen = 0
+
+    def count(text, *_) -> None:
+        nonlocal seen
+        seen += len(text)
+        if limit.chars and limit.used + seen > limit.chars:
+            raise _TooMuchText
+
+    text = join_wrapped_lines((page.extract_text(visitor_text=count) or "").strip().translate(_RADICALS))
+    limit.take(len(text))
+    return text
+
+
 def load_pdf(path: Path, data: bytes, warnings: list[str], ocr: bool, ocr_seconds: float = 0,
-             on_page: PageProgress | None = None) -> Document:
+             on_page: PageProgress | None = None, limit: TextLimit | None = None) -> Document:
     """The PDF's text, page by page. With `ocr`, a page without a usable text layer is read by OCR; no
     page is started after `ocr_seconds` (0: no limit), so that a long scan is indexed as far as it was
     read, its other pages named, rather than refused whole when reading runs out of time. `on_page(done,
     total)` is called after each page OCR reads (or fails to)."""
     from pypdf import PdfReader
 
+    limit = limit or TextLimit(path)
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
             raise LoadError(path, "encrypted PDF; save a copy without a password and index that")
-        texts = [join_wrapped_lines((page.extract_text() or "").strip().translate(_RADICALS))
-                 for page in reader.pages]
+        texts = [_page_text(page, limit) for page in reader.pages]
         info = reader.metadata or {}
+    except _TooMuchText:
+        raise LoadError(path, too_much_text(limit.chars)) from None
     except LoadError:
         raise
     except Exception as exc:  # pypdf's own errors, its LimitReachedError among them, and whatever it trips on
         raise LoadError(path, f"corrupt or unsupported PDF ({type(exc).__name__}: {str(exc)[:200]}); re-export "
                               "or re-download it") from exc
     scanned = [n for n, text in enumerate(texts) if not _usable(text)] if ocr else []
-    read = _ocr_pages(data, scanned, texts, warnings, ocr_seconds, on_page) if scanned else {}
+    read = _ocr_pages(data, scanned, texts, warnings, ocr_seconds, on_page, limit) if scanned else {}
     if not any(texts):
         if not ocr:
             raise LoadError(path, "the PDF has no extractable text (a scan?); switch OCR on (ocr = true) to read it")
@@ -80,7 +103,7 @@ def load_pdf(path: Path, data: bytes, warnings: list[str], ocr: bool, ocr_second
 
 
 def _ocr_pages(data: bytes, pages: list[int], texts: list[str], warnings: list[str], seconds: float,
-               on_page: PageProgress | None) -> dict:
+               on_page: PageProgress | None, limit: TextLimit) -> dict:
     """Read `pages` (0-based) by OCR into `texts`; {page: {"width", "height", "lines"}} of those read.
     A page that cannot be read keeps its text layer and is named in `warnings`; the others go on."""
     import pypdfium2
@@ -119,6 +142,7 @@ def _ocr_pages(data: bytes, pages: list[int], texts: list[str], warnings: list[s
             if not text:
                 warnings.append(f"page {n + 1}: no text layer, and OCR found no text on it")
                 continue
+            limit.take(len(text))
             texts[n] = text
             read[n] = {"width": image.width, "height": image.height, "lines": lines}
     finally:

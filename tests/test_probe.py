@@ -1,0 +1,203 @@
+"""The eleven failures of the latest probe (issue #31): each ends with a clear refusal or a bounded cost,
+nothing lost. Real readers, real HTTP on loopback, the real PostgreSQL of the tests' fixtures."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from conftest import ENGLISH_ARTICLE
+
+from assistant import Assistant, Config, index_library
+from assistant.fetch import FetchError, fetch
+from assistant.load import LoadError, load_file
+from pypdf import PdfWriter
+from pypdf.generic import ArrayObject, DictionaryObject, NameObject, NumberObject, StreamObject
+
+
+def write_docx(path: Path, padding_mb: int = 0, main: str = "word/document.bin") -> Path:
+    """A real Word file whose main part is renamed `main` (the package's relationships say where it is),
+    padded with `padding_mb` MB of white space after its root element: small on disk, large unpacked."""
+    import docx
+
+    buffer = io.BytesIO()
+    word = docx.Document()
+    word.add_paragraph("The warehouse in Poznań closes at noon on Saturdays.")
+    word.save(buffer)
+    with zipfile.ZipFile(buffer) as source, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename == "word/document.xml":
+                with out.open(main, "w") as part:
+                    part.write(data)
+                    for _ in range(padding_mb):
+                        part.write(b" " * 1_000_000)
+                continue
+            if info.filename in ("word/_rels/document.xml.rels",):
+                out.writestr(main.rsplit("/", 1)[0] + "/_rels/" + main.rsplit("/", 1)[1] + ".rels", data)
+                continue
+            data = data.replace(b"/word/document.xml", b"/" + main.encode()).replace(
+                b'Target="word/document.xml"', b'Target="' + main.encode() + b'"')
+            out.writestr(info, data)
+    return path
+
+
+def test_1_an_office_zip_bomb_through_a_part_not_named_xml_is_refused(tmp_path):
+    small = write_docx(tmp_path / "renamed.docx")
+    (doc,), _ = load_file(small)  # the renamed main part is what python-docx reads
+    assert "Poznań" in doc.text
+    bomb = write_docx(tmp_path / "bomb.docx", padding_mb=101)  # past UNPACKED_MB
+    assert bomb.stat().st_size < 1_000_000
+    with pytest.raises(LoadError, match=r"more than the 100 MB read of one Office file") as err:
+        load_file(bomb)
+    assert "bomb.docx" in str(err.value)
+
+
+def form_bomb(path: Path, depth: int, fan: int = 10, text: str = "x" * 1000) -> Path:
+    """A one-page PDF of a few KB whose page draws a form that draws the next `fan` times, `depth` deep:
+    it extracts to len(text) * fan ** (depth - 1) characters."""
+    writer = PdfWriter()
+    page = writer.add_blank_page(612, 792)
+    font = writer._add_object(DictionaryObject({NameObject("/Type"): NameObject("/Font"),
+                                                NameObject("/Subtype"): NameObject("/Type1"),
+                                                NameObject("/BaseFont"): NameObject("/Helvetica")}))
+    fonts = DictionaryObject({NameObject("/F1"): font})
+    inner = None
+    for _ in range(depth):
+        form = StreamObject()
+        form[NameObject("/Type")], form[NameObject("/Subtype")] = NameObject("/XObject"), NameObject("/Form")
+        form[NameObject("/BBox")] = ArrayObject([NumberObject(0), NumberObject(0), NumberObject(612), NumberObject(792)])
+        resources = DictionaryObject({NameObject("/Font"): fonts})
+        if inner is None:
+            form.set_data(f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode())
+        else:
+            resources[NameObject("/XObject")] = DictionaryObject({NameObject("/X"): inner})
+            form.set_data(b"/X Do\n" * fan)
+        form[NameObject("/Resources")] = resources
+        inner = writer._add_object(form)
+    page[NameObject("/Resources")] = DictionaryObject({NameObject("/Font"): fonts,
+                                                       NameObject("/XObject"): DictionaryObject({NameObject("/X"): inner})})
+    content = StreamObject()
+    content.set_data(b"/X Do")
+    page[NameObject("/Contents")] = writer._add_object(content)
+    with open(path, "wb") as f:
+        writer.write(f)
+    return path
+
+
+def test_2_a_small_pdf_that_extracts_to_millions_of_characters_is_refused_while_it_is_read(tmp_path):
+    bomb = form_bomb(tmp_path / "bomb.pdf", depth=6)  # 100 M characters
+    assert bomb.stat().st_size < 10_000
+    with pytest.raises(LoadError, match=r"extracts to more than 100,000 characters of text \(max_file_chars\)"):
+        load_file(bomb, max_chars=100_000)
+
+
+@pytest.mark.parametrize("name, body", [
+    ("long.txt", "Sea freight takes five weeks. " * 5000),
+    ("long.csv", "sku,price\n" + "".join(f"A{i},{i}\n" for i in range(20_000))),
+])
+def test_2_every_format_counts_its_text_against_max_file_chars(tmp_path, name, body):
+    path = tmp_path / name
+    path.write_text(body, encoding="utf-8")
+    assert load_file(path)[0]
+    with pytest.raises(LoadError, match="max_file_chars"):
+        load_file(path, max_chars=50_000)
+
+
+def test_2_a_file_past_max_file_chunks_is_refused_by_name_and_the_rest_indexed(tmp_path):
+    library = tmp_path / "lib"
+    library.mkdir()
+    (library / "batteries.md").write_text(ENGLISH_ARTICLE, encoding="utf-8")
+    records = "".join(f'{{"id": "r{i}", "text": "Record {i} of many tiny ones."}}\n' for i in range(300))
+    (library / "many.jsonl").write_text(records, encoding="utf-8")
+    report = index_library([library], tmp_path / "index", Config(max_file_chunks=100))
+    assert [Path(p).name for p in report.added] == ["batteries.md"]
+    (path, reason), = report.skipped
+    assert path.endswith("many.jsonl") and "more than 100 passages (max_file_chunks)" in reason
+
+
+class Site(BaseHTTPRequestHandler):
+    """Pages on loopback: an article, and one whose headers come a byte every DRIP seconds."""
+
+    DRIP = 0.25
+
+    def do_GET(self):  # noqa: N802 (the standard library's name)
+        if self.path == "/slow-headers":  # a header line that never ends, a byte at a time
+            try:
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Padding: ")
+                while True:
+                    self.wfile.write(b"a")
+                    self.wfile.flush()
+                    time.sleep(self.DRIP)
+            except OSError:
+                return  # the client gave up
+        body = ARTICLE.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+ARTICLE = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>波兰海外仓收费标准</title></head><body><article>
+<h1>波兰海外仓收费标准</h1><p>波兰仓的仓储费按立方米计算，旺季每立方米每月收费二十五欧元，淡季减半。</p>
+<p>超过九十天的长期库存另收每立方米十欧元的长期仓储费，建议卖家在旺季前清理滞销库存。</p></article></body></html>"""
+ALLOWED = Config(allowed_fetch_hosts=("127.0.0.1",), fetch_timeout=2)
+
+
+@pytest.fixture(scope="module")
+def site():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Site)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_5_one_deadline_covers_the_status_line_and_headers(site):
+    # Header bytes a quarter-second apart, for ever: each well within the socket's own timeout.
+    outcome: list = []
+
+    def run() -> None:
+        try:
+            fetch(f"{site}/slow-headers", ALLOWED)
+        except FetchError as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(15 * ALLOWED.fetch_timeout)  # not a speed bound: without one deadline, it never ends
+    assert outcome and "fetch_timeout (2 s)" in str(outcome[0])
+
+
+@pytest.fixture
+def bot(tmp_path):
+    library = tmp_path / "lib"
+    library.mkdir()
+    (library / "batteries.md").write_text(ENGLISH_ARTICLE, encoding="utf-8")
+    index_library([library], tmp_path / "index", ALLOWED)
+    bot = Assistant.open(tmp_path / "index", ALLOWED)
+    yield bot
+    bot.close()
+
+
+def test_10_a_nul_in_one_links_host_fails_only_that_link(site, bot):
+    good, bad = bot.library.add_urls([f"{site}/article", "http://exa\x00mple.com/page"])
+    assert good.status == "added", good
+    assert bad.status == "rejected" and "control character" in bad.reason
+    assert "二十五欧元" in bot.ask("波兰仓旺季的仓储费是多少？").citations[0].quote
+
+
+@pytest.mark.parametrize("host", ["[::127.0.0.1]", "[64:ff9b::7f00:1]", "[2002:7f00:1::]", "[::ffff:127.0.0.1]",
+                                  "[::ffff:7f00:1]", "[2001:0:4136:e378:8000:63bf:80ff:fffe]"])
+def test_11_ipv6_forms_that_embed_127_0_0_1_are_refused_as_that_address(host):
+    with pytest.raises(FetchError, match=r"carries the IPv4 address 127\.0\.0\.1, a loopback address"):
+        fetch(f"http://{host}:9/", Config())
