@@ -85,6 +85,13 @@ class Config:
     # Adding and removing documents (the Library view, POST/DELETE /api/documents) needs this token, else
     # api_token; with neither set, only requests from this machine (loopback) may change the library.
     admin_token: str = field(default="", repr=False)
+    # Collections (docs/collections.md): tokens that read and change only some collections, each entry
+    # "NAME sha256=HEX read=ID,ID write=ID" with the token's SHA-256, never the token (`assistant collections
+    # hash-token`); in ASSISTANT_TOKENS the entries are separated by ';'. api_token reads every collection.
+    tokens: tuple[str, ...] = field(default=(), repr=False)
+    # The collections read without a token (the chat page, the widget, /doc pages, and /api when api_token is
+    # unset): ids or "*"; empty: every collection, or only "default" once `tokens` are set.
+    open_collections: tuple[str, ...] = ()
     # One upload: at most this many files of this many MB in all (each file also within max_file_mb).
     max_upload_files: int = 20
     max_upload_mb: float = 50.0
@@ -144,7 +151,8 @@ def _coerce(name: str, raw: object) -> object:
                 raise ValueError(word)
             return word in ("true", "1", "yes", "on")
         if kind.startswith("tuple"):
-            items = raw.split(",") if isinstance(raw, str) else list(raw)  # type: ignore[arg-type]
+            # A token entry lists collections with commas; the entries of ASSISTANT_TOKENS are split on ';'.
+            items = raw.split(";" if name == "tokens" else ",") if isinstance(raw, str) else list(raw)  # type: ignore[arg-type]
             return tuple(str(i).strip() for i in items if str(i).strip())
         return str(raw)
     except (TypeError, ValueError) as exc:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .answer import RELATED, Answer, decline, extractive_answer, related_quotes
 from .asked import analyse, document_context, passages_that_answer
+from .collections import Collections, parse_tokens
 from .config import Config, load_config
 from .embed import calibration
 from .glossary import configured
@@ -85,6 +86,7 @@ class Assistant:
             min_answer_score=sentences.answer if config.min_answer_score is None else config.min_answer_score)
         self.retriever = Retriever(index, self.config)
         configured(self.config.glossary)  # a broken glossary file is refused now, by file and line
+        parse_tokens(self.config.tokens)  # and a broken `tokens` entry, by its name
         # The question log (question_log): None when off, and then nothing is recorded.
         self.questions = (QuestionLog(open_question_store(self.config, index.folder), self.config.question_log_days)
                           if self.config.question_log else None)
@@ -105,24 +107,28 @@ class Assistant:
         index_library(library, folder, config, rebuild=rebuild, progress=progress)
         return cls.open(folder, config)
 
-    def search(self, query: str, k: int = 5, mode: str = "hybrid") -> list[Hit]:
-        """The k passages that best match `query`; mode is "hybrid", "dense" or "keyword"."""
+    def search(self, query: str, k: int = 5, mode: str = "hybrid", collection: str | None = None) -> list[Hit]:
+        """The k passages that best match `query`; mode is "hybrid", "dense" or "keyword". In `collection`
+        (an id, see `collections`) when named, else in the whole library."""
         check_length(query.strip(), self.config.max_question_chars, "query")
-        return self.retriever.search(query, k=k, mode=mode)
+        return self.retriever.search(query, k=k, mode=mode, collection=self._collection(collection))
 
     def ask(self, question: str, history: list[Message] | None = None, *, surface: str = "python",
-            conversation: str | None = None, client: dict | None = None) -> Answer:
-        """Answer `question` from the library, with citations, or decline in the question's language.
+            conversation: str | None = None, client: dict | None = None, collection: str | None = None) -> Answer:
+        """Answer `question` from the library (from `collection` only, when named), with citations, or decline
+        in the question's language.
 
         The keywords are for the question log (see `ask_stream`)."""
         answer = None
-        for answer in self.ask_stream(question, history, surface=surface, conversation=conversation, client=client):
+        for answer in self.ask_stream(question, history, surface=surface, conversation=conversation, client=client,
+                                      collection=collection):
             pass
         assert isinstance(answer, Answer)
         return answer
 
     def ask_stream(self, question: str, history: list[Message] | None = None, *, surface: str = "python",
-                   conversation: str | None = None, client: dict | None = None) -> Iterator[str | Answer]:
+                   conversation: str | None = None, client: dict | None = None,
+                   collection: str | None = None) -> Iterator[str | Answer]:
         """`ask`, as it is produced: pieces of the answer text (str), then the final `Answer`.
 
         The pieces are for display while the answer is being made; the final `Answer` is
@@ -140,16 +146,17 @@ class Assistant:
         check_length(question, self.config.max_question_chars)
         if conversation is not None and not valid_id(conversation):
             raise ValueError("a conversation id is 16 to 64 letters, digits, '-' or '_'")
+        collection = self._collection(collection)
         if history is None and conversation is not None:
             history = [m for turn in self.conversation(conversation) for m in turn.messages()]
         query = self.retriever.prepare(_with_context(question, history, self.config.max_question_chars))
-        for piece in self._answer(question, history, query):
+        for piece in self._answer(question, history, query, collection):
             if isinstance(piece, Answer) and self.questions is not None:
-                self._record(piece, question, query.vector, surface, conversation, client, started)
+                self._record(piece, question, query.vector, surface, conversation, client, started, collection)
             yield piece
 
     def _record(self, answer: Answer, question: str, vector, surface: str, conversation: str | None,
-                client: dict | None, started: float) -> None:
+                client: dict | None, started: float, collection: str | None) -> None:
         now = utcnow()
         answer.meta["id"] = new_id()
         if conversation is not None:
@@ -158,12 +165,13 @@ class Assistant:
                       str(answer.meta.get("reason", "declined")) if answer.declined else "",
                       [{"doc_id": c.doc_id, "start": c.start, "end": c.end} for c in answer.citations],
                       time.perf_counter() - started, conversation, vector,
-                      client if self.config.question_log_clients else None)
+                      client if self.config.question_log_clients else None, collection)
         turn = Turn(conversation, time.time_ns() // 1000, now, question, answer.to_dict()) if conversation else None
         self.questions.record(entry, turn)
 
-    def _answer(self, question: str, history: list[Message] | None, query) -> Iterator[str | Answer]:
-        hits = self.retriever.search(query, k=self.config.top_k)
+    def _answer(self, question: str, history: list[Message] | None, query,
+                collection: str | None) -> Iterator[str | Answer]:
+        hits = self.retriever.search(query, k=self.config.top_k, collection=collection)
         relevant = [self.retriever.widen(h, self.config.context_chars)
                     for h in hits if h.relevance >= self.config.min_relevance]
         asked = analyse(question, configured(self.config.glossary))
@@ -208,8 +216,19 @@ class Assistant:
     def library(self) -> Library:
         return Library(self.index.folder, self.index.store, self.config)
 
-    def add_files(self, files: list[str | Path | tuple[str, bytes]], progress: Progress = no_progress) -> list[FileOutcome]:
-        """Add files (paths, or (name, bytes) pairs) to the library folder's uploads/ and index them.
+    @cached_property
+    def collections(self) -> Collections:
+        """The library's collections: list, create, rename, delete an empty one, add or move documents."""
+        return Collections(self.index.store, self.config, self.index.folder)
+
+    def _collection(self, collection: str | None) -> str | None:
+        """The collection to scope to: None for the whole library; CollectionError for an unknown one."""
+        return None if collection is None else self.collections.require(collection).id
+
+    def add_files(self, files: list[str | Path | tuple[str, bytes]], progress: Progress = no_progress,
+                  collection: str | None = None) -> list[FileOutcome]:
+        """Add files (paths, or (name, bytes) pairs) to the library folder's uploads/ and index them (into
+        `collection` when named: new documents go into it only, ones already in the library into it too).
 
         Each file's outcome is added, updated, unchanged (the same content is already there) or rejected
         with the reason `assistant index` gives; a rejected file is not stored. The answers see new
@@ -222,29 +241,34 @@ class Assistant:
                 outcomes.append(None)
             except LoadError as exc:  # one missing or unreadable path is that file's outcome, not everyone's
                 outcomes.append(FileOutcome(Path(f).name, "rejected", exc.reason))
-        added = iter(self.library.add(items, progress) if items else [])
+        added = iter(self.library.add(items, progress, collection=self._collection(collection)) if items else [])
         return [o if o is not None else next(added) for o in outcomes]
 
-    def add_urls(self, urls: list[str], progress: Progress = no_progress) -> list[FileOutcome]:
+    def add_urls(self, urls: list[str], progress: Progress = no_progress, collection: str | None = None) -> list[FileOutcome]:
         """Fetch each link and add the page (a web page, WeChat article or PDF) to the library folder's
         uploads/links/, its URL kept as the documents' source. Each link's outcome is added, updated (the
         article changed), unchanged or rejected with the reason (an unsafe address, too large, too slow …);
         see `assistant.fetch` for the bounds (fetch_timeout, max_fetch_mb, allowed_fetch_hosts)."""
-        return self.library.add_urls(urls, progress)
+        return self.library.add_urls(urls, progress, collection=self._collection(collection))
 
     def remove_file(self, name: str, progress: Progress = no_progress) -> list[str]:
         """Remove a library file by its path in the library folder ("uploads/report.pdf"), with every
         document it brought; a file that could not be indexed can be removed too. LookupError if none."""
         return self.library.remove_file(name, progress)
 
-    def remove_document(self, doc_id: str, progress: Progress = no_progress) -> list[str]:
+    def remove_document(self, doc_id: str, progress: Progress = no_progress, collection: str | None = None) -> list[str]:
         """Remove a document: its files move to the library's .removed/ folder (so `assistant index` does
-        not bring it back) and the index drops it. Returns the files moved; LookupError for an unknown id."""
+        not bring it back) and the index drops it. Returns the files moved; LookupError for an unknown id.
+        From a `collection`: a document in another collection too only leaves this one (returns [])."""
+        if collection is not None and not self.collections.take_out([doc_id], collection):
+            return []
         return self.library.remove(doc_id, progress)
 
-    def documents(self, query: str = "", offset: int = 0, limit: int = 50) -> tuple[int, list[DocumentInfo]]:
-        """(how many match, a page of them): the documents whose title holds `query`, newest first."""
-        return self.library.documents(query, offset, limit)
+    def documents(self, query: str = "", offset: int = 0, limit: int = 50,
+                  collection: str | None = None) -> tuple[int, list[DocumentInfo]]:
+        """(how many match, a page of them): the documents whose title holds `query` (in `collection`, when
+        named), newest first."""
+        return self.library.documents(query, offset, limit, self._collection(collection))
 
     # --- the question log (issue #21): conversations, feedback, Insights -------------------------------
     def conversation(self, conversation_id: str) -> list[Turn]:

@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .collections import Collections
 from .config import Config
 from .fetch import FetchError, fetch
 from .index import LINKS_FILE, IndexReport, Progress, chunk_file, link_sources, no_progress, update_index
@@ -112,12 +113,15 @@ class Library:
         return update_index(self.paths(), self.folder, self.config, progress=progress)
 
     def add(self, files: list[tuple[str, bytes]], progress: Progress = no_progress,
-            outcomes: list[FileOutcome] | None = None) -> list[FileOutcome]:
+            outcomes: list[FileOutcome] | None = None, collection: str | None = None) -> list[FileOutcome]:
         """Check each (name, bytes) as `assistant index` would read it, store the good ones under
-        `<library>/uploads/`, and index. Returns each file's outcome (`outcomes`, filled in as it goes)."""
+        `<library>/uploads/`, and index. Returns each file's outcome (`outcomes`, filled in as it goes).
+        With a `collection`, the documents go into it (new ones into it only)."""
         outcomes = outcomes if outcomes is not None else [FileOutcome(name) for name, _ in files]
         with self._lock:
             root = self.root()
+            if collection is not None:
+                self._collections.route([str(root / UPLOADS / sanitize_name(name)) for name, _ in files], collection)
             uploads = root / UPLOADS
             staging = root / _STAGING
             known = {sha: path for path, (sha, *_rest) in self.store.files().items()}
@@ -129,16 +133,19 @@ class Library:
             finally:
                 shutil.rmtree(staging, ignore_errors=True)  # nothing of a rejected file stays
             self._index_stored(stored, progress)
+            self._also_into(collection, outcomes)
         return outcomes
 
     def add_urls(self, urls: list[str], progress: Progress = no_progress,
-                 outcomes: list[FileOutcome] | None = None) -> list[FileOutcome]:
+                 outcomes: list[FileOutcome] | None = None, collection: str | None = None) -> list[FileOutcome]:
         """Fetch each link (see assistant.fetch for the bounds), read the page as its file type is read,
         store it under `<library>/uploads/links/` with the URL as its documents' source, and index. A
         link added again is "unchanged" when its article text is, else "updated"."""
         outcomes = outcomes if outcomes is not None else [FileOutcome(u) for u in urls]
         with self._lock:
             folder = self.root() / UPLOADS / LINKS
+            if collection is not None:
+                self._collections.route(list(urls), collection)
             sources = link_sources(folder)
             stored: dict[str, FileOutcome] = {}
             advance = progress("fetching", len(urls))
@@ -148,7 +155,19 @@ class Library:
             if stored:
                 _write_atomically(folder / LINKS_FILE, json.dumps(sources, ensure_ascii=False, indent=1).encode())
             self._index_stored(stored, progress)
+            self._also_into(collection, outcomes)
         return outcomes
+
+    @property
+    def _collections(self) -> Collections:
+        return Collections(self.store, self.config, self.folder)
+
+    def _also_into(self, collection: str | None, outcomes: list[FileOutcome]) -> None:
+        """Documents already in the library (an unchanged file, a link's page under another address) go into
+        the collection too; new ones went there when indexed (`route`)."""
+        doc_ids = [d for o in outcomes if o.status != "rejected" for d in o.doc_ids]
+        if collection is not None and doc_ids:
+            self._collections.add(doc_ids, collection)
 
     def _fetch(self, url: str, outcome: FileOutcome, folder: Path, sources: dict[str, str],
                stored: dict[str, FileOutcome]) -> None:
@@ -274,9 +293,11 @@ class Library:
             self._reindex(progress)
             return moved
 
-    def documents(self, query: str = "", offset: int = 0, limit: int = 50) -> tuple[int, list[DocumentInfo]]:
-        """(how many match, one page of them): the documents whose title holds `query`, newest first."""
-        total, rows = self.store.document_list(query, offset, limit)
+    def documents(self, query: str = "", offset: int = 0, limit: int = 50,
+                  collection: str | None = None) -> tuple[int, list[DocumentInfo]]:
+        """(how many match, one page of them): the documents whose title holds `query` (in `collection`, when
+        named), newest first."""
+        total, rows = self.store.document_list(query, offset, limit, collection)
         return total, [DocumentInfo(d, t or "", date or "", s or "", Path(p).name if p else "",
                                     Path(p).suffix.lower().lstrip(".") if p else "",
                                     len(json.loads(pages)) if pages else None, n, added or "")
@@ -368,10 +389,10 @@ class Jobs:
     def get(self, job_id: str) -> Job | None:
         return self._jobs.get(job_id)
 
-    def upload(self, files: list[tuple[str, bytes]]) -> Job:
+    def upload(self, files: list[tuple[str, bytes]], collection: str | None = None) -> Job:
         job = self._new("upload")
         job.files = [FileOutcome(name) for name, _ in files]
-        return self._submit(job, lambda: self.library.add(files, self._progress(job), job.files))
+        return self._submit(job, lambda: self.library.add(files, self._progress(job), job.files, collection))
 
     def remove(self, doc_id: str) -> Job:
         job = self._new("remove")
@@ -381,10 +402,10 @@ class Jobs:
 
         return self._submit(job, run)
 
-    def add_urls(self, urls: list[str]) -> Job:
+    def add_urls(self, urls: list[str], collection: str | None = None) -> Job:
         job = self._new("links")
         job.files = [FileOutcome(url) for url in urls]
-        return self._submit(job, lambda: self.library.add_urls(urls, self._progress(job), job.files))
+        return self._submit(job, lambda: self.library.add_urls(urls, self._progress(job), job.files, collection))
 
     def remove_file(self, name: str) -> Job:
         job = self._new("remove")

@@ -123,3 +123,28 @@ CREATE TABLE IF NOT EXISTS conversation_turns (
     answer TEXT NOT NULL, PRIMARY KEY (conversation_id, seq)
 )
 """)
+
+
+@migration
+def m005_collections(db: sqlite3.Connection) -> None:
+    """Collections (assistant.collections): named sets of documents, a document in any number of them. Every
+    document of an older index goes into the default collection. Memberships are not deleted with their
+    document: re-indexing a changed file deletes and adds it again in one transaction, which keeps them;
+    those of documents gone at the commit are dropped then (Store.transaction). `collection_routes` says
+    which collection the documents of an uploaded file (its path) or link (its URL) go into when new.
+    The question log records the collection asked."""
+    _script(db, """
+CREATE TABLE IF NOT EXISTS collections (id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS collection_docs (
+    collection TEXT NOT NULL REFERENCES collections(id) ON DELETE CASCADE, doc_id TEXT NOT NULL,
+    PRIMARY KEY (collection, doc_id)
+);
+CREATE INDEX IF NOT EXISTS collection_docs_doc ON collection_docs(doc_id);
+CREATE TABLE IF NOT EXISTS collection_routes (
+    key TEXT PRIMARY KEY, collection TEXT NOT NULL REFERENCES collections(id) ON DELETE CASCADE
+);
+INSERT OR IGNORE INTO collections VALUES ('default', 'Default', datetime('now'));
+INSERT OR IGNORE INTO collection_docs SELECT 'default', doc_id FROM documents
+""")
+    if "collection" not in {r[1] for r in db.execute("PRAGMA table_info(questions)")}:
+        db.execute("ALTER TABLE questions ADD COLUMN collection TEXT")

@@ -32,7 +32,8 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .chunk import Chunk
 from .load import Document
-from .storage import IndexBusy, StoredChunk, document_from_row, document_row, like_pattern, redact
+from .storage import (COLLECTION_CHUNKS, COLLECTION_ROWS, ROUTE_NEW_DOCUMENT, IndexBusy, StoredChunk, document_from_row,
+                      document_row, like_pattern, redact)
 
 BM25_K1, BM25_B = 1.2, 0.75  # SQLite FTS5's bm25() defaults
 # Below this many chunks an exact scan is exact and cheap next to embedding the question (measured
@@ -126,6 +127,20 @@ MIGRATIONS: list[str] = [
     CREATE TABLE job_files (job_id text NOT NULL REFERENCES jobs ON DELETE CASCADE, seq int NOT NULL,
                             name text NOT NULL, data bytea NOT NULL, PRIMARY KEY (job_id, seq))
     """,
+    # 5: collections (assistant.collections; SQLite's m005): memberships outlive a document deleted and added
+    # again in one transaction, those of documents gone at the commit are dropped then (_finish); every
+    # document of an older library goes into the default collection; the question log records the collection.
+    """
+    CREATE TABLE collections (id text PRIMARY KEY, name text NOT NULL, created_at timestamptz NOT NULL DEFAULT now());
+    CREATE TABLE collection_docs (collection text NOT NULL REFERENCES collections ON DELETE CASCADE,
+                                  doc_id text NOT NULL, PRIMARY KEY (collection, doc_id));
+    CREATE INDEX collection_docs_doc ON collection_docs (doc_id);
+    CREATE TABLE collection_routes (key text PRIMARY KEY,
+                                    collection text NOT NULL REFERENCES collections ON DELETE CASCADE);
+    INSERT INTO collections (id, name) VALUES ('default', 'Default');
+    INSERT INTO collection_docs SELECT 'default', doc_id FROM documents;
+    ALTER TABLE questions ADD COLUMN collection text
+    """,
 ]
 _STATS = ("files", "documents", "chunks", "tokens")  # kept in meta by each indexing run
 
@@ -138,6 +153,7 @@ class PostgresStore:
         self.location = redact(uri)
         self.serving = serving
         self._affected: set[str] = set()  # terms whose document frequency an open transaction changes
+        self._collection_sizes: dict[str, tuple[tuple, int]] = {}  # collection -> (version, chunks)
         try:
             if serving:
                 self._pool = ConnectionPool(uri, min_size=1, max_size=POOL_SIZE, open=False, configure=_configure,
@@ -198,6 +214,7 @@ class PostgresStore:
             self._finish()
 
     def _finish(self) -> None:
+        self._rows("DELETE FROM collection_docs m WHERE NOT EXISTS (SELECT 1 FROM documents d WHERE d.doc_id = m.doc_id)")
         terms = sorted(self._affected)
         self._rows("DELETE FROM terms WHERE term = ANY(%s)", (terms,))
         self._rows("INSERT INTO terms SELECT term, count(*) FROM postings WHERE term = ANY(%s) GROUP BY term", (terms,))
@@ -323,6 +340,7 @@ class PostgresStore:
                     self._affected.update(positions)
             cur.executemany("INSERT INTO sentences VALUES (%s, %s, %s)",
                             [(doc.doc_id, i, h) for i, h in enumerate(sentence_hashes)])
+            cur.execute(ROUTE_NEW_DOCUMENT, (doc.path, doc.source, doc.doc_id, doc.doc_id))
         return ids
 
     def delete_document(self, doc_id: str) -> list[int]:
@@ -332,9 +350,16 @@ class PostgresStore:
         self._rows("DELETE FROM documents WHERE doc_id = %s", (doc_id,))  # chunks, postings, sentences cascade
         return ids
 
-    def document_list(self, query: str, offset: int, limit: int) -> tuple[int, list[tuple]]:
-        # ILIKE: SQLite's LIKE ignores the case of ASCII letters too.
-        where, args = ("WHERE d.title ILIKE %s ESCAPE '\\'", [like_pattern(query)]) if query else ("", [])
+    def document_list(self, query: str, offset: int, limit: int,
+                      collection: str | None = None) -> tuple[int, list[tuple]]:
+        conditions, args = [], []
+        if query:  # ILIKE: SQLite's LIKE ignores the case of ASCII letters too.
+            conditions.append("d.title ILIKE %s ESCAPE '\\'")
+            args.append(like_pattern(query))
+        if collection is not None:
+            conditions.append("d.doc_id IN (SELECT doc_id FROM collection_docs WHERE collection = %s)")
+            args.append(collection)
+        where = "WHERE " + " AND ".join(conditions) if conditions else ""
         (total,), = self._rows(f"SELECT count(*) FROM documents d {where}", args)
         rows = self._rows(
             "SELECT d.doc_id, d.title, d.date, d.source, d.path, d.pages, "
@@ -388,17 +413,40 @@ class PostgresStore:
                    "AND NOT EXISTS (SELECT 1 FROM sentences s WHERE s.hash = e.hash)")
 
     # --- search ---------------------------------------------------------------------------------
-    def dense_search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+    def dense_search(self, vector: np.ndarray, k: int, collection: str | None = None) -> list[tuple[int, float]]:
         # The cast to the query's dimension is the expression the HNSW index is built on (the column
         # itself is untyped: a library may be rebuilt with a model of another dimension).
         dim = int(len(vector))
         distance = f"embedding::vector({dim}) <#> %(q)s::vector({dim})"
-        rows = self._rows(f"SELECT id, -({distance}) FROM chunks ORDER BY {distance} LIMIT %(k)s",
-                          {"q": np.asarray(vector, dtype=np.float32), "k": k})
-        return [(int(i), float(s)) for i, s in rows]
+        args = {"q": np.asarray(vector, dtype=np.float32), "k": k, "c": collection}
+        if collection is None:
+            sql = f"SELECT id, -({distance}) FROM chunks ORDER BY {distance} LIMIT %(k)s"
+        elif self._collection_chunks(collection) >= HNSW_MIN_CHUNKS:
+            # The HNSW index with the collection's WHERE: pgvector's iterative scan (_configure) goes on
+            # through the graph until k of its chunks are found.
+            sql = (f"SELECT id, -({distance}) FROM chunks WHERE doc_id IN "
+                   f"(SELECT doc_id FROM collection_docs WHERE collection = %(c)s) ORDER BY {distance} LIMIT %(k)s")
+        else:
+            # A smaller collection is scanned exactly: not the indexed expression, so the HNSW index (whose
+            # iterative scan gives up after hnsw.max_scan_tuples) is not used.
+            exact = f"c.embedding <#> %(q)s::vector({dim})"
+            sql = (f"SELECT c.id, -({exact}) FROM chunks c JOIN collection_docs m ON m.doc_id = c.doc_id "
+                   f"WHERE m.collection = %(c)s ORDER BY {exact} LIMIT %(k)s")
+        return [(int(i), float(s)) for i, s in self._rows(sql, args)]
 
-    def keyword_search(self, terms: list[str], limit: int, also: Collection[int] = ()) -> list[tuple[int, float]]:
-        """FTS5's bm25() in SQL (see the module docstring): the best `limit`, and those of `also` that match."""
+    def _collection_chunks(self, collection: str) -> int:
+        """How many chunks the collection holds, counted once per library generation and memberships version."""
+        version = tuple(self._rows("SELECT key, value FROM meta WHERE key IN ('generation', 'memberships') ORDER BY key"))
+        cached = self._collection_sizes.get(collection)
+        if cached is None or cached[0] != version:
+            (count,), = self._rows(f"SELECT count(*) FROM ({COLLECTION_CHUNKS}) c", (collection,))
+            cached = self._collection_sizes[collection] = (version, count)
+        return cached[1]
+
+    def keyword_search(self, terms: list[str], limit: int, also: Collection[int] = (),
+                       collection: str | None = None) -> list[tuple[int, float]]:
+        """FTS5's bm25() in SQL (see the module docstring): the best `limit`, and those of `also` that match; in a
+        collection, of its chunks (scored with the library's statistics, as the folder store does)."""
         selects, args = [], []
         for t, term in enumerate(terms):
             parts = fts_tokens(term)
@@ -423,7 +471,10 @@ class PostgresStore:
                f"{stats[1]} / greatest({stats[0]}, 1) AS avgdl) "
                f"SELECT chunk_id, sum(greatest(ln((n - nhit + 0.5) / (nhit + 0.5)), 1e-6) * tf * {BM25_K1 + 1}::float8 "
                f"/ (tf + {BM25_K1}::float8 * (1 - {BM25_B}::float8 + {BM25_B}::float8 * dl / avgdl))) AS score "
-               f"FROM hits, stats GROUP BY chunk_id")
+               f"FROM hits, stats {'' if collection is None else f'WHERE chunk_id IN ({COLLECTION_CHUNKS})'} "
+               "GROUP BY chunk_id")
+        if collection is not None:
+            args.append(collection)
         sql = (f"WITH scored AS ({sql}) (SELECT * FROM scored ORDER BY score DESC, chunk_id LIMIT %s) "
                "UNION SELECT * FROM scored WHERE chunk_id = ANY(%s::bigint[]) ORDER BY score DESC, chunk_id")
         return [(int(i), float(s)) for i, s in self._rows(sql, [*args, limit, list(also)])]
@@ -434,6 +485,52 @@ class PostgresStore:
     def document_frequency(self, terms: list[str]) -> dict[str, int]:
         return dict(self._rows("SELECT term, df FROM terms WHERE term = ANY(%s)", (terms,)))
 
+    # --- collections (assistant.collections) ----------------------------------------------------
+    @contextmanager
+    def _memberships(self) -> Iterator[None]:
+        """A change of collections, committed at once as a new memberships version."""
+        with self._lock, self._conn.transaction():
+            yield
+            self._rows("INSERT INTO meta VALUES ('memberships', '1') ON CONFLICT (key) "
+                       "DO UPDATE SET value = (meta.value::int + 1)::text")
+
+    def collection_rows(self) -> list[tuple[str, str, int, int]]:
+        return [(i, n, int(d), int(c)) for i, n, d, c in self._rows(COLLECTION_ROWS)]
+
+    def put_collection(self, collection: str, name: str) -> None:
+        with self._memberships():
+            self._rows("INSERT INTO collections (id, name) VALUES (%s, %s) "
+                       "ON CONFLICT (id) DO UPDATE SET name = excluded.name", (collection, name))
+
+    def drop_collection(self, collection: str) -> bool:
+        with self._memberships():
+            self._rows("SELECT 1 FROM collections WHERE id = %s FOR UPDATE", (collection,))
+            if self._rows("SELECT 1 FROM collection_docs WHERE collection = %s LIMIT 1", (collection,)):
+                return False
+            self._rows("DELETE FROM collections WHERE id = %s", (collection,))
+        return True
+
+    def document_collections(self, doc_ids: Iterable[str]) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for doc_id, collection in self._rows("SELECT doc_id, collection FROM collection_docs WHERE doc_id = ANY(%s) "
+                                             "ORDER BY collection", (list(doc_ids),)):
+            found.setdefault(doc_id, []).append(collection)
+        return found
+
+    def change_collections(self, doc_ids: list[str], add: str | None = None, remove: str | None = None) -> None:
+        with self._memberships():
+            if add is not None:
+                self._rows("INSERT INTO collection_docs SELECT %s, unnest(%s::text[]) ON CONFLICT DO NOTHING",
+                           (add, doc_ids))
+            if remove is not None:
+                self._rows("DELETE FROM collection_docs WHERE collection = %s AND doc_id = ANY(%s)", (remove, doc_ids))
+
+    def route(self, keys: list[str], collection: str) -> None:
+        with self._cursor() as cur:
+            cur.executemany("INSERT INTO collection_routes VALUES (%s, %s) "
+                            "ON CONFLICT (key) DO UPDATE SET collection = excluded.collection",
+                            [(k, collection) for k in keys])
+
 
 def _configure(conn: psycopg.Connection) -> None:
     try:
@@ -441,6 +538,12 @@ def _configure(conn: psycopg.Connection) -> None:
     except psycopg.ProgrammingError:
         pass  # no pgvector yet: an empty database, reported by the schema check
     conn.execute(f"SET hnsw.ef_search = {HNSW_EF_SEARCH}")
+    # A collection's search on the HNSW index goes on until it has its k chunks (pgvector 0.8; an older one
+    # lacks the setting, and its collections are searched as its HNSW index returns them).
+    try:
+        conn.execute("SET hnsw.iterative_scan = strict_order")
+    except psycopg.errors.UndefinedObject:
+        pass
 
 
 def _migrate(conn: psycopg.Connection) -> None:

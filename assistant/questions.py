@@ -79,6 +79,7 @@ class Entry:
     conversation_id: str | None = None
     vector: np.ndarray | None = None  # the question's e5 vector, for grouping (Insights)
     client: dict | None = None  # {"ip", "user_agent"}, only with question_log_clients
+    collection: str | None = None  # the collection asked in (assistant.collections); None: the whole library
 
 
 @dataclass
@@ -144,12 +145,12 @@ class _SqlQuestions:
         with self._transaction() as run:
             for e in entries:
                 run("INSERT INTO questions (id, asked_at, surface, question, lang, declined, reason, citations, seconds, "
-                    "conversation_id, vector, client) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "conversation_id, vector, client, collection) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (id) DO NOTHING",
                     (e.id, self._time(e.asked_at), e.surface, e.question, e.lang, e.declined, e.reason,
                      json.dumps(e.citations), e.seconds, e.conversation_id,
                      None if e.vector is None else np.asarray(e.vector, dtype=np.float16).tobytes(),
-                     None if e.client is None else json.dumps(e.client, ensure_ascii=False)))
+                     None if e.client is None else json.dumps(e.client, ensure_ascii=False), e.collection))
             for t in turns:
                 run("INSERT INTO conversation_turns VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     (t.conversation_id, t.seq, self._time(t.at), t.question, json.dumps(t.answer, ensure_ascii=False)))
@@ -199,11 +200,11 @@ class _SqlQuestions:
 
     def entries(self, since: datetime) -> list[Entry]:
         rows = self._run("SELECT id, asked_at, surface, question, lang, declined, reason, citations, seconds, "
-                         "conversation_id, client FROM questions WHERE asked_at >= ? ORDER BY asked_at, id",
+                         "conversation_id, client, collection FROM questions WHERE asked_at >= ? ORDER BY asked_at, id",
                          (self._time(since),))
         return [Entry(i, self._read_time(at), s, q, lang, bool(d), r or "", json.loads(c), float(sec), conv, None,
-                      json.loads(client) if client else None)
-                for i, at, s, q, lang, d, r, c, sec, conv, client in rows]
+                      json.loads(client) if client else None, coll)
+                for i, at, s, q, lang, d, r, c, sec, conv, client, coll in rows]
 
     def vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
         found = {}

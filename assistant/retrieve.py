@@ -108,15 +108,17 @@ class Retriever:
         return Query(text, self.index.embedder.encode_query([text])[0], terms, weights, rare or terms,
                      years=tuple(dict.fromkeys(_YEAR.findall(text))))
 
-    def search(self, query: str | Query, k: int = 5, mode: str = "hybrid") -> list[Hit]:
+    def search(self, query: str | Query, k: int = 5, mode: str = "hybrid", collection: str | None = None) -> list[Hit]:
+        """The k best passages of the library, or of `collection` (scoped in the store's searches)."""
         if mode not in MODES:
             raise ValueError(f"search mode {mode!r} is not one of {MODES}")
         q = query if isinstance(query, Query) else self.prepare(query)
         store = self.index.store
         pool = max(50, 4 * k)
-        dense = dict(store.dense_search(q.vector, pool)) if mode != "keyword" else {}
+        dense = dict(store.dense_search(q.vector, pool, collection)) if mode != "keyword" else {}
         # Every candidate is scored on both sides, so that fusion compares like with like.
-        keyword = (dict(store.keyword_search(q.searched, pool, also=dense if mode == "hybrid" else ()))
+        keyword = (dict(store.keyword_search(q.searched, pool, also=dense if mode == "hybrid" else (),
+                                             collection=collection))
                    if q.searched and mode != "dense" else {})
         ids = set(dense) | set(keyword)
         tokens = store.chunk_tokens(ids) if ids else {}

@@ -48,6 +48,20 @@ def document_row(doc: Document) -> tuple:
             json.dumps(doc.pages) if doc.pages else None, json.dumps(doc.meta, ensure_ascii=False))
 
 
+# Collections (assistant.collections), in both stores' SQL (%s is SQLite's ?). A document added in no
+# collection yet goes into the one its file (path) or link (source) was uploaded into, else the default.
+ROUTE_NEW_DOCUMENT = ("INSERT INTO collection_docs SELECT coalesce((SELECT collection FROM collection_routes "
+                      "WHERE key IN (%s, %s) LIMIT 1), 'default'), %s "
+                      "WHERE NOT EXISTS (SELECT 1 FROM collection_docs WHERE doc_id = %s)")
+COLLECTION_CHUNKS = "SELECT c.id FROM chunks c JOIN collection_docs m ON m.doc_id = c.doc_id WHERE m.collection = %s"
+COLLECTION_ROWS = ("SELECT k.id, k.name, "
+                   "(SELECT count(*) FROM collection_docs m JOIN documents d ON d.doc_id = m.doc_id "
+                   "WHERE m.collection = k.id), "
+                   "(SELECT count(*) FROM collection_docs m JOIN chunks c ON c.doc_id = m.doc_id "
+                   "WHERE m.collection = k.id) "
+                   "FROM collections k ORDER BY k.id <> 'default', k.created_at, k.id")
+
+
 def like_pattern(query: str) -> str:
     """A LIKE pattern matching titles that hold `query` literally (its % and _ escaped with \\)."""
     return "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -93,8 +107,10 @@ class LibraryStore(Protocol):
     def add_document(self, doc: Document, chunks: list[Chunk], hashes: list[str], tokens: list[str],
                      sentence_hashes: list[str]) -> list[int]: ...
     def delete_document(self, doc_id: str) -> list[int]: ...
-    def document_list(self, query: str, offset: int, limit: int) -> tuple[int, list[tuple]]:
-        """(matches, rows) of the documents whose title holds `query`, newest first (the library view)."""
+    def document_list(self, query: str, offset: int, limit: int,
+                      collection: str | None = None) -> tuple[int, list[tuple]]:
+        """(matches, rows) of the documents whose title holds `query` (in `collection`, else in the
+        library), newest first (the library view)."""
     def counts(self) -> dict[str, int]: ...
     def chunks(self, ids: Iterable[int]) -> dict[int, StoredChunk]: ...
 
@@ -105,13 +121,27 @@ class LibraryStore(Protocol):
     def chunk_vectors(self, ids: Iterable[int] | None = None) -> tuple[np.ndarray, np.ndarray]: ...
     def drop_unused_embeddings(self) -> None: ...
 
-    def dense_search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
-        """(chunk id, cosine) of the k nearest chunks."""
-    def keyword_search(self, terms: list[str], limit: int, also: Collection[int] = ()) -> list[tuple[int, float]]:
-        """(chunk id, BM25 score) of the `limit` best chunks matching any term, and of each chunk of `also`
-        that matches any (a hybrid search's dense candidates), best first."""
+    def dense_search(self, vector: np.ndarray, k: int, collection: str | None = None) -> list[tuple[int, float]]:
+        """(chunk id, cosine) of the k nearest chunks (of the collection's, when named: scoped in the
+        search, so a small collection in a large library still gets its k nearest)."""
+    def keyword_search(self, terms: list[str], limit: int, also: Collection[int] = (),
+                       collection: str | None = None) -> list[tuple[int, float]]:
+        """(chunk id, BM25 score) of the `limit` best chunks matching any term (in `collection`, when named),
+        and of each chunk of `also` that matches any (a hybrid search's dense candidates), best first."""
     def chunk_tokens(self, ids: Iterable[int]) -> dict[int, str]: ...
     def document_frequency(self, terms: list[str]) -> dict[str, int]: ...
+
+    # Collections: each change is committed at once (not in `transaction()`).
+    def collection_rows(self) -> list[tuple[str, str, int, int]]:
+        """(id, name, documents, chunks) of every collection, the default first, then by creation."""
+    def put_collection(self, collection: str, name: str) -> None:
+        """Create a collection, or rename it."""
+    def drop_collection(self, collection: str) -> bool:
+        """Delete a collection that holds no document; False (and nothing done) when it holds one."""
+    def document_collections(self, doc_ids: Iterable[str]) -> dict[str, list[str]]: ...
+    def change_collections(self, doc_ids: list[str], add: str | None = None, remove: str | None = None) -> None: ...
+    def route(self, keys: list[str], collection: str) -> None:
+        """New documents of these files (paths) or links (URLs) go into `collection` when indexed."""
 
 
 def open_store(config: Config, folder: str | Path | None = None, *, serving: bool = False) -> LibraryStore:
@@ -160,6 +190,12 @@ def copy_library(source: LibraryStore, target: LibraryStore, progress=None) -> i
         for key in ("model", "sentence_model", "faiss"):
             if (value := source.get_meta(key)) is not None:
                 target.set_meta(key, value)
+    # The copied documents went into the default collection; then each into the source's collections.
+    members = source.document_collections(doc_ids)
+    for collection, name, *_ in source.collection_rows():
+        target.put_collection(collection, name)
+        target.change_collections([d for d in doc_ids if collection in members.get(d, ())], add=collection)
+    target.change_collections([d for d in doc_ids if "default" not in members.get(d, ())], remove="default")
     return len(doc_ids)
 
 
