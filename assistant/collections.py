@@ -179,6 +179,7 @@ class Grant:
     name: str
     read: frozenset[str] | None
     write: frozenset[str] | None
+    anonymous: bool = False  # no token: what open_collections allows
 
     def may_read(self, collection: str) -> bool:
         return self.read is None or collection in self.read or self.may_write(collection)
@@ -259,7 +260,7 @@ def open_grant(config: Config) -> Grant:
     `tokens` are configured and then the default collection only."""
     chosen = config.open_collections or (() if not config.tokens else (DEFAULT,))
     read = None if not chosen or "*" in chosen else frozenset(chosen)
-    return Grant("open", read, frozenset())
+    return Grant("open", read, frozenset(), anonymous=True)
 
 
 def grant_for(token: str, config: Config) -> Grant | None:

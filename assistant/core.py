@@ -283,14 +283,15 @@ class Assistant:
             raise LookupError("the question log is off (question_log = false)")
         return self.questions.vote(Vote(answer_id, client_id, vote, reason, comment))
 
-    def insights(self, days: int = 30, sort: str = "largest") -> dict:
-        """What the question log says about the last `days` days: the declined and 👎 questions grouped by
-        topic, the documents cited most and never, counts per day (see `insights.report`)."""
+    def insights(self, days: int = 30, sort: str = "largest", collection: str | None = None) -> dict:
+        """What the question log says about the last `days` days (of the questions asked in `collection`, when
+        named): the declined and 👎 questions grouped by topic, the documents cited most and never, counts per
+        day (see `insights.report`)."""
         from .insights import report
 
         if self.questions is None:
             raise LookupError("the question log is off (question_log = false)")
-        return report(self, days, sort)
+        return report(self, days, sort, self._collection(collection))
 
     def close(self) -> None:
         if self.questions is not None:

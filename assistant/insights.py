@@ -38,14 +38,15 @@ NEVER_CITED_SHOWN = 50
 SORTS = ("largest", "newest")
 
 
-def report(bot: Assistant, days: int = 30, sort: str = "largest") -> dict:
+def report(bot: Assistant, days: int = 30, sort: str = "largest", collection: str | None = None) -> dict:
     """The Insights of the last `days` days (UTC), as JSON-ready data:
 
     totals (questions, answered, declined, 👍, 👎, by surface and language, median seconds), log (this
     process's written / failed / dropped entries), daily (questions, declined and 👎 shares per day),
     groups (declined or 👎 questions by topic: count, languages, first and last time, examples with
     their feedback, the closest documents), most_cited and never_cited documents.
-    `sort`: "largest" groups first (then newest), or "newest" first.
+    `sort`: "largest" groups first (then newest), or "newest" first. `collection`: of the questions asked in
+    that collection, with its documents only.
     """
     if sort not in SORTS:
         raise ValueError(f"sort is one of {SORTS}")
@@ -53,8 +54,7 @@ def report(bot: Assistant, days: int = 30, sort: str = "largest") -> dict:
     until = utcnow()
     since = until - timedelta(days=days)
     log = bot.questions
-    entries = log.store.entries(since)
-    votes = log.store.feedback(since)
+    entries, votes = _of(collection, log.store.entries(since), log.store.feedback(since))
     by_answer: dict[str, list[Vote]] = defaultdict(list)
     for v in votes:
         by_answer[v.answer_id].append(v)
@@ -64,9 +64,19 @@ def report(bot: Assistant, days: int = 30, sort: str = "largest") -> dict:
         "totals": _totals(entries, votes),
         "log": log.counts(),
         "daily": _daily(entries, down, since, until),
-        "groups": _groups(bot, entries, by_answer, down, sort),
-        **_citations(bot, entries),
+        "groups": _groups(bot, entries, by_answer, down, sort, collection),
+        **_citations(bot, entries, collection),
+        "collection": collection,
     }
+
+
+def _of(collection: str | None, entries: list[Entry], votes: list[Vote]) -> tuple[list[Entry], list[Vote]]:
+    """The entries asked in `collection` (all, for None) and the votes on them."""
+    if collection is None:
+        return entries, votes
+    entries = [e for e in entries if e.collection == collection]
+    ids = {e.id for e in entries}
+    return entries, [v for v in votes if v.answer_id in ids]
 
 
 def _iso(at) -> str:
@@ -129,7 +139,7 @@ def group_vectors(vectors: np.ndarray, weights: list[int], threshold: float = GR
 
 
 def _groups(bot: Assistant, entries: list[Entry], by_answer: dict[str, list[Vote]], down: set[str],
-            sort: str) -> list[dict]:
+            sort: str, collection: str | None = None) -> list[dict]:
     problems = [e for e in entries if e.declined or e.id in down]
     # The same words asked again are one point of the clustering, weighing as many questions.
     same: dict[str, list[Entry]] = {}
@@ -170,7 +180,7 @@ def _groups(bot: Assistant, entries: list[Entry], by_answer: dict[str, list[Vote
             "first": _iso(items[0].asked_at),
             "last": _iso(items[-1].asked_at),
             "questions": [_example(p, by_answer) for p in examples],
-            "closest": _closest(bot, centre) if centre is not None else [],
+            "closest": _closest(bot, centre, collection) if centre is not None else [],
         })
     return out
 
@@ -183,10 +193,10 @@ def _example(same: list[Entry], by_answer: dict[str, list[Vote]]) -> dict:
             "last": _iso(latest.asked_at), "declined": latest.declined, "reason": latest.reason, "feedback": feedback}
 
 
-def _closest(bot: Assistant, centre: np.ndarray) -> list[dict]:
+def _closest(bot: Assistant, centre: np.ndarray, collection: str | None) -> list[dict]:
     centre = centre / max(float(np.linalg.norm(centre)), 1e-12)
     store = bot.index.store
-    hits = store.dense_search(centre.astype(np.float32), 4 * CLOSEST_DOCUMENTS)
+    hits = store.dense_search(centre.astype(np.float32), 4 * CLOSEST_DOCUMENTS, collection)
     chunks = store.chunks([i for i, _ in hits])
     docs: dict[str, dict] = {}
     for chunk_id, score in hits:
@@ -196,7 +206,7 @@ def _closest(bot: Assistant, centre: np.ndarray) -> list[dict]:
     return list(docs.values())[:CLOSEST_DOCUMENTS]
 
 
-def _citations(bot: Assistant, entries: list[Entry]) -> dict:
+def _citations(bot: Assistant, entries: list[Entry], collection: str | None) -> dict:
     cited: Counter[str] = Counter()
     for e in entries:
         cited.update({c["doc_id"] for c in e.citations})
@@ -204,10 +214,12 @@ def _citations(bot: Assistant, entries: list[Entry]) -> dict:
     for doc_id, n in cited.most_common(TOP_CITED):
         doc = bot.document(doc_id)
         most.append({"doc_id": doc_id, "title": doc.title if doc else "", "answers": n, "in_library": doc is not None})
-    never_total = len(bot.index.store.doc_ids() - set(cited))
+    held = (bot.index.store.doc_ids() if collection is None
+            else {d for d, cs in bot.index.store.document_collections(bot.index.store.doc_ids()).items() if collection in cs})
+    never_total = len(held - set(cited))
     never, offset = [], 0
     while len(never) < NEVER_CITED_SHOWN and offset < never_total + len(cited):
-        _, page = bot.documents("", offset, 200)
+        _, page = bot.documents("", offset, 200, collection)
         if not page:
             break
         never += [{"doc_id": d.doc_id, "title": d.title or d.file, "added": d.added} for d in page if d.doc_id not in cited]
@@ -217,7 +229,7 @@ def _citations(bot: Assistant, entries: list[Entry]) -> dict:
 
 # --- CSV exports ------------------------------------------------------------------------------------
 QUESTION_COLUMNS = ("id", "asked_at", "surface", "lang", "question", "outcome", "reason", "cited", "seconds", "up",
-                    "down", "conversation_id", "ip", "user_agent")
+                    "down", "conversation_id", "ip", "user_agent", "collection")
 FEEDBACK_COLUMNS = ("answer_id", "at", "vote", "reason", "comment", "question", "outcome", "asked_at")
 
 
@@ -235,26 +247,29 @@ def _csv(columns: tuple[str, ...], rows: list[tuple]) -> str:
     return out.getvalue()
 
 
-def questions_csv(bot: Assistant, days: int = 30) -> str:
-    """Every logged question of the last `days` days, oldest first, with its outcome and votes."""
+def questions_csv(bot: Assistant, days: int = 30, collection: str | None = None) -> str:
+    """Every logged question of the last `days` days (asked in `collection`, when named), oldest first, with its
+    outcome and votes."""
     since = utcnow() - timedelta(days=max(1, int(days)))
+    entries, feedback = _of(collection, bot.questions.store.entries(since), bot.questions.store.feedback(since))
     votes: dict[str, Counter] = defaultdict(Counter)
-    for v in bot.questions.store.feedback(since):
+    for v in feedback:
         votes[v.answer_id][v.vote] += 1
     rows = [(e.id, _iso(e.asked_at), e.surface, e.lang, e.question, "declined" if e.declined else "answered", e.reason,
              "; ".join(f"{c['doc_id']}:{c['start']}-{c['end']}" for c in e.citations), round(e.seconds, 3),
              votes[e.id][1], votes[e.id][-1], e.conversation_id or "", (e.client or {}).get("ip", ""),
-             (e.client or {}).get("user_agent", ""))
-            for e in bot.questions.store.entries(since)]
+             (e.client or {}).get("user_agent", ""), e.collection or "")
+            for e in entries]
     return _csv(QUESTION_COLUMNS, rows)
 
 
-def feedback_csv(bot: Assistant, days: int = 30) -> str:
-    """Every vote on a question of the last `days` days, with the question it is about."""
+def feedback_csv(bot: Assistant, days: int = 30, collection: str | None = None) -> str:
+    """Every vote on a question of the last `days` days (asked in `collection`, when named), with the question."""
     since = utcnow() - timedelta(days=max(1, int(days)))
-    entries = {e.id: e for e in bot.questions.store.entries(since)}
+    asked, feedback = _of(collection, bot.questions.store.entries(since), bot.questions.store.feedback(since))
+    entries = {e.id: e for e in asked}
     rows = []
-    for v in bot.questions.store.feedback(since):
+    for v in feedback:
         e = entries.get(v.answer_id)
         rows.append((v.answer_id, _iso(v.at), "up" if v.vote > 0 else "down", v.reason, v.comment,
                      e.question if e else "", ("declined" if e.declined else "answered") if e else "",

@@ -396,7 +396,7 @@ class Store:
 
     def put_collection(self, collection: str, name: str) -> None:
         with self._memberships():
-            self._db.execute("INSERT INTO collections VALUES (?, ?, datetime('now')) "
+            self._db.execute("INSERT INTO collections VALUES (?, ?, strftime('%Y-%m-%d %H:%M:%f', 'now')) "
                              "ON CONFLICT (id) DO UPDATE SET name = excluded.name", (collection, name))
 
     def drop_collection(self, collection: str) -> bool:

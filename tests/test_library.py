@@ -231,7 +231,7 @@ def test_library_changes_waiting_in_memory_are_bounded():
     release = threading.Event()
 
     class SlowLibrary:
-        def add(self, files, progress, outcomes):
+        def add(self, files, progress, outcomes, collection=None):
             release.wait(60)
 
     jobs = Jobs(SlowLibrary(), keep=1, waiting=2)

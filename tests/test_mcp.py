@@ -21,7 +21,7 @@ from assistant.web import create_app
 from test_serve import CAKE, SEA, running
 
 TOKEN = "mcp-test-token"
-TOOLS = {"search_library", "ask_library", "get_document", "list_documents"}
+TOOLS = {"search_library", "ask_library", "get_document", "list_documents", "list_collections"}
 
 
 async def call(session: ClientSession, tool: str, **arguments) -> dict:

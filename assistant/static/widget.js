@@ -6,7 +6,8 @@
  * A floating button opens the assistant's chat in a panel (an iframe of the assistant's own page,
  * /?embed=widget). Everything is loaded from the server this script came from; nothing else.
  * Options (all optional): data-title (panel title), data-label (button text, default: the title),
- * data-position ("right" or "left"), data-color (button and header colour), data-open ("true": open at once).
+ * data-position ("right" or "left"), data-color (button and header colour), data-open ("true": open at once),
+ * data-collection (answer from this collection of the library, an id; default: the chat's own choice).
  * A page whose origin the server's allowed_origins does not list gets a message saying so in the panel
  * (the browser would show a grey frame and put the reason in its console only).
  */
@@ -26,6 +27,7 @@
   var left = script.getAttribute("data-position") === "left";
   var color = script.getAttribute("data-color") || "#ea580c";
   var startOpen = script.getAttribute("data-open") === "true";
+  var collection = script.getAttribute("data-collection") || "";
 
   var CSS = [
     ":host { all: initial; }",
@@ -101,7 +103,8 @@
           var chat = document.createElement("iframe");
           chat.className = "sa-frame";
           chat.title = title;
-          chat.src = new URL("?embed=widget", base).href;
+          chat.src = new URL("?embed=widget" + (collection ? "&collection=" + encodeURIComponent(collection) : ""),
+                             base).href;
           chat.setAttribute("allow", "clipboard-write");
           panel.replaceChild(chat, frame);
           frame = chat;

@@ -18,8 +18,9 @@ from ..answer import Answer
 from ..config import Config
 from ..core import Assistant
 from ..questions import new_id
+from ..collections import CollectionError, Grant
+from .access import grant_of, may_read_document, scope
 from .limits import Refused, check_history, check_question
-from .security import token_ok
 
 log = logging.getLogger("assistant.web")
 
@@ -40,6 +41,9 @@ class AskRequest(BaseModel):
     conversation_id: str | None = Field(None, description="Continue this conversation (the `conversation_id` of an "
                                         "earlier answer): its turns are the history, kept by the server. Needs the "
                                         "question log (question_log); not together with `history`.")
+    collection: str | None = Field(None, description="Answer from this collection only (GET /api/collections); "
+                                   "default: every collection the token reads (the default collection for a "
+                                   "token limited to some).")
 
 
 class CitationOut(BaseModel):
@@ -112,6 +116,7 @@ class DocumentOut(BaseModel):
     pages: list[int] | None = Field(description="PDFs: the offset in `text` where each page starts.")
     meta: dict[str, Any]
     text: str = Field(description="The stored text; citation offsets point into it.")
+    collections: list[str] = Field(default=[], description="The collections holding it (those the token reads).")
 
 
 def _sse(event: str, data: dict) -> str:
@@ -119,26 +124,37 @@ def _sse(event: str, data: dict) -> str:
 
 
 def authorizer(config: Config):
-    """The dependency that checks the api_token of an /api request."""
-    bearer = HTTPBearer(auto_error=False, description="Set when the server has an api_token.")
+    """The dependency that checks the token of an /api request and gives its grant (the collections it reads)."""
+    bearer = HTTPBearer(auto_error=False, description="Set when the server has an api_token or tokens.")
 
-    def authorize(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
-        if not token_ok(credentials.credentials if credentials else "", config):
+    def authorize(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Grant:
+        grant = grant_of(f"Bearer {credentials.credentials}" if credentials else "", config)
+        if grant is None:
             raise HTTPException(401, "A valid API token is required: send `Authorization: Bearer <token>`.",
                                 headers={"WWW-Authenticate": "Bearer"})
+        return grant
 
     return authorize
 
 
+def scoped(grant: Grant, collection: str | None, bot: Assistant) -> str | None:
+    """The collection a request works in; 404 for one it may not read, as for one that does not exist."""
+    try:
+        return scope(grant, collection, bot)
+    except CollectionError as exc:
+        raise HTTPException(exc.status, str(exc)) from None
+
+
 def api_router(bot: Assistant, config: Config) -> fastapi.APIRouter:
-    router = fastapi.APIRouter(prefix="/api", dependencies=[Depends(authorizer(config))])
+    authorize = authorizer(config)
+    router = fastapi.APIRouter(prefix="/api", dependencies=[Depends(authorize)])
 
     @router.post("/ask", response_model=AskResponse,
                  responses={200: {"content": {"text/event-stream": {}}, "description": "JSON, or events if stream"},
                             401: {"description": "Missing or wrong API token"},
                             413: {"description": "Question or history over its limit"},
                             422: {"description": "Malformed request, or text that is not valid Unicode"}})
-    def ask(request: AskRequest, http: fastapi.Request):
+    def ask(request: AskRequest, http: fastapi.Request, grant: Grant = Depends(authorize)):
         """Answer a question from the library, citing the exact source text (or decline).
 
         With the question log on, each answer has an `id` (for POST /api/feedback) and a `conversation_id`:
@@ -148,6 +164,7 @@ def api_router(bot: Assistant, config: Config) -> fastapi.APIRouter:
             history = check_history([m.model_dump() for m in request.history], config)
         except Refused as refused:
             raise HTTPException(refused.status, refused.en) from None
+        collection = scoped(grant, request.collection, bot)
         conversation = None
         if bot.questions is not None:
             conversation = request.conversation_id or new_id()
@@ -162,7 +179,8 @@ def api_router(bot: Assistant, config: Config) -> fastapi.APIRouter:
         elif request.conversation_id is not None:
             raise HTTPException(409, "Conversations are not kept: the server's question log is off "
                                 "(question_log = false). Send the conversation as `history`.")
-        options = {"history": history, "surface": "rest", "conversation": conversation, "client": client_of(http)}
+        options = {"history": history, "surface": "rest", "conversation": conversation, "client": client_of(http),
+                   "collection": collection}
         if not request.stream:
             return answer_json(bot.ask(question, **options))
 
@@ -182,25 +200,27 @@ def api_router(bot: Assistant, config: Config) -> fastapi.APIRouter:
 
     @router.get("/search", response_model=SearchResponse)
     def search(q: str = Query(description="The query."), k: int = Query(5, ge=1, le=MAX_SEARCH_K),
-               mode: Literal["hybrid", "dense", "keyword"] = "hybrid"):
+               mode: Literal["hybrid", "dense", "keyword"] = "hybrid",
+               collection: str | None = Query(None, description="Search this collection only."),
+               grant: Grant = Depends(authorize)):
         """The k passages that best match the query, each with its document id and offsets."""
         try:
             query = check_question(q, config, "query")
         except Refused as refused:
             raise HTTPException(refused.status, refused.en) from None
-        hits = bot.search(query, k=k, mode=mode)
+        hits = bot.search(query, k=k, mode=mode, collection=scoped(grant, collection, bot))
         return {"query": query, "hits": [{f: getattr(h, f) for f in HitOut.model_fields} for h in hits]}
 
     @router.get("/documents/{doc_id}", response_model=DocumentOut, responses={404: {"description": "Unknown id"}})
-    def document(doc_id: str):
+    def document(doc_id: str, grant: Grant = Depends(authorize)):
         """A stored document: its text (which citation offsets point into) and metadata."""
         doc = bot.document(doc_id)
-        if doc is None:
+        if doc is None or not may_read_document(grant, doc_id, bot):
             raise HTTPException(404, f"No document with id {doc_id!r}.")
         return {"doc_id": doc.doc_id, "title": doc.title, "author": doc.author, "date": doc.date,
                 "source": doc.source, "file": Path(doc.path).name if doc.path else "", "lang": doc.lang,
-                "pages": doc.pages, "meta": doc.meta, "text": doc.text}
-
+                "pages": doc.pages, "meta": doc.meta, "text": doc.text,
+                "collections": [c for c in bot.collections.of(doc_id) if grant.may_read(c)]}
     return router
 
 

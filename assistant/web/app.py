@@ -16,7 +16,10 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from ..config import Config
 from ..core import Assistant
 from ..library import Jobs
+from ..collections import open_grant
+from .access import grant_of, may_read_document
 from .api import api_router, authorizer
+from .collections_api import collections_router
 from .insights import insights_router
 from .library_api import library_router
 from .mcp import mount_mcp
@@ -79,6 +82,7 @@ def create_app(bot: Assistant, config: Config, jobs: JobQueue | None = None) -> 
     app.include_router(api_router(bot, config))
     app.state.jobs = jobs or Jobs(bot.library)
     app.include_router(library_router(bot, config, app.state.jobs, origins, authorizer(config), STATIC))
+    app.include_router(collections_router(bot, config, app.state.jobs, origins, authorizer(config)))
     app.include_router(insights_router(bot, config, origins, authorizer(config), STATIC))
     app.include_router(openai_router(bot, config))
     mount_mcp(app, bot, config)
@@ -93,22 +97,29 @@ def create_app(bot: Assistant, config: Config, jobs: JobQueue | None = None) -> 
             return JSONResponse({"status": "error", "detail": type(exc).__name__}, 503)
         return {"status": "ok", "documents": counts["documents"], "chunks": counts["chunks"]}
 
+    def readable(request: Request, doc_id: str):
+        """The document, when the request's token (or none: open_collections) reads a collection holding it."""
+        doc = bot.document(doc_id)
+        grant = grant_of(request.headers.get("authorization", ""), config) or open_grant(config)
+        return doc if doc is not None and may_read_document(grant, doc_id, bot) else None
+
     @app.get("/doc/{doc_id:path}", response_class=HTMLResponse, tags=["documents"],
              responses={404: {"description": "Unknown id"}})
-    def document(doc_id: str, start: int | None = None, end: int | None = None):
+    def document(request: Request, doc_id: str, start: int | None = None, end: int | None = None):
         """The document page: the whole stored article with text[start:end] highlighted (where citations link).
 
-        Open like the chat (no token): a citation must be followable from the widget."""
-        doc = bot.document(doc_id)
+        Open like the chat (no token): a citation must be followable from the widget. A document in no
+        collection that may be read without a token (open_collections) is answered as unknown."""
+        doc = readable(request, doc_id)
         if doc is None:
             return HTMLResponse(missing_page(doc_id), 404)
         return HTMLResponse(document_page(doc, start, end))
 
     @app.get(PAGE_IMAGE_PATH + "/{page}/{doc_id:path}", include_in_schema=False)
-    def page_image_of(page: int, doc_id: str):
+    def page_image_of(request: Request, page: int, doc_id: str):
         """The image of a page read by OCR (a screenshot, a scanned PDF page): the document page shows
         the quoted lines on it. Open like the document page."""
-        doc = bot.document(doc_id)
+        doc = readable(request, doc_id)
         found = page_image(doc, page) if doc is not None else None
         if found is None:
             return JSONResponse({"detail": f"No page image {page} of document {doc_id!r}."}, 404)

@@ -17,7 +17,8 @@ from ..core import Assistant
 from .limits import Refused, check_history, check_question, recent_history
 from ..questions import MAX_COMMENT, REASONS, new_id, valid_id
 from .render import LABELS, answer_from_dict, lang_of, render_answer, render_error, render_partial
-from .security import bearer_token, token_ok
+from ..collections import CollectionError, open_grant
+from .access import grant_of, scope
 
 log = logging.getLogger("assistant.web")
 
@@ -191,10 +192,12 @@ _ANSWER_ID = re.compile(r"\bsa-aid-([A-Za-z0-9_-]{16,64})")
 
 
 def browser_ids(ids: object, fresh_conversation: bool = False) -> dict:
-    """The page's {"conversation", "client"} ids: those it holds, or new ones where it holds none (or junk)."""
+    """The page's {"conversation", "client"} ids: those it holds, or new ones where it holds none (or junk); and
+    the collection its conversation asks in ("collection"), kept for the next conversation too."""
     ids = ids if isinstance(ids, dict) else {}
+    kept = {"collection": ids["collection"]} if isinstance(ids.get("collection"), str) else {}
     return {"conversation": ids.get("conversation") if valid_id(ids.get("conversation")) and not fresh_conversation
-            else new_id(), "client": ids.get("client") if valid_id(ids.get("client")) else new_id()}
+            else new_id(), "client": ids.get("client") if valid_id(ids.get("client")) else new_id(), **kept}
 
 
 def surface_of(request: gr.Request | None, ids: object) -> str:
@@ -221,22 +224,32 @@ def answer_id_of(message: object) -> str | None:
 def create_chat(bot: Assistant, config: Config):
     """The Gradio Blocks of the chat: streaming answers, sources with passages, examples, visible errors."""
 
-    def respond(message: str, history: list[dict], ids: dict | None = None, request: gr.Request = None):
+    def grant(request: gr.Request | None):
+        """The page is open (no token: open_collections); a program calling Gradio's API may send one."""
+        bearer = (request.headers.get("authorization") or "") if request else ""
+        return grant_of(bearer, config) if bearer else open_grant(config)
+
+    def respond(message: str, history: list[dict], ids: dict | None = None, picked: str | None = None,
+                request: gr.Request = None):
         # Failures are shown as a message in the chat, not raised: a raised gr.Error leaves Gradio's
         # chat input disabled. The message says what happened; the traceback goes to the server log.
         lang = _lang(message)
         try:
             question = check_question(message, config)
             context = recent_history(plain_history(history), config)
+            collection = scope(grant(request) or open_grant(config), picked or None, bot)
         except Refused as refused:
             yield render_error(refused.message(lang))
+            return
+        except CollectionError:
+            yield render_error(LABELS[lang]["no_collection"].format(name=picked))
             return
         try:
             text = ""
             surface = surface_of(request, ids)
             conversation = ids["conversation"] if surface != "gradio_api" and valid_id(ids.get("conversation")) else None
             for piece in bot.ask_stream(question, context, surface=surface, conversation=conversation,
-                                        client=client_of(request)):
+                                        client=client_of(request), collection=collection):
                 if isinstance(piece, Answer):
                     yield render_answer(piece, bot, server_root(request))
                     return
@@ -246,23 +259,44 @@ def create_chat(bot: Assistant, config: Config):
             log.exception("answering in the chat failed")
             yield render_error(LABELS[lang]["failed"].format(kind=type(exc).__name__))
 
-    def ask(question: str, history: list[dict] | None = None, request: gr.Request = None) -> dict:
+    def ask(question: str, history: list[dict] | None = None, collection: str | None = None,
+            request: gr.Request = None) -> dict:
         """Answer a question from the library: {answer, declined, lang, citations, meta}, as POST /api/ask does.
 
         history: earlier messages, [{"role": "user" | "assistant", "content": "..."}], for follow-up questions.
+        collection: answer from this collection only (GET /api/collections lists them).
         """
         # The programmatic twin of POST /api/ask takes the same token; the chat page stays open.
         bearer = (request.headers.get("authorization") or "") if request else ""
-        if not token_ok(bearer_token(bearer), config):
+        granted = grant_of(bearer, config)
+        if granted is None:
             raise gr.Error("A valid API token is required: send `Authorization: Bearer <token>`.",
                            print_exception=False)
         lang = _lang(question)
         try:
             q = check_question(question, config)
             context = check_history(plain_history(history), config)
+            scoped = scope(granted, collection, bot)
         except Refused as refused:
             raise gr.Error(refused.message(lang), print_exception=False) from None
-        return bot.ask(q, context, surface="gradio_api", client=client_of(request)).to_dict()
+        except CollectionError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        return bot.ask(q, context, surface="gradio_api", client=client_of(request), collection=scoped).to_dict()
+
+    def pick(held: object, request: gr.Request):
+        """The collection picker: shown when the library has collections, with those the page may read; its
+        choice is the widget's data-collection (?collection=), else the conversation's, else the first."""
+        if not bot.collections.configured():
+            return gr.Dropdown(visible=False)
+        readable = (grant(request) or open_grant(config)).readable(bot.collections.list())
+        ids = [c.id for c in readable]
+        wanted = [request.query_params.get("collection") if request else None, browser_ids(held).get("collection")]
+        chosen = next((c for c in wanted if c in ids), ids[0] if ids else None)
+        return gr.Dropdown(choices=[(f"{c.name} ({c.id})" if c.name != c.id else c.id, c.id) for c in readable],
+                           value=chosen, visible=bool(ids))
+
+    def remember(held: object, picked: str | None) -> dict:
+        return {**browser_ids(held), "collection": picked} if picked else browser_ids(held)
 
     logged = bot.questions is not None
     with gr.Blocks(title="Seller Assistant · 卖家助手", fill_height=True, analytics_enabled=False) as demo:
@@ -272,6 +306,9 @@ def create_chat(bot: Assistant, config: Config):
             header = gr.Markdown(header_text(), elem_classes="sa-header")
             new_chat = gr.Button("新对话 New conversation", size="sm", variant="secondary", elem_classes="sa-new",
                                  scale=0)
+        # Above the input: which collection this conversation asks in (hidden in a library without collections).
+        picker = gr.Dropdown([], label="资料集 Collection", visible=False, interactive=True, elem_classes="sa-collection",
+                             allow_custom_value=False)
         chat = gr.ChatInterface(
             respond,
             chatbot=TextChatbot(
@@ -284,8 +321,8 @@ def create_chat(bot: Assistant, config: Config):
             ),
             textbox=gr.Textbox(placeholder="Ask a question… 输入问题…", show_label=False, lines=1, max_lines=6,
                                submit_btn=True, stop_btn=True),
-            additional_inputs=[ids],
-            examples=[[e] for e in EXAMPLES],  # lists: the page's ids are an additional input
+            additional_inputs=[ids, picker],
+            examples=[[e] for e in EXAMPLES],  # lists: the page's ids and collection are additional inputs
             run_examples_on_click=True,
             cache_examples=False,
             api_name="chat",
@@ -310,6 +347,8 @@ def create_chat(bot: Assistant, config: Config):
             return header_text(server_root(request))
 
         demo.load(absolute_header, None, header, queue=False, api_visibility="private", show_progress="hidden")
+        demo.load(pick, ids, picker, queue=False, api_visibility="private", show_progress="hidden")
+        picker.input(remember, [ids, picker], ids, queue=False, api_visibility="private", show_progress="hidden")
 
         def restore(held: object, request: gr.Request):
             """The page's ids, and its conversation as it stood (with this browser's votes), after a reload."""

@@ -24,7 +24,7 @@ from ..config import Config
 from ..core import Assistant
 from ..insights import feedback_csv, questions_csv
 from ..questions import MAX_COMMENT
-from .security import write_refusal
+from .access import change_refusal
 
 MAX_DAYS = 3660
 _ID_PATTERN = r"^[A-Za-z0-9_-]{16,64}$"
@@ -49,11 +49,18 @@ def insights_router(bot: Assistant, config: Config, origins: tuple[str, ...], au
                                 "Insights to keep or show.")
 
     def may_read(request: Request) -> None:
+        # ?collection=: the Insights of one collection, which a token that may change it may read too.
         same = f"{request.url.scheme}://{request.headers.get('host', '')}"
-        refusal = write_refusal({k.lower(): v for k, v in request.headers.items()},
-                                request.client.host if request.client else "", same, config, origins)
+        refusal = change_refusal({k.lower(): v for k, v in request.headers.items()},
+                                 request.client.host if request.client else "", same, config, origins,
+                                 request.query_params.get("collection") or None, bot)
+        collection = request.query_params.get("collection")
         if refusal is None:
+            if collection and bot.collections.get(collection) is None:
+                raise HTTPException(404, f"No collection {collection!r}.")
             return
+        if refusal[0] == 404:
+            raise HTTPException(404, refusal[1])
         if refusal[0] == 401:
             token = "admin_token" if config.admin_token else "api_token"
             raise HTTPException(401, f"Insights show what people asked: reading them needs the {token} "
@@ -81,15 +88,17 @@ def insights_router(bot: Assistant, config: Config, origins: tuple[str, ...], au
 
     reads = [Depends(may_read), Depends(logged)]
     days_query = Query(30, ge=1, le=MAX_DAYS, description="The period: the last this many days.")
+    collection_query = Query(None, description="Of the questions asked in this collection (its documents only).")
 
     @router.get("/api/insights", dependencies=reads, tags=["insights"])
     def insights(days: int = days_query,
-                 sort: Literal["largest", "newest"] = Query("largest", description="Groups: largest or newest first.")):
+                 sort: Literal["largest", "newest"] = Query("largest", description="Groups: largest or newest first."),
+                 collection: str | None = collection_query):
         """What the question log says about the period: totals; questions per day with the declined and 👎
         shares; the declined and 👎 questions grouped by topic, each group with its count, languages, first
         and last time, examples with their feedback, and the library's closest documents; the documents
         cited most and those never cited."""
-        return bot.insights(days, sort)
+        return bot.insights(days, sort, collection or None)
 
     def csv(text: str, name: str) -> Response:
         # The byte-order mark makes spreadsheet programs read the file as UTF-8 (Chinese questions).
@@ -97,15 +106,15 @@ def insights_router(bot: Assistant, config: Config, origins: tuple[str, ...], au
                         headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
 
     @router.get("/api/insights/questions.csv", dependencies=reads, tags=["insights"])
-    def questions(days: int = days_query):
+    def questions(days: int = days_query, collection: str | None = collection_query):
         """The logged questions of the period as CSV: time, surface, language, question, outcome and reason,
         the passages cited, seconds, votes (and client, where question_log_clients keeps it)."""
-        return csv(questions_csv(bot, days), f"questions-{days}d.csv")
+        return csv(questions_csv(bot, days, collection or None), f"questions-{days}d.csv")
 
     @router.get("/api/insights/feedback.csv", dependencies=reads, tags=["insights"])
-    def votes(days: int = days_query):
+    def votes(days: int = days_query, collection: str | None = collection_query):
         """The votes on the period's answers as CSV, with the reason, the comment and the question."""
-        return csv(feedback_csv(bot, days), f"feedback-{days}d.csv")
+        return csv(feedback_csv(bot, days, collection or None), f"feedback-{days}d.csv")
 
     @router.get("/insights", include_in_schema=False)
     def page():

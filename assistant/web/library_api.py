@@ -26,7 +26,8 @@ from ..config import Config
 from ..core import Assistant
 from ..fetch import MAX_URL_CHARS
 from ..library import LibraryBusy, LibraryError
-from .security import bearer_token, token_ok, write_refusal
+from ..collections import CollectionError, Grant
+from .access import change_refusal, grant_of
 
 if TYPE_CHECKING:  # assistant.jobs loads the PostgreSQL driver, which a folder store's server need not
     from ..jobs import JobQueue
@@ -40,18 +41,27 @@ def library_router(bot: Assistant, config: Config, jobs: JobQueue, origins: tupl
     router = fastapi.APIRouter()
 
     def may_write(request: Request) -> None:
+        # ?collection=: a change of that collection only (an upload into it, taking a document out of it),
+        # which a token that may change it may make too (assistant.web.access).
         same = f"{request.url.scheme}://{request.headers.get('host', '')}"
-        refusal = write_refusal({k.lower(): v for k, v in request.headers.items()},
-                                request.client.host if request.client else "", same, config, origins)
+        refusal = change_refusal({k.lower(): v for k, v in request.headers.items()},
+                                 request.client.host if request.client else "", same, config, origins,
+                                 request.query_params.get("collection") or None, bot)
         if refusal:
             raise HTTPException(refusal[0], refusal[1], headers={"WWW-Authenticate": "Bearer"} if refusal[0] == 401
                                 else None)
 
-    @router.get("/api/documents", dependencies=[Depends(authorize)], tags=["library"])
+    @router.get("/api/documents", tags=["library"])
     def documents(q: str = Query("", max_length=300, description="Words in the title."),
-                  offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=MAX_PAGE)):
+                  offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=MAX_PAGE),
+                  collection: str | None = Query(None, description="The documents of this collection."),
+                  grant: Grant = Depends(authorize)):
         """The library's documents, newest first: title, date, source, file, format, pages, chunks, when added."""
-        total, docs = bot.documents(q, offset, limit)
+        try:
+            collection = grant.scope(collection, bot.collections)
+        except CollectionError as exc:
+            raise HTTPException(exc.status, str(exc)) from None
+        total, docs = bot.documents(q, offset, limit, collection)
         return {"total": total, "offset": offset, "limit": limit, "documents": [asdict(d) for d in docs]}
 
     @router.post("/api/documents", status_code=202, dependencies=[Depends(may_write)], tags=["library"],
@@ -87,14 +97,14 @@ def library_router(bot: Assistant, config: Config, jobs: JobQueue, origins: tupl
             jobs.ready()
         except LibraryError as exc:
             raise HTTPException(409, str(exc)) from None
-        job = _queued(lambda: jobs.upload(files))
+        job = _queued(lambda: jobs.upload(files, **into(request)))
         return {"job": job.id, "url": f"/api/jobs/{job.id}", "state": job.state}
 
     def may_read_jobs(request: Request) -> None:
         # A job names the files an admin uploaded: with an admin_token, reading one needs it too.
         if config.admin_token:
             may_write(request)
-        elif not token_ok(bearer_token(request.headers.get("authorization", "")), config):
+        elif grant_of(request.headers.get("authorization", ""), config) is None:
             raise HTTPException(401, "A valid API token is required: send `Authorization: Bearer <token>`.",
                                 headers={"WWW-Authenticate": "Bearer"})
 
@@ -116,7 +126,7 @@ def library_router(bot: Assistant, config: Config, jobs: JobQueue, origins: tupl
             jobs.ready()
         except LibraryError as exc:
             raise HTTPException(409, str(exc)) from None
-        job = _queued(lambda: jobs.add_urls([u.strip() for u in urls]))
+        job = _queued(lambda: jobs.add_urls([u.strip() for u in urls], **into(request)))
         return {"job": job.id, "url": f"/api/jobs/{job.id}", "state": job.state}
 
     @router.get("/api/jobs/{job_id}", dependencies=[Depends(may_read_jobs)], tags=["library"],
@@ -131,10 +141,13 @@ def library_router(bot: Assistant, config: Config, jobs: JobQueue, origins: tupl
 
     @router.delete("/api/documents/{doc_id}", status_code=202, dependencies=[Depends(may_write)], tags=["library"],
                    responses={404: {"description": "Unknown id"}, 409: {"description": "Cannot be removed alone"}})
-    def remove(doc_id: str):
+    def remove(doc_id: str, collection: str | None = Query(None, description="Take it out of this collection "
+                                                             "only; one in no other is removed from the library.")):
         """Remove a document: its file moves to the library's .removed/ folder, and the index drops it."""
-        if bot.document(doc_id) is None:
+        if bot.document(doc_id) is None or collection and collection not in bot.collections.of(doc_id):
             raise HTTPException(404, f"No document with id {doc_id!r}.")
+        if collection and not bot.collections.take_out([doc_id], collection):
+            return JSONResponse({"doc_id": doc_id, "collections": bot.collections.of(doc_id)}, 200)
         job = _queued(lambda: jobs.remove(doc_id))
         return JSONResponse({"job": job.id, "url": f"/api/jobs/{job.id}", "state": job.state}, 202)
 
@@ -151,6 +164,13 @@ def library_router(bot: Assistant, config: Config, jobs: JobQueue, origins: tupl
             raise HTTPException(404, f"No file {name!r} in the library.")
         job = _queued(lambda: jobs.remove_file(name))
         return JSONResponse({"job": job.id, "url": f"/api/jobs/{job.id}", "state": job.state}, 202)
+
+    def into(request: Request) -> dict:
+        """An upload's collection (?collection=, checked by may_write), for the job."""
+        collection = request.query_params.get("collection") or None
+        if collection is not None and bot.collections.get(collection) is None:
+            raise HTTPException(404, f"No collection {collection!r}.")
+        return {"collection": collection} if collection else {}
 
     @router.get("/library", response_class=HTMLResponse, include_in_schema=False)
     def library_page():

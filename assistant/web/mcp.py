@@ -32,7 +32,8 @@ from ..core import Assistant
 from .api import MAX_SEARCH_K, client_of
 from .limits import Refused, check_question
 from .openai import citations, content, server_root
-from .security import bearer_token, token_ok
+from ..collections import ALL, CollectionError, Grant
+from .access import grant_of, may_read_document, scope
 
 # get_document returns at most this many characters of text at a time (a book-length PDF would fill an
 # agent's context); `next_start` says where the following window begins.
@@ -46,6 +47,8 @@ INSTRUCTIONS = ("Answers cross-border e-commerce sellers' questions from an arti
                 "exactly that text, to check or read it in context. Cite the url of each source you use.")
 WindowStart = Annotated[int | None, Field(ge=0, description="Where the window starts (default 0).")]
 WindowEnd = Annotated[int | None, Field(ge=0, description="Where it ends (default: the end of the document).")]
+CollectionArg = Annotated[str | None, Field(description="Work in this collection (an id from list_collections); "
+                                                    "default: every collection this client may read, or its first.")]
 READ_ONLY = ToolAnnotations(readOnlyHint=True, destructiveHint=False, idempotentHint=True, openWorldHint=False)
 
 
@@ -114,6 +117,17 @@ class DocumentEntry(BaseModel):
     url: str
 
 
+class CollectionEntry(BaseModel):
+    id: str
+    name: str
+    documents: int
+    chunks: int
+
+
+class CollectionList(BaseModel):
+    collections: list[CollectionEntry]
+
+
 class DocumentList(BaseModel):
     total: int = Field(description="How many documents match; page through them with offset.")
     documents: list[DocumentEntry]
@@ -139,6 +153,17 @@ def create_mcp(bot: Assistant, config: Config) -> MCPServer:
     def root(ctx: Context) -> str:
         return server_root(request) if (request := http(ctx)) else fallback
 
+    def grant(ctx: Context) -> Grant:
+        """Over HTTP the token's (checked before the call, `_Authorized`); over stdio the local user's: every one."""
+        request = http(ctx)
+        return ALL if request is None else grant_of(request.headers.get("authorization", ""), config) or ALL
+
+    def scoped(ctx: Context, collection: str | None) -> str | None:
+        try:
+            return scope(grant(ctx), collection, bot)
+        except CollectionError as exc:
+            raise ToolError(f"{exc}; list_collections gives those you may read.") from None
+
     def checked(text: str, what: str) -> str:
         try:
             return check_question(text, config, what)
@@ -148,7 +173,8 @@ def create_mcp(bot: Assistant, config: Config) -> MCPServer:
     @server.tool(annotations=READ_ONLY)
     def search_library(query: Annotated[str, Field(description="What to look for, in Chinese or English.")],
                        ctx: Context,
-                       k: Annotated[int, Field(ge=1, le=MAX_SEARCH_K, description="How many passages.")] = 5) -> Search:
+                       k: Annotated[int, Field(ge=1, le=MAX_SEARCH_K, description="How many passages.")] = 5,
+                       collection: CollectionArg = None) -> Search:
         """Find the passages of the article library that best match a query (hybrid semantic and keyword search).
         Each passage is verbatim document text with its doc_id, start and end offsets and a link."""
         q = checked(query, "query")
@@ -156,17 +182,18 @@ def create_mcp(bot: Assistant, config: Config) -> MCPServer:
         return Search(query=q, passages=[
             Passage(doc_id=h.doc_id, title=h.title, text=h.text, start=h.start, end=h.end, page=h.page,
                     score=round(h.score, 4), url=base + document_url(h.doc_id, h.start, h.end))
-            for h in bot.search(q, k=k)])
+            for h in bot.search(q, k=k, collection=scoped(ctx, collection))])
 
     @server.tool(annotations=READ_ONLY)
     def ask_library(question: Annotated[str, Field(description="The question, in Chinese or English.")],
-                    ctx: Context) -> AskResult:
+                    ctx: Context, collection: CollectionArg = None) -> AskResult:
         """Answer a question from the article library only: sentences quoted verbatim with [n] markers, and for
         each marker a citation (doc_id, title, quote, start, end, page, url). When the library has nothing on
         the question, the answer says so, `declined` is true and `related` holds the closest passages (verbatim,
         with offsets), which are not an answer."""
         client = client_of(request) if (request := http(ctx)) else None  # for the question log
-        answer = bot.ask(checked(question, "question"), surface="mcp", client=client)
+        answer = bot.ask(checked(question, "question"), surface="mcp", client=client,
+                         collection=scoped(ctx, collection))
         cited, related = citations(answer, root(ctx)), citations(answer, root(ctx), related=True)
         return AskResult(answer=content(answer, cited, related), declined=answer.declined,
                          citations=[CitationOut(**c) for c in cited], related=[CitationOut(**c) for c in related])
@@ -175,11 +202,13 @@ def create_mcp(bot: Assistant, config: Config) -> MCPServer:
     def get_document(doc_id: Annotated[str, Field(description="A doc_id from search_library, ask_library or "
                                                               "list_documents.")],
                      ctx: Context,
-                     start: WindowStart = None, end: WindowEnd = None) -> DocumentWindow:
+                     start: WindowStart = None, end: WindowEnd = None, collection: CollectionArg = None) -> DocumentWindow:
         """Read a stored document: its text[start:end] (a quote's or passage's offsets give exactly its text), with
         300 characters before and after. At most 20000 characters at a time: `next_start` continues a longer read."""
         doc = bot.document(doc_id)
-        if doc is None:
+        if collection is not None:
+            scoped(ctx, collection)
+        if doc is None or not may_read_document(grant(ctx), doc_id, bot, collection):
             raise ToolError(f"No document with id {doc_id!r}; list_documents or search_library give the ids.")
         length = len(doc.text)
         s = 0 if start is None else start
@@ -197,15 +226,24 @@ def create_mcp(bot: Assistant, config: Config) -> MCPServer:
     def list_documents(ctx: Context,
                        query: Annotated[str, Field(description="Only documents whose title holds these words.")] = "",
                        offset: Annotated[int, Field(ge=0)] = 0,
-                       limit: Annotated[int, Field(ge=1, le=MAX_LIST)] = 50) -> DocumentList:
+                       limit: Annotated[int, Field(ge=1, le=MAX_LIST)] = 50,
+                       collection: CollectionArg = None) -> DocumentList:
         """List the library's documents, newest first: doc_id, title, date, source, file, size."""
         q = query.strip() and checked(query, "query")
-        total, docs = bot.documents(q, offset, limit)
+        total, docs = bot.documents(q, offset, limit, scoped(ctx, collection))
         base = root(ctx)
         return DocumentList(total=total, documents=[
             DocumentEntry(doc_id=d.doc_id, title=d.title, date=d.date, source=d.source, file=d.file, format=d.format,
                           pages=d.pages, chunks=d.chunks, added=d.added, url=base + document_url(d.doc_id))
             for d in docs])
+
+    @server.tool(annotations=READ_ONLY)
+    def list_collections(ctx: Context) -> CollectionList:
+        """The library's collections this client may read (id, name, documents, chunks): pass an id as
+        `collection` to the other tools to search, ask or read in that collection only."""
+        return CollectionList(collections=[CollectionEntry(id=c.id, name=c.name, documents=c.documents,
+                                                           chunks=c.chunks)
+                                           for c in grant(ctx).readable(bot.collections.list())])
 
     return server
 
@@ -245,7 +283,7 @@ class _Authorized:
 
     async def __call__(self, scope, receive, send):
         authorization = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
-        if not token_ok(bearer_token(authorization), self.config):
+        if grant_of(authorization, self.config) is None:
             response = JSONResponse({"detail": "A valid API token is required: send `Authorization: Bearer <token>`."},
                                     401, headers={"WWW-Authenticate": "Bearer"})
             return await response(scope, receive, send)

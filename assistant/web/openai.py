@@ -31,7 +31,8 @@ from ..config import Config
 from ..core import Assistant
 from .api import client_of
 from .limits import Refused, check_history, check_question
-from .security import bearer_token, token_ok
+from ..collections import CollectionError, Grant
+from .access import grant_of, scope
 
 log = logging.getLogger("assistant.web")
 
@@ -114,19 +115,23 @@ def _chunk(ident: str, created: int, delta: dict, finish: str | None = None, **e
 def openai_router(bot: Assistant, config: Config) -> fastapi.APIRouter:
     router = fastapi.APIRouter(prefix="/v1", tags=["openai-compatible"])
 
-    def refusal(request: Request) -> JSONResponse | None:
-        if token_ok(bearer_token(request.headers.get("authorization", "")), config):
-            return None
+    def granted(request: Request) -> Grant | JSONResponse:
+        grant = grant_of(request.headers.get("authorization", ""), config)
+        if grant is not None:
+            return grant
         return openai_error(401, "A valid API key is required: send `Authorization: Bearer <api_token>`.",
                             code="invalid_api_key")
 
     @router.get("/models")
     def models(request: Request):
-        """The assistant as one model, for front-ends that list the models of an endpoint."""
-        if refused := refusal(request):
-            return refused
-        return {"object": "list", "data": [{"id": MODEL, "object": "model", "created": MODEL_CREATED,
-                                            "owned_by": MODEL}]}
+        """The assistant as one model, for front-ends that list the models of an endpoint; in a library with
+        collections, also each collection the key may read, as a model of its own (its id)."""
+        grant = granted(request)
+        if isinstance(grant, JSONResponse):
+            return grant
+        ids = [MODEL] + ([c.id for c in grant.readable(bot.collections.list())] if bot.collections.configured() else [])
+        return {"object": "list", "data": [{"id": i, "object": "model", "created": MODEL_CREATED, "owned_by": MODEL}
+                                           for i in ids]}
 
     @router.post("/chat/completions", responses={200: {"content": {"text/event-stream": {}}}})
     async def chat_completions(request: Request):
@@ -134,8 +139,9 @@ def openai_router(bot: Assistant, config: Config) -> fastapi.APIRouter:
         messages before it the history. The reply quotes the library with [n] markers and lists its sources;
         `citations` (beside the message, and in the last chunk when streamed) gives each quote's document,
         offsets and link. Sampling fields are accepted and ignored. Errors in OpenAI's shape."""
-        if refused := refusal(request):
-            return refused
+        grant = granted(request)
+        if isinstance(grant, JSONResponse):
+            return grant
         # A form or text/plain POST is one a page on another site can send without a CORS preflight.
         if request.headers.get("content-type", "").partition(";")[0].strip().lower() != "application/json":
             return openai_error(400, "Send the request body as JSON, with Content-Type: application/json.")
@@ -151,9 +157,14 @@ def openai_router(bot: Assistant, config: Config) -> fastapi.APIRouter:
             history = check_history(history, config)
         except Refused as refused:
             return openai_error(refused.status, refused.en, "messages")
+        try:  # the model names a collection ("seller-assistant": the key's default, see Grant.scope)
+            collection = scope(grant, None if body.model in (MODEL, "") else body.model, bot)
+        except CollectionError:
+            return openai_error(404, f"The model {body.model!r} does not exist; GET /v1/models lists them.", "model",
+                                "model_not_found")
         root = server_root(request)
         ident, created = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
-        options = {"surface": "openai", "client": client_of(request)}  # for the question log
+        options = {"surface": "openai", "client": client_of(request), "collection": collection}  # collection: for the log too
         if not body.stream:
             try:
                 answer = await run_in_threadpool(lambda: bot.ask(question, history, **options))

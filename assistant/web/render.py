@@ -14,10 +14,12 @@ from .document import with_references as _with_references
 
 LABELS = {
     "zh": {"sources": "来源", "related": "相关内容（不是这个问题的答案）", "page": "第 {} 页", "open": "在原文中查看", "same_text": "相同内容也见于：",
-           "failed": "出错了，这个问题没能回答（{kind}）。请稍后重试；详细信息在服务器日志中。"},
+           "failed": "出错了，这个问题没能回答（{kind}）。请稍后重试；详细信息在服务器日志中。",
+           "no_collection": "没有名为“{name}”的资料集。请在上方选择一个资料集。"},
     "en": {"sources": "Sources", "related": "Related, but not an answer", "page": "p. {}", "open": "Show in the article", "same_text": "The same text is also in: ",
            "failed": "Something went wrong and this question could not be answered ({kind}). Please try again; "
-                     "the details are in the server log."},
+                     "the details are in the server log.",
+           "no_collection": "There is no collection \"{name}\". Choose one above the chat."},
 }
 
 _BOUNDARY = re.compile(r"[。！？!?；;\n]|\.(?=\s)")
