@@ -235,6 +235,9 @@ def _update(store: LibraryStore, files: list[Path], problems: list[LoadError], c
     # Which file each document id belongs to: the files read before, in this run's order. An id is
     # its file's: another file (a .jsonl naming ids) cannot take it over.
     owners: dict[str, str] = {}
+    # The ids each file named that belonged to another when it did: refused to that file for as long as it
+    # is in the library, so that removing the owner later does not hand its id to the record that named it.
+    barred: dict[str, set[str]] = {k: set(v) for k, v in json.loads(store.get_meta(BARRED_IDS) or "{}").items()}
     listed = {str(f) for f in files}
     # Files `assistant worker` added (assistant.jobs) are in the database only, under keys no folder
     # lists: this run keeps them and their documents as they are, rather than removing them as gone.
@@ -274,7 +277,7 @@ def _update(store: LibraryStore, files: list[Path], problems: list[LoadError], c
             docs, warnings = read_bounded(path, data, config.read_seconds, ocr=config.ocr,
                                           on_page=_ocr_progress(progress, path.name), max_chars=config.max_file_chars)
             chunked.update({id(d): c for d, c in zip(docs, chunk_file(key, docs, config))})
-            docs = _own_ids(key, docs, owners, new_docs, links, warnings)
+            docs = _own_ids(key, docs, owners, new_docs, links, warnings, barred.setdefault(key, set()))
             if url := str(link_sources(path.parent).get(path.name, ""))[:2000]:
                 for doc in docs:
                     doc.source = url
@@ -335,6 +338,8 @@ def _update(store: LibraryStore, files: list[Path], problems: list[LoadError], c
         store.set_meta("model", models.passages)
         store.set_meta("sentence_model", models.sentences)
         store.set_meta("faiss", store.get_meta("faiss") or config.faiss)
+        store.set_meta(BARRED_IDS, json.dumps({k: sorted(v) for k, v in barred.items() if v and k in listed},
+                                              ensure_ascii=False))
     counts = store.counts()
     report.documents, report.chunks = counts["documents"], counts["chunks"]
     return report
@@ -356,12 +361,16 @@ def chunk_file(key: str, docs: list[Document], config: Config) -> list[list[Chun
 MAX_ID_CHARS = 200
 
 
+BARRED_IDS = "barred_ids"  # the store's meta key of `_update`'s `barred`
+
+
 def _own_ids(key: str, docs: list[Document], owners: dict[str, str], new_docs: dict[str, Document],
-             links: dict[str, list[str]], warnings: list[str]) -> list[Document]:
+             links: dict[str, list[str]], warnings: list[str], barred: set[str]) -> list[Document]:
     """The documents of the file `key` that may be stored under their ids; each refused one is named in
     `warnings`. An id belongs to the file that brought it first, except that a document's own content id
     (what every format but .jsonl uses) is never lost to a record that merely names it. Two files with
-    the same text hold one document. LoadError when nothing is left."""
+    the same text hold one document. An id refused once stays refused to this file (`barred`, updated
+    here), whatever becomes of its owner. LoadError when nothing is left."""
     kept = []
     for doc in docs:
         if len(doc.doc_id) > MAX_ID_CHARS or not doc.doc_id.isprintable():
@@ -370,13 +379,17 @@ def _own_ids(key: str, docs: list[Document], owners: dict[str, str], new_docs: d
             continue
         owner = owners.get(doc.doc_id, key)
         held = new_docs.get(doc.doc_id)
-        if owner == key:
+        if doc.doc_id in barred and doc.doc_id != content_id(doc.text):
+            warnings.append(f"document id {doc.doc_id!r} belonged to another file when this one first named it, so "
+                            "it stays refused to this file; this record was refused: give it an id of its own")
+        elif owner == key:
             if held is not None and held.text != doc.text:
                 warnings.append(f"document id {doc.doc_id!r} is used twice in this file; the first one is kept")
             kept.append(doc)
         elif doc.doc_id != content_id(doc.text):
             warnings.append(f"document id {doc.doc_id!r} already belongs to {owner}; this record was refused: "
                             "give it an id of its own")
+            barred.add(doc.doc_id)
         elif held is not None and held.text != doc.text:  # the owner's record only named this text's id
             new_docs[doc.doc_id], owners[doc.doc_id] = doc, key
             links[owner] = [d for d in links.get(owner, []) if d != doc.doc_id]

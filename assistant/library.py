@@ -57,6 +57,7 @@ class FileOutcome:
     reason: str = ""
     stored_as: str = ""  # the path in the library, relative to it
     doc_ids: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # what of it was not read (pages, rows, records) and why
 
 
 @dataclass
@@ -205,9 +206,17 @@ class Library:
                 **{p: "unchanged" for p in report.unchanged}}
         skipped = dict(report.skipped)
         files_now = self.store.files()
+        root = self.root()
         for path, outcome in stored.items():
-            if path in skipped:  # e.g. changed on disk in between
+            outcome.warnings = [w[len(path) + 2:] for w in report.warnings if w.startswith(path + ": ")]
+            if path in skipped:  # its records' ids belong to other files, it changed on disk in between, …
                 outcome.status, outcome.reason = "rejected", skipped[path]
+                # Not left where every later run would read it again (and, once an id's owner is removed,
+                # index it): set aside with the removed files, for the user to see.
+                if Path(path).is_file():
+                    _move_to_trash(Path(path), root)
+                    outcome.reason += f"; the file was set aside in {REMOVED}/"
+                outcome.stored_as = ""
             else:
                 outcome.status = done.get(path, "added")
                 outcome.doc_ids = files_now.get(path, ("", 0, 0, []))[3]

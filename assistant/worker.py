@@ -145,8 +145,8 @@ class Worker:
             outcome.reason = "" if outcome.status == "added" else f"already in the library as {same}"
             outcome.doc_ids = files[same][3]
             return
-        docs, _ = read_bounded(Path(key).name, data, self.config.read_seconds, ocr=self.config.ocr,
-                               max_chars=self.config.max_file_chars)
+        docs, outcome.warnings = read_bounded(Path(key).name, data, self.config.read_seconds, ocr=self.config.ocr,
+                                              max_chars=self.config.max_file_chars)
         chunked = chunk_file(Path(key).name, docs, self.config)
         for doc in docs:
             if source:

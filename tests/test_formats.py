@@ -360,5 +360,5 @@ def test_a_page_ocr_cannot_read_is_named_and_the_rest_goes_on(tmp_path, monkeypa
     monkeypatch.setattr(images, "ocr_page", slow_ocr_page)
     (doc,), warnings = load_file(scan, ocr_seconds=0.1)  # the time is up after the first page
     assert len(calls) == 1 and doc.text.startswith("text")
-    assert warnings == ["2 pages without a text layer were not read (pages 2–3): OCR stopped after 0.1 s, part of "
-                        "read_seconds; split the PDF, or raise read_seconds"]
+    assert warnings == ["read 1 of 3 pages without a text layer by OCR: reading stopped at its share of read_seconds; "
+                        "pages 2–3 were not read: split the PDF, or raise read_seconds"]

@@ -105,7 +105,7 @@ class _Limits:
         self.cut[what] = self.cut.get(what, 0) + n
 
     def warn(self, warnings: list[str]) -> None:
-        warnings += [f"{n} {what}" for what, n in self.cut.items()]
+        warnings += [what if n == 1 else f"{n} {what}" for what, n in self.cut.items()]
 
 
 def _cell(value: object, limits: _Limits) -> str:
@@ -219,14 +219,24 @@ def load_csv(path: Path, data: bytes, warnings: list[str], limit: TextLimit) -> 
     except csv.Error:  # one column, or nothing the sniffer can tell: commas
         dialect = csv.excel
     limits = _Limits()
-    # Row by row: the reading stops at SHEET_ROWS, and only the lines kept are held.
-    rows = ((n, [_cell(v, limits) for v in record]) for n, record in enumerate(csv.reader(io.StringIO(text), dialect), 1))
+    # Row by row, from lines cut as they are read: the reading stops at SHEET_ROWS, and only the lines kept
+    # are held (a list of every row took 60 times the file's size).
+    rows = ((n, [_cell(v, limits) for v in record]) for n, record in enumerate(csv.reader(_lines(text), dialect), 1))
     try:
         lines = _counted(_table(rows, limits, "the file"), limit)
     except csv.Error as exc:  # a field over csv.field_size_limit, a NUL byte
         raise LoadError(path, f"malformed CSV ({exc}); re-export it") from exc
     limits.warn(warnings)
     return _sheets_document(path, [(path.stem, lines)], False, title=path.stem)
+
+
+def _lines(text: str) -> Iterator[str]:
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end + 1
+        yield text[start:end]
+        start = end
 
 
 def load_docx(path: Path, data: bytes, warnings: list[str], limit: TextLimit) -> Document:

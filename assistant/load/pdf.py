@@ -60,18 +60,26 @@ def _page_text(page, limit: TextLimit) -> str:
 
 def load_pdf(path: Path, data: bytes, warnings: list[str], ocr: bool, ocr_seconds: float = 0,
              on_page: PageProgress | None = None, limit: TextLimit | None = None) -> Document:
-    """The PDF's text, page by page. With `ocr`, a page without a usable text layer is read by OCR; no
-    page is started after `ocr_seconds` (0: no limit), so that a long scan is indexed as far as it was
-    read, its other pages named, rather than refused whole when reading runs out of time. `on_page(done,
-    total)` is called after each page OCR reads (or fails to)."""
+    """The PDF's text, page by page. With `ocr`, a page without a usable text layer is read by OCR. No page
+    (of text or of OCR) is started `ocr_seconds` after reading began (0: no limit), so that a long file is
+    indexed as far as it was read, what was not read named in `warnings`, rather than refused whole when
+    reading runs out of time. `on_page(done, total)` is called after each page OCR reads (or fails to)."""
     from pypdf import PdfReader
 
     limit = limit or TextLimit(path)
+    deadline = time.monotonic() + ocr_seconds if ocr_seconds > 0 else float("inf")
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
             raise LoadError(path, "encrypted PDF; save a copy without a password and index that")
-        texts = [_page_text(page, limit) for page in reader.pages]
+        texts = []
+        for page in reader.pages:
+            if time.monotonic() > deadline:
+                warnings.append(f"read {len(texts)} of {len(reader.pages)} pages: reading stopped after {ocr_seconds:g} "
+                                f"s, part of read_seconds; pages {len(texts) + 1}–{len(reader.pages)} were not read: "
+                                "split the PDF, or raise read_seconds")
+                break
+            texts.append(_page_text(page, limit))
         info = reader.metadata or {}
     except _TooMuchText:
         raise LoadError(path, too_much_text(limit.chars)) from None
@@ -81,7 +89,7 @@ def load_pdf(path: Path, data: bytes, warnings: list[str], ocr: bool, ocr_second
         raise LoadError(path, f"corrupt or unsupported PDF ({type(exc).__name__}: {str(exc)[:200]}); re-export "
                               "or re-download it") from exc
     scanned = [n for n, text in enumerate(texts) if not _usable(text)] if ocr else []
-    read = _ocr_pages(data, scanned, texts, warnings, ocr_seconds, on_page, limit) if scanned else {}
+    read = _ocr_pages(data, scanned, texts, warnings, deadline, on_page, limit) if scanned else {}
     if not any(texts):
         if not ocr:
             raise LoadError(path, "the PDF has no extractable text (a scan?); switch OCR on (ocr = true) to read it")
@@ -102,7 +110,7 @@ def load_pdf(path: Path, data: bytes, warnings: list[str], ocr: bool, ocr_second
                         pages=starts, meta=meta)
 
 
-def _ocr_pages(data: bytes, pages: list[int], texts: list[str], warnings: list[str], seconds: float,
+def _ocr_pages(data: bytes, pages: list[int], texts: list[str], warnings: list[str], deadline: float,
                on_page: PageProgress | None, limit: TextLimit) -> dict:
     """Read `pages` (0-based) by OCR into `texts`; {page: {"width", "height", "lines"}} of those read.
     A page that cannot be read keeps its text layer and is named in `warnings`; the others go on."""
@@ -111,8 +119,8 @@ def _ocr_pages(data: bytes, pages: list[int], texts: list[str], warnings: list[s
     from .images import ocr_page
 
     if len(pages) > OCR_PAGES:
-        warnings.append(f"{len(pages)} pages have no text layer; the first {OCR_PAGES} were read by OCR (OCR_PAGES, "
-                        f"the most in one file), pages {pages[OCR_PAGES] + 1}–{pages[-1] + 1} were not: split the PDF")
+        warnings.append(f"read {OCR_PAGES} of {len(pages)} pages without a text layer by OCR (OCR_PAGES, the most in "
+                        f"one file); pages {pages[OCR_PAGES] + 1}–{pages[-1] + 1} were not read: split the PDF")
         pages = pages[:OCR_PAGES]
     read = {}
     try:
@@ -120,13 +128,12 @@ def _ocr_pages(data: bytes, pages: list[int], texts: list[str], warnings: list[s
     except Exception as exc:  # pypdf read it, pdfium does not
         warnings.append(f"the scanned pages could not be rendered for OCR ({type(exc).__name__}: {str(exc)[:200]})")
         return read
-    deadline = time.monotonic() + seconds if seconds > 0 else float("inf")
     try:
         for i, n in enumerate(pages):
             if time.monotonic() > deadline:
-                warnings.append(f"{len(pages) - i} pages without a text layer were not read (pages {n + 1}–"
-                                f"{pages[-1] + 1}): OCR stopped after {seconds:g} s, part of read_seconds; "
-                                "split the PDF, or raise read_seconds")
+                warnings.append(f"read {i} of {len(pages)} pages without a text layer by OCR: reading stopped at its "
+                                f"share of read_seconds; pages {n + 1}–{pages[-1] + 1} were not read: split the PDF, "
+                                "or raise read_seconds")
                 break
             try:
                 page = pdf[n]

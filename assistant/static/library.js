@@ -71,6 +71,8 @@
                       rejected: "被拒绝 rejected", queued: "等待 queued", indexing: "索引中 indexing"};
         line.appendChild(el("span", "sa-" + f.status, labels[f.status] || f.status));
         if (f.reason) line.appendChild(el("span", "", ": " + f.reason));
+        // What a limit cut (pages, rows, slides not read) is said here, where the uploader looks.
+        (f.warnings || []).forEach(function (w) { line.appendChild(el("div", "sa-warning", "⚠ 部分未读 partly read: " + w)); });
         line.dataset.status = f.status;
         files.appendChild(line);
       });
