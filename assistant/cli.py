@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import sys
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -12,6 +13,7 @@ import click
 
 from . import Assistant, index_library, load_config
 from .answer import RELATED_LABEL, Answer, document_url, location_label
+from .collections import CollectionError, token_hash
 from .library import REMOVED, LibraryError
 from .load import LoadError
 from .storage import IndexBusy, copy_library, open_store, redact
@@ -34,6 +36,9 @@ def _open(ctx: click.Context, index: str | None, store: str | None = None) -> As
 _store_option = click.option(
     "--store", default=None, metavar="URI",
     help="A postgresql:// URI to use instead of the index folder (default: the `store` setting, 'sqlite').")
+_collection_option = click.option(
+    "--collection", default=None, metavar="ID",
+    help="Only this collection of the library (`assistant collections` lists them; default: the whole library).")
 
 
 @contextmanager
@@ -143,12 +148,14 @@ def _print_answer(answer: Answer, as_json: bool, server: str) -> None:
 @click.option("--index", "index_dir", default=None, help="Index folder (default: ./index).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: answer, declined, citations.")
 @_store_option
+@_collection_option
 @click.pass_context
-def ask(ctx: click.Context, question: str, index_dir: str | None, as_json: bool, store: str | None) -> None:
+def ask(ctx: click.Context, question: str, index_dir: str | None, as_json: bool, store: str | None,
+        collection: str | None) -> None:
     """Answer QUESTION from the library, with numbered citations."""
     bot = _open(ctx, index_dir, store)
     try:
-        _print_answer(bot.ask(question), as_json, _server_url(bot.config))
+        _print_answer(bot.ask(question, collection=collection), as_json, _server_url(bot.config))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -160,14 +167,15 @@ def ask(ctx: click.Context, question: str, index_dir: str | None, as_json: bool,
 @click.option("--index", "index_dir", default=None, help="Index folder (default: ./index).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON hits.")
 @_store_option
+@_collection_option
 @click.pass_context
 def search(ctx: click.Context, query: str, k: int, mode: str, index_dir: str | None, as_json: bool,
-           store: str | None) -> None:
+           store: str | None, collection: str | None) -> None:
     """Show the passages that best match QUERY."""
     bot = _open(ctx, index_dir, store)
     try:
-        hits = bot.search(query, k=k, mode=mode)
-    except ValueError as exc:  # longer than max_question_chars
+        hits = bot.search(query, k=k, mode=mode, collection=collection)
+    except ValueError as exc:  # longer than max_question_chars, an unknown collection
         raise click.ClickException(str(exc)) from exc
     if as_json:
         fields = ("doc_id", "chunk_id", "title", "text", "start", "end", "page", "score", "same_text")
@@ -184,10 +192,12 @@ def search(ctx: click.Context, query: str, k: int, mode: str, index_dir: str | N
 @main.command()
 @click.option("--index", "index_dir", default=None, help="Index folder (default: ./index).")
 @_store_option
+@_collection_option
 @click.pass_context
-def chat(ctx: click.Context, index_dir: str | None, store: str | None) -> None:
+def chat(ctx: click.Context, index_dir: str | None, store: str | None, collection: str | None) -> None:
     """A conversation in the terminal; follow-up questions keep the context. Ctrl-D or 'exit' ends it."""
     bot = _open(ctx, index_dir, store)
+    _known(bot, collection)
     history: list[dict] = []
     click.echo("Ask about your library (Ctrl-D or 'exit' to quit). 输入问题开始对话。")
     while True:
@@ -201,7 +211,7 @@ def chat(ctx: click.Context, index_dir: str | None, store: str | None) -> None:
         if not question:
             continue
         try:
-            answer = bot.ask(question, history=history)
+            answer = bot.ask(question, history=history, collection=collection)
         except ValueError as exc:  # longer than max_question_chars: say so, and the conversation goes on
             click.echo(str(exc), err=True)
             continue
@@ -216,11 +226,13 @@ def chat(ctx: click.Context, index_dir: str | None, store: str | None) -> None:
 @click.option("--index", "index_dir", default=None, help="Index folder (default: ./index).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: total and documents.")
 @_store_option
+@_collection_option
 @click.pass_context
 def documents(ctx: click.Context, query: str, limit: int, index_dir: str | None, as_json: bool,
-              store: str | None) -> None:
+              store: str | None, collection: str | None) -> None:
     """List the library's documents, newest first: id, date, format, pages/chunks, title."""
-    total, docs = _open(ctx, index_dir, store).documents(query, 0, limit)
+    bot = _open(ctx, index_dir, store)
+    total, docs = bot.documents(query, 0, limit, _known(bot, collection))
     if as_json:
         click.echo(json.dumps({"total": total, "documents": [asdict(d) for d in docs]}, ensure_ascii=False, indent=2))
         return
@@ -234,19 +246,24 @@ def documents(ctx: click.Context, query: str, limit: int, index_dir: str | None,
 @click.argument("items", nargs=-1, required=True, metavar="FILE_OR_URL...")
 @click.option("--index", "index_dir", default=None, help="Index folder (default: ./index).")
 @_store_option
+@click.option("--collection", default=None, metavar="ID",
+              help="Into this collection (new documents into it only; `assistant collections` lists them).")
 @click.pass_context
-def add(ctx: click.Context, items: tuple[str, ...], index_dir: str | None, store: str | None) -> None:
+def add(ctx: click.Context, items: tuple[str, ...], index_dir: str | None, store: str | None,
+        collection: str | None) -> None:
     """Add files and links to the library (its uploads/ folder) and index them, as the Library view does.
 
     A link (http:// or https://) is fetched, within fetch_timeout and max_fetch_mb; addresses of this
     machine or a private network only when allowed_fetch_hosts names the host. Prints each one's outcome
     (added, updated, unchanged, rejected and why); fails when nothing could be added."""
     bot = _open(ctx, index_dir, store)
+    _known(bot, collection)
     urls = [i for i in items if i.lower().startswith(("http://", "https://"))]
     files = [i for i in items if i not in urls]
     try:
         with _progress_bars() as progress:
-            outcomes = (bot.add_files(files, progress) if files else []) + (bot.add_urls(urls, progress) if urls else [])
+            outcomes = ((bot.add_files(files, progress, collection) if files else [])
+                        + (bot.add_urls(urls, progress, collection) if urls else []))
     except (LibraryError, IndexBusy) as exc:
         raise click.ClickException(str(exc)) from exc
     for outcome in outcomes:
@@ -264,14 +281,17 @@ def add(ctx: click.Context, items: tuple[str, ...], index_dir: str | None, store
                    "document it brought; also one that could not be indexed. Repeatable.")
 @click.option("--index", "index_dir", default=None, help="Index folder (default: ./index).")
 @_store_option
+@click.option("--collection", default=None, metavar="ID",
+              help="Take the documents out of this collection only; one in no other collection is removed.")
 @click.pass_context
 def remove(ctx: click.Context, doc_ids: tuple[str, ...], files: tuple[str, ...], index_dir: str | None,
-           store: str | None) -> None:
+           store: str | None, collection: str | None) -> None:
     """Remove documents by id (see `assistant documents`), or library files with --file: the files move to
     the library's .removed/ folder, so a later `assistant index` does not bring them back."""
     if not doc_ids and not files:
         raise click.UsageError("name a document id, or a library file with --file")
     bot = _open(ctx, index_dir, store)
+    _known(bot, collection)
     for name in files:
         try:
             with _progress_bars() as progress:
@@ -282,13 +302,106 @@ def remove(ctx: click.Context, doc_ids: tuple[str, ...], files: tuple[str, ...],
     for doc_id in doc_ids:
         try:
             with _progress_bars() as progress:
-                moved = bot.remove_document(doc_id, progress)
-        except (LookupError, LibraryError) as exc:
+                moved = bot.remove_document(doc_id, progress, collection)
+        except (LookupError, LibraryError, CollectionError) as exc:
             raise click.ClickException(str(exc)) from exc
         except (IndexBusy, LoadError) as exc:  # the files were moved; the next `assistant index` drops them
             raise click.ClickException(f"{exc}; files already moved to {REMOVED}/ are dropped by the next "
                                        "`assistant index`") from exc
+        if collection and bot.document(doc_id) is not None:
+            click.echo(f"{'taken out':>9}  {doc_id} of {collection} (still in {', '.join(bot.collections.of(doc_id))})")
+            continue
         click.echo(f"{'removed':>9}  {doc_id}" + (f" ({', '.join(moved)} → {REMOVED}/)" if moved else ""))
+
+
+def _known(bot: Assistant, collection: str | None) -> str | None:
+    """The collection named, or a ClickException naming the ones there are."""
+    if collection is not None and bot.collections.get(collection) is None:
+        raise click.ClickException(f"no collection {collection!r}; there are: "
+                                   + ", ".join(c.id for c in bot.collections.list()))
+    return collection
+
+
+@main.group(invoke_without_command=True)
+@click.option("--index", "index_dir", default=None, help="Index folder (default: ./index).")
+@_store_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def collections(ctx: click.Context, index_dir: str | None, store: str | None, as_json: bool) -> None:
+    """List the library's collections (named sets of its documents), or change them: create, rename, delete an
+    empty one, add or move documents; hash-token makes a token for the `tokens` setting (docs/collections.md)."""
+    ctx.obj["collections"] = (index_dir, store)
+    if ctx.invoked_subcommand is not None:
+        return
+    listed = _open(ctx, index_dir, store).collections.list()
+    if as_json:
+        click.echo(json.dumps([c.to_dict() for c in listed], ensure_ascii=False, indent=2))
+        return
+    for c in listed:
+        click.echo(f"{c.id:<20} {c.documents:>6} documents {c.chunks:>8} chunks  {c.name}")
+
+
+def _collections(ctx: click.Context, change) -> None:
+    bot = _open(ctx, *ctx.obj["collections"])
+    try:
+        click.echo(change(bot.collections))
+    except CollectionError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        bot.close()
+
+
+@collections.command("create")
+@click.argument("collection_id")
+@click.argument("name", required=False, default="")
+@click.pass_context
+def collections_create(ctx: click.Context, collection_id: str, name: str) -> None:
+    """Create collection ID (a-z, 0-9, - and _) with a display NAME (Chinese allowed; default: the id)."""
+    _collections(ctx, lambda c: f"created {c.create(collection_id, name).id}")
+
+
+@collections.command("rename")
+@click.argument("collection_id")
+@click.argument("name")
+@click.pass_context
+def collections_rename(ctx: click.Context, collection_id: str, name: str) -> None:
+    """Give collection ID a new display NAME (its id stays)."""
+    _collections(ctx, lambda c: f"renamed {collection_id}: {c.rename(collection_id, name).name}")
+
+
+@collections.command("delete")
+@click.argument("collection_id")
+@click.pass_context
+def collections_delete(ctx: click.Context, collection_id: str) -> None:
+    """Delete an empty collection (move or remove its documents first; the default one stays)."""
+    _collections(ctx, lambda c: c.delete(collection_id) or f"deleted {collection_id}")
+
+
+@collections.command("add")
+@click.argument("collection_id")
+@click.argument("doc_ids", nargs=-1, required=True)
+@click.option("--from", "source", default=None, metavar="ID", help="Move them from this collection instead.")
+@click.pass_context
+def collections_add(ctx: click.Context, collection_id: str, doc_ids: tuple[str, ...], source: str | None) -> None:
+    """Put documents (ids from `assistant documents`) into collection ID too, or move them --from another."""
+    def change(c):
+        if source is not None:
+            c.move(list(doc_ids), source, collection_id)
+        else:
+            c.add(list(doc_ids), collection_id)
+        return f"{collection_id}: {c.require(collection_id).documents} documents"
+
+    _collections(ctx, change)
+
+
+@collections.command("hash-token")
+@click.argument("token", required=False)
+def collections_hash_token(token: str | None) -> None:
+    """Print the SHA-256 of TOKEN for the `tokens` setting (without TOKEN: a new random token, then its hash)."""
+    if token is None:
+        token = secrets.token_urlsafe(32)
+        click.echo(f"token:  {token}")
+    click.echo(f"sha256: {token_hash(token)}")
 
 
 @main.command("eval")
@@ -428,9 +541,10 @@ def _check_port(host: str, port: int) -> None:
 @click.option("--yes", is_flag=True, help="With --delete-all: do not ask first.")
 @click.option("--index", "index_dir", default=None, help="Index folder (default: ./index).")
 @_store_option
+@click.option("--collection", default=None, metavar="ID", help="Only the questions asked in this collection.")
 @click.pass_context
 def insights(ctx: click.Context, days: int, sort: str, as_json: bool, csv_kind: str | None, delete_all: bool,
-             yes: bool, index_dir: str | None, store: str | None) -> None:
+             yes: bool, index_dir: str | None, store: str | None, collection: str | None) -> None:
     """What the question log says (what `assistant serve` records): the questions the library could not
     answer and the answers marked 👎, grouped by topic with the closest documents; the documents cited most
     and never; questions per day."""
@@ -444,16 +558,17 @@ def insights(ctx: click.Context, days: int, sort: str, as_json: bool, csv_kind: 
     except (OSError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     try:
+        _known(bot, collection)
         if delete_all:
             if yes or click.confirm("Delete every logged question, vote and conversation?"):
                 bot.questions.delete_all()
                 click.echo("The question log is empty.")
         elif csv_kind:
-            click.echo((questions_csv if csv_kind == "questions" else feedback_csv)(bot, days), nl=False)
+            click.echo((questions_csv if csv_kind == "questions" else feedback_csv)(bot, days, collection), nl=False)
         elif as_json:
-            click.echo(json.dumps(bot.insights(days, sort), ensure_ascii=False, indent=2))
+            click.echo(json.dumps(bot.insights(days, sort, collection), ensure_ascii=False, indent=2))
         else:
-            _print_insights(bot.insights(days, sort))
+            _print_insights(bot.insights(days, sort, collection))
     finally:
         bot.close()
 

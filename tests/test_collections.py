@@ -245,3 +245,38 @@ def test_postgres_scopes_the_query_pgvector_uses_and_keeps_its_hnsw_index(wareho
         explain.close()
     finally:
         bot.close()
+
+
+def test_the_cli_mirrors_the_python_api(warehouses, tmp_path):
+    from click.testing import CliRunner
+
+    from assistant.cli import main
+    from assistant.collections import token_hash
+
+    folder = tmp_path / "index"
+    shutil.copytree(warehouses[1], folder)
+    run = CliRunner().invoke
+
+    def ok(*args):
+        result = run(main, list(args))
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    bot = Assistant.open(folder, Config())
+    ningbo, shenzhen = doc_of(bot, "ningbo"), doc_of(bot, "shenzhen")
+    bot.close()
+    ok("collections", "--index", str(folder), "create", "nb", "宁波仓")
+    ok("collections", "--index", str(folder), "add", "nb", ningbo, "--from", "default")
+    listed = ok("collections", "--index", str(folder))
+    assert "nb" in listed and "宁波仓" in listed and f"{FILLERS + 2:>6} documents" in listed
+    assert "5元" in ok("ask", "仓储费是每立方米每天多少钱？", "--index", str(folder), "--collection", "nb")
+    assert ningbo in ok("documents", "--index", str(folder), "--collection", "nb")
+    unknown = run(main, ["search", "仓储费", "--index", str(folder), "--collection", "nowhere"])
+    assert unknown.exit_code != 0 and "nowhere" in unknown.output
+    ok("collections", "--index", str(folder), "add", "nb", shenzhen)
+    assert "still in default" in ok("remove", shenzhen, "--index", str(folder), "--collection", "nb")
+    refused = run(main, ["collections", "--index", str(folder), "delete", "nb"])
+    assert refused.exit_code != 0 and "holds documents" in refused.output
+    made = ok("collections", "hash-token")
+    token = made.split("token:")[1].split()[0]
+    assert made.split("sha256:")[1].strip() == token_hash(token)
