@@ -17,6 +17,9 @@ import time
 import uuid
 from pathlib import Path
 
+import psycopg
+from psycopg_pool import PoolTimeout
+
 from .config import Config
 from .fetch import FetchError, fetch
 from .index import Models, _embed_missing, _link_title, chunk_file, chunk_hash, embed_input, no_progress
@@ -30,6 +33,10 @@ from .text import quotable, sentence_spans
 log = logging.getLogger("assistant.worker")
 
 LEASE_SECONDS = 60.0  # a dead worker's job waits this long; renewed every third of it
+# Seconds between tries to reach the database again while it is away (a restart, a failover); the last repeats.
+RETRY_PAUSES = (0.5, 1, 2, 5, 10, 30)
+# What the database being away looks like: psycopg's errors, the pool's timeout, PostgresStore's refusal to open.
+UNREACHABLE = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, ConnectionError)
 
 
 class _Stopped(Exception):
@@ -39,24 +46,67 @@ class _Stopped(Exception):
 class Worker:
     def __init__(self, uri: str, config: Config, *, lease: float = LEASE_SECONDS, poll: float = 1.0,
                  name: str | None = None):
-        self.config, self.lease, self.poll = config, lease, poll
+        self.uri, self.config, self.lease, self.poll = uri, config, lease, poll
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self.store = PostgresStore(uri)  # brings the schema up to date (the jobs table)
-        self.queue = PostgresJobs(uri, pool_size=2)
+        self._connect()
         self.stopping = threading.Event()
+        self._interrupted: str | None = None  # the job the database went away in the middle of
+
+    def _connect(self) -> None:
+        self.store = PostgresStore(self.uri)  # brings the schema up to date (the jobs table)
+        try:
+            self.queue = PostgresJobs(self.uri, pool_size=2)
+        except BaseException:
+            self.store.close()
+            raise
+
+    def _disconnect(self) -> None:
+        for part in (self.queue, self.store):
+            try:
+                part.close()
+            except Exception:  # a connection already broken: nothing more to close
+                pass
 
     def run(self) -> None:
-        """Take and do jobs until `stopping` is set; a job being done is given back unfinished."""
+        """Take and do jobs until `stopping` is set; a job being done is given back unfinished. While the
+        database is away, try again with growing pauses (one log line when it goes, one when it is back):
+        the job it went away in is given back, so the next worker takes it at once."""
+        outage, tries = None, 0
         try:
             while not self.stopping.is_set():
-                claimed = self.queue.claim(self.name, self.lease)
+                try:
+                    if outage is not None:
+                        self._connect()
+                    if self._interrupted:
+                        self.queue.release(self._interrupted, self.name)
+                        self._interrupted = None
+                    claimed = self.queue.claim(self.name, self.lease)
+                except UNREACHABLE as exc:
+                    if outage is None:
+                        outage = time.monotonic()
+                        log.warning("the database cannot be reached (%s); trying again, with pauses up to %g s",
+                                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                                    RETRY_PAUSES[-1])
+                    self._disconnect()
+                    self.stopping.wait(RETRY_PAUSES[min(tries, len(RETRY_PAUSES) - 1)])
+                    tries += 1
+                    continue
+                if outage is not None:
+                    log.info("the database is back after %.0f s; taking jobs again", time.monotonic() - outage)
+                    outage, tries = None, 0
                 if claimed is None:
                     self.stopping.wait(self.poll)
-                else:
+                    continue
+                try:
                     self.work(*claimed)
+                except UNREACHABLE as exc:
+                    self._interrupted = claimed[0].id
+                    outage = time.monotonic()
+                    log.warning("the database went away during job %s (%s); trying again, with pauses up to %g s",
+                                claimed[0].id, type(exc).__name__, RETRY_PAUSES[-1])
+                    self._disconnect()
         finally:
-            self.queue.close()
-            self.store.close()
+            self._disconnect()
 
     def work(self, job: Job, arg: dict) -> None:
         lost, finished = threading.Event(), threading.Event()
@@ -80,6 +130,8 @@ class Worker:
             if not lost.is_set():
                 self.queue.release(job.id, self.name)
             return
+        except UNREACHABLE:  # not the job's fault: it is given back when the database is back (`run`)
+            raise
         except Exception as exc:  # reported on the job; the worker goes on with the next one
             state, error = "failed", str(exc) or type(exc).__name__
             log.error("job %s (%s) failed: %s", job.id, job.kind, error,
@@ -93,8 +145,7 @@ class Worker:
         while not finished.wait(self.lease / 3):
             try:
                 renewed = self.queue.renew(job_id, self.name, self.lease)
-            except Exception:  # the database is unreachable for a moment: the lease may still hold
-                log.warning("cannot renew the lease of job %s", job_id, exc_info=True)
+            except Exception:  # the database is unreachable for a moment: the lease may still hold (`run` says so)
                 continue
             if not renewed:
                 log.warning("job %s was taken by another worker (this one was too slow to renew)", job_id)

@@ -94,11 +94,19 @@ class LocalPostgres:
         else:
             self._run("pg_basebackup", "-h", "127.0.0.1", "-p", str(self.primary.port), "-U", "postgres",
                       "-D", str(self.data), "-R", "-X", "stream", "-c", "fast")
+        return self.resume()
+
+    def resume(self) -> LocalPostgres:
+        """Start the server on its data folder and port (again, after `pause`)."""
         options = (f"-h 127.0.0.1 -p {self.port} -k {self.root} -c fsync=off -c synchronous_commit=off "
                    "-c full_page_writes=off -c max_connections=200")
         self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.root / "log"), "-w", "-t", "60",
                   "start")
         return self
+
+    def pause(self) -> None:
+        """Stop the server, keeping its data: with `resume`, a restart as its clients see one."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def createdb(self, name: str) -> str:
         self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name)

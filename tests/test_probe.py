@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import threading
 import time
 import tracemalloc
@@ -12,12 +13,17 @@ import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import pytest
 from conftest import ENGLISH_ARTICLE
+from test_serve import running
 
 from assistant import Assistant, Config, index_library
 from assistant.fetch import FetchError, fetch
+from assistant.jobs import PostgresJobs
 from assistant.load import LoadError, load_file, office
+from assistant.web import create_app
+from assistant.worker import Worker
 from pypdf import PdfWriter
 from pypdf.generic import ArrayObject, DictionaryObject, NameObject, NumberObject, StreamObject
 
@@ -252,3 +258,73 @@ def test_8_a_large_csv_is_read_row_by_row(tmp_path):
     assert doc.text.count("\n\n") == 10_000 - 1 and "SHEET_ROWS" in warnings[0]
     # Every row in a list took 18 times the file's size; decoding it takes about one.
     assert peak < 3 * len(data), f"{peak / 1e6:.0f} MB for a {len(data) / 1e6:.0f} MB file"
+
+
+@pytest.mark.postgres
+def test_3_a_postgresql_restart_is_waited_out_by_the_worker_and_the_server(caplog):
+    from pg import LocalPostgres
+
+    config = Config()
+    postgres = LocalPostgres().start()  # its own server: this test stops it
+    bot = queue = thread = None
+    worker = None
+    try:
+        db = postgres.createdb("restart")
+        worker = Worker(db, config, poll=0.1, name="w")  # before the server: it brings the schema
+        bot = Assistant.open(store=db, config=config)
+        queue = PostgresJobs(db)
+        thread = threading.Thread(target=worker.run, daemon=True)
+        thread.start()
+        with running(create_app(bot, config, queue)) as url, httpx.Client(base_url=url, timeout=120) as client:
+            assert client.get("/healthz").status_code == 200
+            caplog.clear()
+            postgres.pause()
+            time.sleep(1)  # the worker meets the outage
+            for _ in range(3):
+                asked = client.post("/api/ask", json={"question": "墨西哥海关要求包裹附上什么？"})
+                assert asked.status_code == 503 and "try again" in asked.json()["detail"], asked.text
+            completion = client.post("/v1/chat/completions", json={"model": "seller-assistant", "messages": [
+                {"role": "user", "content": "墨西哥海关要求包裹附上什么？"}]})
+            assert completion.status_code == 503 and completion.json()["error"]["code"] == "database_unavailable"
+            assert client.post("/api/documents", files=[("files", ("mx.md", b"x", "text/markdown"))]).status_code == 503
+            postgres.resume()
+            deadline = time.monotonic() + 120
+            while (status := client.get("/healthz").status_code) != 200:  # back by itself
+                assert time.monotonic() < deadline, status
+                time.sleep(0.5)
+            posted = client.post("/api/documents", files=[("files", ("mx.md", MX.encode(), "text/markdown"))])
+            assert posted.status_code == 202, posted.text
+            while (job := client.get(posted.json()["url"]).json())["state"] not in ("done", "failed"):
+                assert time.monotonic() < deadline + 240, job  # the worker that lived through the restart
+                time.sleep(0.2)
+            assert job["state"] == "done" and job["files"][0]["status"] == "added", job
+            answer = client.post("/api/ask", json={"question": "墨西哥海关要求包裹附上什么？"}).json()
+            assert not answer["declined"] and "RFC" in answer["answer"]
+        assert thread.is_alive()
+        lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and "cannot be reached" in r.getMessage()]
+        assert len([m for m in lines if "database cannot be reached (" in m and "503" not in m]) == 1, lines  # the worker
+        assert len([m for m in lines if "answering 503" in m]) == 1, lines  # the server
+    finally:
+        if worker is not None:
+            worker.stopping.set()
+        if thread is not None:
+            thread.join(60)
+        for part in (bot, queue):
+            if part is not None:
+                part.close()
+        postgres.stop()
+
+
+MX = "# 墨西哥站清关新规\n\n墨西哥海关自七月起要求每个包裹都附上收件人的税号RFC，缺少税号的包裹会被退回发件地。\n"
+
+
+def test_9_deeply_nested_json_to_v1_is_a_400_in_openais_shape_with_one_log_line(built, caplog):
+    bot, _, _ = built
+    with running(create_app(bot, Config())) as url:
+        body = '{"model": "seller-assistant", "messages": ' + "[" * 100_000 + "]" * 100_000 + "}"
+        caplog.clear()
+        reply = httpx.post(f"{url}/v1/chat/completions", content=body, headers={"Content-Type": "application/json"})
+    assert reply.status_code == 400, reply.text
+    assert "nested too deeply" in reply.json()["error"]["message"]
+    records = [r for r in caplog.records if r.name.startswith("assistant")]
+    assert len(records) == 1 and records[0].exc_info is None and len(records[0].getMessage()) < 200

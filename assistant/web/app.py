@@ -24,6 +24,7 @@ from .insights import insights_router
 from .library_api import library_router
 from .mcp import mount_mcp
 from .openai import openai_router
+from .outage import UNREACHABLE, Outage, OutageGuard, checked
 from .chat import CSS, HEAD, create_chat, theme
 from .document import PAGE_IMAGE_PATH, document_page, missing_page, page_image
 from .security import LOOPBACK_HOSTS, Guard, embed_origins, origin_regex, served_hosts
@@ -35,7 +36,7 @@ log = logging.getLogger("assistant.web")
 
 STATIC = Path(__file__).parent.parent / "static"
 PAGE_ASSETS = ("document.css", "document.js", "pages.css", "pages.js", "library.css", "library.js", "insights.css",
-               "insights.js")
+               "insights.js", "collections.js")
 # Room for a multipart body's boundaries and part headers beyond max_upload_mb of files.
 UPLOAD_OVERHEAD = 64_000
 
@@ -68,11 +69,21 @@ def create_app(bot: Assistant, config: Config, jobs: JobQueue | None = None) -> 
     # Gradio sees this CORSMiddleware and leaves CORS to it (its own would allow any origin when
     # the server is reached under a non-local name). Credentials: there are no cookies to send (the
     # API token is a header a browser never adds by itself); Gradio's web component asks for them.
+    outage = Outage(lambda: (bot.index.store.counts(), checked(bot.index.store, app.state.jobs,
+                                                               getattr(bot.questions, "store", None))))
+    app.add_middleware(OutageGuard, outage=outage)  # innermost: its 503s pass Guard's checks and get CORS headers
     app.add_middleware(Guard, origins=origins, hosts=served_hosts(config),
                        upload_bytes=int(config.max_upload_mb * 1_000_000) + UPLOAD_OVERHEAD,
                        known_session=lambda session: _chat_session_known(app, session))
     app.add_middleware(CORSMiddleware, allow_origin_regex=origin_regex(origins), allow_credentials=True,
                        allow_methods=["GET", "POST", "DELETE", "OPTIONS"], allow_headers=["*"], max_age=600)
+
+    async def unreachable(request: Request, exc: Exception):
+        outage.begin(exc)
+        return outage.response(request.url.path)
+
+    for kind in UNREACHABLE:
+        app.add_exception_handler(kind, unreachable)
 
     @app.exception_handler(Exception)
     async def failed(request: Request, exc: Exception):

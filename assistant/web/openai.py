@@ -31,6 +31,7 @@ from ..config import Config
 from ..core import Assistant
 from .api import client_of
 from .limits import Refused, check_history, check_question
+from .outage import UNREACHABLE
 from ..collections import CollectionError, Grant
 from .access import grant_of, scope
 
@@ -145,10 +146,15 @@ def openai_router(bot: Assistant, config: Config) -> fastapi.APIRouter:
         # A form or text/plain POST is one a page on another site can send without a CORS preflight.
         if request.headers.get("content-type", "").partition(";")[0].strip().lower() != "application/json":
             return openai_error(400, "Send the request body as JSON, with Content-Type: application/json.")
+        raw = await request.body()
         try:
-            body = ChatRequest.model_validate(json.loads(await request.body()))
+            body = ChatRequest.model_validate(json.loads(raw))
         except (ValueError, ValidationError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             return openai_error(400, f"The request body is not a chat completion request: {exc}")
+        except RecursionError:  # JSON nested thousands deep: the parser's stack, not the server's fault
+            log.warning("a chat completion request of %d bytes was refused: its JSON is nested too deeply", len(raw))
+            return openai_error(400, "The request body's JSON is nested too deeply; send a chat completion request "
+                                "(messages of role and content).")
         if body.messages[-1].role != "user":
             return openai_error(400, "The last message must be the user's question.", "messages")
         history = [{"role": m.role, "content": m.text()} for m in body.messages[:-1] if m.role in ("user", "assistant")]
@@ -168,6 +174,8 @@ def openai_router(bot: Assistant, config: Config) -> fastapi.APIRouter:
         if not body.stream:
             try:
                 answer = await run_in_threadpool(lambda: bot.ask(question, history, **options))
+            except UNREACHABLE:  # the database is away: the server's 503 (web/outage.py)
+                raise
             except Exception as exc:  # in OpenAI's shape, which the SDK reports as its InternalServerError
                 log.exception("chat completion failed")
                 return openai_error(500, failure(exc))
