@@ -120,7 +120,7 @@
       });
       item.appendChild(closest);
       var upload = el("a", "sa-upload", "上传文章补上 Add an article →");
-      upload.href = "/library#sa-drop";
+      upload.href = "/library" + SACollections.param("?") + "#sa-drop";  // into the collection asked in
       item.appendChild(upload);
       box.appendChild(item);
     });
@@ -146,7 +146,7 @@
   }
 
   function load() {
-    var url = "/api/insights?days=" + $("sa-days").value + "&sort=" + $("sa-sort").value;
+    var url = "/api/insights?days=" + $("sa-days").value + "&sort=" + $("sa-sort").value + SACollections.param();
     return fetch(url, {headers: headers()}).then(function (r) { return r.ok ? r.json() : fail(r); }).then(function (data) {
       $("sa-error").hidden = true;
       totals(data);
@@ -159,7 +159,7 @@
 
   function download(kind) {
     var days = $("sa-days").value;
-    fetch("/api/insights/" + kind + ".csv?days=" + days, {headers: headers()}).then(function (r) {
+    fetch("/api/insights/" + kind + ".csv?days=" + days + SACollections.param(), {headers: headers()}).then(function (r) {
       return r.ok ? r.blob() : fail(r);
     }).then(function (blob) {
       var a = el("a");
@@ -177,7 +177,7 @@
     $("sa-sort").addEventListener("change", load);
     $("sa-csv-questions").addEventListener("click", function () { download("questions"); });
     $("sa-csv-feedback").addEventListener("click", function () { download("feedback"); });
-    SAPage.onToken(load);
-    load();
+    SAPage.onToken(function () { SACollections.load().then(load); });
+    SACollections.start(load).then(load, load);
   });
 })();

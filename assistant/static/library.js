@@ -11,7 +11,8 @@
 
   function list() {
     var q = $("sa-search").value.trim();
-    var url = "/api/documents?limit=" + PAGE + "&offset=" + offset + (q ? "&q=" + encodeURIComponent(q) : "");
+    var url = "/api/documents?limit=" + PAGE + "&offset=" + offset + (q ? "&q=" + encodeURIComponent(q) : "") +
+      SACollections.param();
     return fetch(url, {headers: headers()}).then(function (r) { return r.ok ? r.json() : fail(r); }).then(function (data) {
       var body = $("sa-docs").tBodies[0];
       body.textContent = "";
@@ -33,6 +34,7 @@
         var remove = el("button", "sa-remove", "删除 Remove");
         remove.type = "button";
         remove.addEventListener("click", function () { removeDoc(d, row); });
+        cell.appendChild(SACollections.rowControl(d, list));
         cell.appendChild(remove);
         row.appendChild(cell);
         body.appendChild(row);
@@ -77,7 +79,7 @@
         files.appendChild(line);
       });
       item.dataset.state = job.state;
-      if (job.state === "done" || job.state === "failed") { list(); if (done) done(job); }
+      if (job.state === "done" || job.state === "failed") { SACollections.load().then(list); if (done) done(job); }
       else setTimeout(function () { poll(jobUrl, item, done); }, 500);
     });
   }
@@ -115,7 +117,7 @@
     var form = new FormData();
     files.forEach(function (f) { form.append("files", f, f.name); });
     var xhr = new XMLHttpRequest();
-    xhr.open("POST", "/api/documents");
+    xhr.open("POST", "/api/documents" + SACollections.param("?"));
     var h = headers();
     Object.keys(h).forEach(function (k) { xhr.setRequestHeader(k, h[k]); });
     xhr.upload.onprogress = function (e) {
@@ -137,15 +139,17 @@
     var item = changeItem(urls, "获取 fetching");
     var h = headers();
     h["Content-Type"] = "application/json";
-    fetch("/api/documents", {method: "POST", headers: h, body: JSON.stringify({urls: urls})}).then(function (r) {
+    fetch("/api/documents" + SACollections.param("?"), {method: "POST", headers: h, body: JSON.stringify({urls: urls})}).then(function (r) {
       return r.json().catch(function () { return {}; }).then(function (body) { accepted(item, r.status, body); });
     }, function () { networkError(item); });
   }
 
   function removeDoc(d, row) {
     if (!window.confirm("删除 Remove “" + (d.title || d.doc_id) + "”?")) return;
-    fetch("/api/documents/" + encodeURIComponent(d.doc_id), {method: "DELETE", headers: headers()})
+    // In a collection: taken out of it (200), or removed from the library when it is in no other (202, a job).
+    fetch("/api/documents/" + encodeURIComponent(d.doc_id) + SACollections.param("?"), {method: "DELETE", headers: headers()})
       .then(function (r) { return r.ok ? r.json() : fail(r); }).then(function (body) {
+        if (!body.url) { SACollections.load().then(list); return; }
         row.classList.add("sa-removing");
         var item = el("li", "sa-upload");
         item.appendChild(el("span", "sa-names", "删除 Removing " + (d.title || d.doc_id)));
@@ -178,7 +182,7 @@
     });
     $("sa-prev").addEventListener("click", function () { offset = Math.max(0, offset - PAGE); list(); });
     $("sa-next").addEventListener("click", function () { offset += PAGE; list(); });
-    SAPage.onToken(list);
-    list();
+    SAPage.onToken(function () { SACollections.load().then(list); });
+    SACollections.start(function () { offset = 0; list(); }).then(list, list);
   });
 })();

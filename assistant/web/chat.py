@@ -292,7 +292,8 @@ def create_chat(bot: Assistant, config: Config):
         ids = [c.id for c in readable]
         wanted = [request.query_params.get("collection") if request else None, browser_ids(held).get("collection")]
         chosen = next((c for c in wanted if c in ids), ids[0] if ids else None)
-        return gr.Dropdown(choices=[(f"{c.name} ({c.id})" if c.name != c.id else c.id, c.id) for c in readable],
+        return gr.Dropdown(choices=[(f"资料集 Collection · {c.name} ({c.id})" if c.name != c.id
+                                     else f"资料集 Collection · {c.id}", c.id) for c in readable],
                            value=chosen, visible=bool(ids))
 
     def remember(held: object, picked: str | None) -> dict:
@@ -307,8 +308,8 @@ def create_chat(bot: Assistant, config: Config):
             new_chat = gr.Button("新对话 New conversation", size="sm", variant="secondary", elem_classes="sa-new",
                                  scale=0)
         # Above the input: which collection this conversation asks in (hidden in a library without collections).
-        picker = gr.Dropdown([], label="资料集 Collection", visible=False, interactive=True, elem_classes="sa-collection",
-                             allow_custom_value=False)
+        picker = gr.Dropdown([], label="资料集 Collection", show_label=False, container=False, visible=False,
+                             interactive=True, elem_classes="sa-collection", allow_custom_value=False)
         chat = gr.ChatInterface(
             respond,
             chatbot=TextChatbot(

@@ -47,12 +47,14 @@ def collections_router(bot: Assistant, config: Config, jobs: JobQueue, origins: 
                        authorize) -> fastapi.APIRouter:
     router = fastapi.APIRouter(prefix="/api/collections", tags=["collections"])
 
+    def refusal_of(request: Request, collection: str | None) -> tuple[int, str] | None:
+        same = f"{request.url.scheme}://{request.headers.get('host', '')}"
+        return change_refusal({k.lower(): v for k, v in request.headers.items()},
+                              request.client.host if request.client else "", same, config, origins, collection, bot)
+
     def check(request: Request, collection: str | None) -> None:
         """403/404 unless the request may change `collection` (None: the whole library, e.g. create one)."""
-        same = f"{request.url.scheme}://{request.headers.get('host', '')}"
-        refusal = change_refusal({k.lower(): v for k, v in request.headers.items()},
-                                 request.client.host if request.client else "", same, config, origins, collection, bot)
-        if refusal:
+        if refusal := refusal_of(request, collection):
             raise HTTPException(refusal[0], refusal[1],
                                 headers={"WWW-Authenticate": "Bearer"} if refusal[0] == 401 else None)
 
@@ -63,12 +65,12 @@ def collections_router(bot: Assistant, config: Config, jobs: JobQueue, origins: 
             raise HTTPException(exc.status, str(exc)) from None
 
     @router.get("")
-    def listed(grant: Grant = Depends(authorize)):
-        """The collections this token may read, the default first: id, name, documents, chunks, and whether it
-        may change each (`write`); `admin`: whether it may create and delete collections."""
-        return {"collections": [{**c.to_dict(), "write": grant.may_write(c.id)}
-                                for c in grant.readable(bot.collections.list())],
-                "admin": grant.admin}
+    def listed(request: Request, grant: Grant = Depends(authorize)):
+        """The collections this token may read, the default first: id, name, documents, chunks, and whether this
+        request may change each (`write`); `admin`: whether it may create and delete collections."""
+        readable = grant.readable(bot.collections.list())
+        return {"collections": [{**c.to_dict(), "write": refusal_of(request, c.id) is None} for c in readable],
+                "admin": refusal_of(request, None) is None}
 
     @router.post("", status_code=201, dependencies=[Depends(authorize)])
     def create(body: NewCollection, request: Request):
