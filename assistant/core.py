@@ -88,8 +88,8 @@ class Assistant:
         configured(self.config.glossary)  # a broken glossary file is refused now, by file and line
         parse_tokens(self.config.tokens)  # and a broken `tokens` entry, by its name
         # The question log (question_log): None when off, and then nothing is recorded.
-        self.questions = (QuestionLog(open_question_store(self.config, index.folder), self.config.question_log_days)
-                          if self.config.question_log else None)
+        self.questions = (QuestionLog(open_question_store(self.config, index.folder), self.config.question_log_days,
+                                      self.config.question_log_rows) if self.config.question_log else None)
 
     @classmethod
     def open(cls, folder: str | Path | None = None, config: Config | None = None, **overrides) -> Assistant:

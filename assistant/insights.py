@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import csv
 import io
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
+from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 GROUP_SIMILARITY = 0.84
 # The most recent distinct problem questions grouped (the clustering is quadratic in them).
 MAX_GROUPED = 1000
+MAX_PROBLEMS = 5 * MAX_GROUPED  # the newest declined or 👎 questions read for grouping
+PAGE = 2000  # entries read at a time
 MAX_GROUPS = 50
 EXAMPLES_PER_GROUP = 5
 CLOSEST_DOCUMENTS = 3
@@ -54,64 +57,90 @@ def report(bot: Assistant, days: int = 30, sort: str = "largest", collection: st
     until = utcnow()
     since = until - timedelta(days=days)
     log = bot.questions
-    entries, votes = _of(collection, log.store.entries(since), log.store.feedback(since))
     by_answer: dict[str, list[Vote]] = defaultdict(list)
-    for v in votes:
+    for v in log.store.feedback(since):
         by_answer[v.answer_id].append(v)
     down = {a for a, vs in by_answer.items() if any(v.vote < 0 for v in vs)}
+    tally = _Tally(by_answer, down, since, until)
+    for page in pages(log.store, since, collection):
+        tally.add(page)
     return {
         "days": days, "since": _iso(since), "until": _iso(until),
-        "totals": _totals(entries, votes),
+        "totals": tally.totals(),
         "log": log.counts(),
-        "daily": _daily(entries, down, since, until),
-        "groups": _groups(bot, entries, by_answer, down, sort, collection),
-        **_citations(bot, entries, collection),
+        "daily": tally.daily(),
+        "groups": _groups(bot, list(tally.problems), by_answer, down, sort, collection),
+        **_citations(bot, tally.cited, collection),
         "collection": collection,
     }
 
 
-def _of(collection: str | None, entries: list[Entry], votes: list[Vote]) -> tuple[list[Entry], list[Vote]]:
-    """The entries asked in `collection` (all, for None) and the votes on them."""
-    if collection is None:
-        return entries, votes
-    entries = [e for e in entries if e.collection == collection]
-    ids = {e.id for e in entries}
-    return entries, [v for v in votes if v.answer_id in ids]
+def pages(store, since, collection: str | None) -> Iterator[list[Entry]]:
+    """The entries since then (asked in `collection`, when named), oldest first, PAGE at a time."""
+    after = None
+    while page := store.entries(since, after, PAGE):
+        after = page[-1]
+        yield [e for e in page if collection is None or e.collection == collection]
 
 
 def _iso(at) -> str:
     return at.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _totals(entries: list[Entry], votes: list[Vote]) -> dict:
-    seconds = sorted(e.seconds for e in entries)
-    return {
-        "questions": len(entries),
-        "answered": sum(not e.declined for e in entries),
-        "declined": sum(e.declined for e in entries),
-        "up": sum(v.vote > 0 for v in votes),
-        "down": sum(v.vote < 0 for v in votes),
-        "surfaces": dict(Counter(e.surface for e in entries).most_common()),
-        "languages": dict(Counter(e.lang for e in entries).most_common()),
-        "median_seconds": round(seconds[len(seconds) // 2], 3) if seconds else None,
-    }
+class _Tally:
+    """What Insights shows of the entries, added up a page at a time: what it holds grows with the days, the
+    documents cited and MAX_PROBLEMS, not with the number of questions (the log may hold a flood)."""
 
+    def __init__(self, by_answer: dict[str, list[Vote]], down: set[str], since, until):
+        self.by_answer, self.down = by_answer, down
+        self.count = self.declined = self.up = self.votes_down = 0
+        self.seconds: list[float] = []
+        self.surfaces: Counter[str] = Counter()
+        self.languages: Counter[str] = Counter()
+        self.days: dict[str, list[int]] = {}  # day: [questions, declined, 👎]
+        day = since.date()
+        while day <= until.date():
+            self.days[day.isoformat()] = [0, 0, 0]
+            day += timedelta(days=1)
+        self.cited: Counter[str] = Counter()
+        self.problems: deque[Entry] = deque(maxlen=MAX_PROBLEMS)  # the newest declined or 👎 questions
 
-def _daily(entries: list[Entry], down: set[str], since, until) -> list[dict]:
-    days: dict[str, list[Entry]] = {}
-    day = since.date()
-    while day <= until.date():
-        days[day.isoformat()] = []
-        day += timedelta(days=1)
-    for e in entries:
-        days.setdefault(e.asked_at.date().isoformat(), []).append(e)
-    out = []
-    for day, items in days.items():
-        n, declined, disliked = len(items), sum(e.declined for e in items), sum(e.id in down for e in items)
-        out.append({"day": day, "questions": n, "declined": declined, "down": disliked,
-                    "declined_share": round(declined / n, 3) if n else 0.0,
-                    "down_share": round(disliked / n, 3) if n else 0.0})
-    return out
+    def add(self, entries: list[Entry]) -> None:
+        for e in entries:
+            votes = self.by_answer.get(e.id, ())
+            self.count += 1
+            self.declined += e.declined
+            self.up += sum(v.vote > 0 for v in votes)
+            self.votes_down += sum(v.vote < 0 for v in votes)
+            self.seconds.append(e.seconds)
+            self.surfaces[e.surface] += 1
+            self.languages[e.lang] += 1
+            day = self.days.setdefault(e.asked_at.date().isoformat(), [0, 0, 0])
+            day[0] += 1
+            day[1] += e.declined
+            day[2] += e.id in self.down
+            self.cited.update({c["doc_id"] for c in e.citations})
+            if e.declined or e.id in self.down:
+                self.problems.append(e)
+
+    def totals(self) -> dict:
+        seconds = sorted(self.seconds)
+        return {
+            "questions": self.count,
+            "answered": self.count - self.declined,
+            "declined": self.declined,
+            "up": self.up,
+            "down": self.votes_down,
+            "surfaces": dict(self.surfaces.most_common()),
+            "languages": dict(self.languages.most_common()),
+            "median_seconds": round(seconds[len(seconds) // 2], 3) if seconds else None,
+        }
+
+    def daily(self) -> list[dict]:
+        return [{"day": day, "questions": n, "declined": declined, "down": disliked,
+                 "declined_share": round(declined / n, 3) if n else 0.0,
+                 "down_share": round(disliked / n, 3) if n else 0.0}
+                for day, (n, declined, disliked) in self.days.items()]
 
 
 def group_vectors(vectors: np.ndarray, weights: list[int], threshold: float = GROUP_SIMILARITY) -> list[list[int]]:
@@ -206,10 +235,7 @@ def _closest(bot: Assistant, centre: np.ndarray, collection: str | None) -> list
     return list(docs.values())[:CLOSEST_DOCUMENTS]
 
 
-def _citations(bot: Assistant, entries: list[Entry], collection: str | None) -> dict:
-    cited: Counter[str] = Counter()
-    for e in entries:
-        cited.update({c["doc_id"] for c in e.citations})
+def _citations(bot: Assistant, cited: Counter[str], collection: str | None) -> dict:
     most = []
     for doc_id, n in cited.most_common(TOP_CITED):
         doc = bot.document(doc_id)
@@ -239,39 +265,46 @@ def _cell(value: object) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
-def _csv(columns: tuple[str, ...], rows: list[tuple]) -> str:
+def _csv(columns: tuple[str, ...], pages: Iterable[list[tuple]]) -> Iterator[str]:
+    """The CSV text, a page of rows at a time: an export of a large log is streamed, never held whole."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(columns)
-    writer.writerows([_cell(v) for v in row] for row in rows)
-    return out.getvalue()
+    for rows in pages:
+        writer.writerows([_cell(v) for v in row] for row in rows)
+        yield out.getvalue()
+        out.seek(0)
+        out.truncate()
+    yield out.getvalue()
 
 
-def questions_csv(bot: Assistant, days: int = 30, collection: str | None = None) -> str:
+def questions_csv(bot: Assistant, days: int = 30, collection: str | None = None) -> Iterator[str]:
     """Every logged question of the last `days` days (asked in `collection`, when named), oldest first, with its
-    outcome and votes."""
+    outcome and votes; the CSV text in pieces."""
     since = utcnow() - timedelta(days=max(1, int(days)))
-    entries, feedback = _of(collection, bot.questions.store.entries(since), bot.questions.store.feedback(since))
     votes: dict[str, Counter] = defaultdict(Counter)
-    for v in feedback:
+    for v in bot.questions.store.feedback(since):
         votes[v.answer_id][v.vote] += 1
-    rows = [(e.id, _iso(e.asked_at), e.surface, e.lang, e.question, "declined" if e.declined else "answered", e.reason,
-             "; ".join(f"{c['doc_id']}:{c['start']}-{c['end']}" for c in e.citations), round(e.seconds, 3),
-             votes[e.id][1], votes[e.id][-1], e.conversation_id or "", (e.client or {}).get("ip", ""),
-             (e.client or {}).get("user_agent", ""), e.collection or "")
-            for e in entries]
+    rows = ([(e.id, _iso(e.asked_at), e.surface, e.lang, e.question, "declined" if e.declined else "answered", e.reason,
+              "; ".join(f"{c['doc_id']}:{c['start']}-{c['end']}" for c in e.citations), round(e.seconds, 3),
+              votes[e.id][1], votes[e.id][-1], e.conversation_id or "", (e.client or {}).get("ip", ""),
+              (e.client or {}).get("user_agent", ""), e.collection or "")
+             for e in page] for page in pages(bot.questions.store, since, collection))
     return _csv(QUESTION_COLUMNS, rows)
 
 
-def feedback_csv(bot: Assistant, days: int = 30, collection: str | None = None) -> str:
-    """Every vote on a question of the last `days` days (asked in `collection`, when named), with the question."""
+def feedback_csv(bot: Assistant, days: int = 30, collection: str | None = None) -> Iterator[str]:
+    """Every vote on a question of the last `days` days (asked in `collection`, when named), with the question;
+    the CSV text in pieces."""
     since = utcnow() - timedelta(days=max(1, int(days)))
-    asked, feedback = _of(collection, bot.questions.store.entries(since), bot.questions.store.feedback(since))
-    entries = {e.id: e for e in asked}
-    rows = []
-    for v in feedback:
-        e = entries.get(v.answer_id)
-        rows.append((v.answer_id, _iso(v.at), "up" if v.vote > 0 else "down", v.reason, v.comment,
-                     e.question if e else "", ("declined" if e.declined else "answered") if e else "",
-                     _iso(e.asked_at) if e else ""))
-    return _csv(FEEDBACK_COLUMNS, rows)
+    feedback = bot.questions.store.feedback(since)
+
+    def rows() -> Iterator[list[tuple]]:
+        for i in range(0, len(feedback), PAGE):
+            part = feedback[i : i + PAGE]
+            entries = bot.questions.store.entries_by_id(list({v.answer_id for v in part}))
+            yield [(v.answer_id, _iso(v.at), "up" if v.vote > 0 else "down", v.reason, v.comment, e.question,
+                    "declined" if e.declined else "answered", _iso(e.asked_at))
+                   for v in part if (e := entries.get(v.answer_id)) and (collection is None or e.collection == collection)]
+
+    return _csv(FEEDBACK_COLUMNS, rows())

@@ -117,8 +117,13 @@ class QuestionStore(Protocol):
     def turns(self, conversation_id: str, since: datetime) -> list[Turn]: ...
     def purge(self, questions_before: datetime, conversations_before: datetime) -> int:
         """Delete older entries (their feedback with them) and conversations; returns the entries deleted."""
-    def entries(self, since: datetime) -> list[Entry]:
-        """The entries asked since then, oldest first, without their vectors."""
+    def entries(self, since: datetime, after: Entry | None = None, limit: int = 0) -> list[Entry]:
+        """The entries asked since then, oldest first, without their vectors; a page of `limit` (0: all) of
+        them after the entry `after`."""
+    def entries_by_id(self, ids: list[str]) -> dict[str, Entry]: ...
+    def count(self) -> int: ...
+    def trim(self, rows: int) -> int:
+        """Delete the oldest entries (their feedback with them) past the newest `rows`; returns how many."""
     def vectors(self, ids: list[str]) -> dict[str, np.ndarray]: ...
     def feedback(self, since: datetime) -> list[Vote]:
         """The votes on entries asked since then."""
@@ -198,10 +203,42 @@ class _SqlQuestions:
                 "GROUP BY conversation_id HAVING max(at) < ?)", (self._time(conversations_before),))
         return int(count)
 
-    def entries(self, since: datetime) -> list[Entry]:
+    def entries(self, since: datetime, after: Entry | None = None, limit: int = 0) -> list[Entry]:
+        where, args = "asked_at >= ?", [self._time(since)]
+        if after is not None:  # a page: the entries after this one, in the same order
+            where += " AND (asked_at > ? OR (asked_at = ? AND id > ?))"
+            args += [self._time(after.asked_at), self._time(after.asked_at), after.id]
         rows = self._run("SELECT id, asked_at, surface, question, lang, declined, reason, citations, seconds, "
-                         "conversation_id, client, collection FROM questions WHERE asked_at >= ? ORDER BY asked_at, id",
-                         (self._time(since),))
+                         f"conversation_id, client, collection FROM questions WHERE {where} ORDER BY asked_at, id"
+                         + (f" LIMIT {int(limit)}" if limit else ""), args)
+        return self._entries(rows)
+
+    def entries_by_id(self, ids: list[str]) -> dict[str, Entry]:
+        found = {}
+        for i in range(0, len(ids), 500):
+            part = ids[i : i + 500]
+            rows = self._run("SELECT id, asked_at, surface, question, lang, declined, reason, citations, seconds, "
+                             f"conversation_id, client, collection FROM questions WHERE id IN ({','.join('?' * len(part))})",
+                             part)
+            found.update({e.id: e for e in self._entries(rows)})
+        return found
+
+    def count(self) -> int:
+        return int(self._run("SELECT count(*) FROM questions")[0][0])
+
+    def trim(self, rows: int) -> int:
+        with self._transaction() as run:
+            cut = run("SELECT asked_at, id FROM questions ORDER BY asked_at DESC, id DESC LIMIT 1 OFFSET ?", (rows,))
+            if not cut:
+                return 0
+            (at, last), = cut
+            older = "asked_at < ? OR (asked_at = ? AND id <= ?)"
+            (count,), = run(f"SELECT count(*) FROM questions WHERE {older}", (at, at, last))
+            run(f"DELETE FROM feedback WHERE answer_id IN (SELECT id FROM questions WHERE {older})", (at, at, last))
+            run(f"DELETE FROM questions WHERE {older}", (at, at, last))
+        return int(count)
+
+    def _entries(self, rows: list[tuple]) -> list[Entry]:
         return [Entry(i, self._read_time(at), s, q, lang, bool(d), r or "", json.loads(c), float(sec), conv, None,
                       json.loads(client) if client else None, coll)
                 for i, at, s, q, lang, d, r, c, sec, conv, client, coll in rows]
@@ -311,8 +348,9 @@ class QuestionLog:
     """Records entries off the answer path (see the module docstring), reads conversations, takes votes,
     and deletes what is older than `days` when opened and once a day."""
 
-    def __init__(self, store: QuestionStore, days: int):
-        self.store, self.days = store, max(1, days)
+    def __init__(self, store: QuestionStore, days: int, rows: int = 0):
+        self.store, self.days, self.rows = store, max(1, days), rows
+        self._held: int | None = None  # about how many entries the store holds (counted once, then added to)
         self._queue: queue.Queue = queue.Queue(QUEUE_SIZE)
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
@@ -436,6 +474,8 @@ class QuestionLog:
                 self._failure(str(exc) or type(exc).__name__)
                 if pause is None or self._closing.wait(pause):
                     break
+        if written and self.rows:
+            self._bound(len(entries))
         with self._lock:
             if written:
                 self._written += len(entries)
@@ -451,6 +491,18 @@ class QuestionLog:
                     del self._pending[t.conversation_id]
             self._unwritten -= len(batch)
             self._idle.notify_all()
+
+    def _bound(self, added: int) -> None:
+        """Keep the log within `rows` entries, the oldest deleted first: trimmed when it is 1% over, so that a
+        flood of questions costs one delete per few hundred entries, not one per batch."""
+        try:
+            self._held = (self.store.count() if self._held is None else self._held + added)
+            if self._held > self.rows + max(BATCH, self.rows // 100):
+                deleted = self.store.trim(self.rows)
+                self._held -= deleted
+                log.info("question log: deleted the %d oldest entries, past question_log_rows (%d)", deleted, self.rows)
+        except Exception as exc:
+            self._failure(f"deleting the oldest entries failed: {exc}")
 
     def _failure(self, reason: str) -> None:
         # Once per outage: a busy or full store must not fill the server log, one line per question.

@@ -328,3 +328,63 @@ def test_9_deeply_nested_json_to_v1_is_a_400_in_openais_shape_with_one_log_line(
     assert "nested too deeply" in reply.json()["error"]["message"]
     records = [r for r in caplog.records if r.name.startswith("assistant")]
     assert len(records) == 1 and records[0].exc_info is None and len(records[0].getMessage()) < 200
+
+
+def test_4_the_question_log_is_bounded_and_insights_and_its_csv_read_it_a_page_at_a_time(tmp_path, monkeypatch):
+    from datetime import timedelta
+
+    from assistant import insights
+    from assistant.questions import Entry, new_id, utcnow
+
+    library = tmp_path / "lib"
+    library.mkdir()
+    (library / "batteries.md").write_text(ENGLISH_ARTICLE, encoding="utf-8")
+    index_library([library], tmp_path / "index", Config())
+    bot = Assistant.open(tmp_path / "index", Config(question_log=True, question_log_rows=500))
+    try:
+        now = utcnow()
+        flood = [Entry(new_id(), now - timedelta(seconds=2000 - i), "chat", f"flood {i}", "en", True, "x", [], 0.1)
+                 for i in range(2000)]
+        for e in flood:
+            bot.questions.record(e)
+        assert bot.questions.flush(60)
+        store = bot.questions.store
+        held = store.count()
+        assert 500 <= held <= 500 + 200, held  # trimmed once 1% (or a batch) over, the oldest first
+        assert {e.question for e in store.entries(now - timedelta(days=1))} >= {f"flood {i}" for i in range(1500, 2000)}
+
+        asked = []
+        entries = store.entries
+        monkeypatch.setattr(store, "entries", lambda since, after=None, limit=0: (asked.append(limit),
+                                                                                  entries(since, after, limit))[1])
+        monkeypatch.setattr(insights, "PAGE", 100)
+        report = bot.insights(1)
+        assert report["totals"]["questions"] == held and report["totals"]["declined"] == held
+        assert asked and all(0 < n <= 100 for n in asked)  # never the whole log at once
+        pieces = list(insights.questions_csv(bot, 1))
+        assert len(pieces) > held // 100 and max(len(p) for p in pieces) < 100 * 400
+        assert "".join(pieces).count("\n") == held + 1
+    finally:
+        bot.close()
+
+
+@pytest.mark.postgres
+def test_4_the_oldest_entries_are_trimmed_on_postgresql_too(db):
+    from datetime import timedelta
+
+    from assistant.pgstore import PostgresStore
+    from assistant.questions import Entry, PostgresQuestions, Vote, new_id, utcnow
+
+    PostgresStore(db).close()  # the schema
+    store = PostgresQuestions(db)
+    try:
+        now = utcnow()
+        entries = [Entry(new_id(), now - timedelta(seconds=100 - i), "rest", f"q{i}", "en", False, "", [], 0.1)
+                   for i in range(100)]
+        store.write(entries, [])
+        store.vote(Vote(entries[0].id, "api", -1))
+        assert store.trim(30) == 70 and store.count() == 30
+        assert [e.question for e in store.entries(now - timedelta(days=1))] == [f"q{i}" for i in range(70, 100)]
+        assert store.feedback(now - timedelta(days=1)) == []
+    finally:
+        store.close()

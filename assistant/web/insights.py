@@ -13,11 +13,13 @@ with neither set, a request from this machine.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from typing import Literal
 
 import fastapi
 from fastapi import Depends, HTTPException, Query, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from ..config import Config
@@ -100,10 +102,12 @@ def insights_router(bot: Assistant, config: Config, origins: tuple[str, ...], au
         cited most and those never cited."""
         return bot.insights(days, sort, collection or None)
 
-    def csv(text: str, name: str) -> Response:
-        # The byte-order mark makes spreadsheet programs read the file as UTF-8 (Chinese questions).
-        return Response("\ufeff" + text, media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
+    def csv(pieces: Iterator[str], name: str) -> StreamingResponse:
+        # Streamed: the log may hold a flood. The byte-order mark makes spreadsheet programs read the file as
+        # UTF-8 (Chinese questions).
+        return StreamingResponse(itertools.chain(["\ufeff"], pieces), media_type="text/csv; charset=utf-8",
+                                 headers={"Content-Disposition": f'attachment; filename="{name}"',
+                                          "Cache-Control": "no-store"})
 
     @router.get("/api/insights/questions.csv", dependencies=reads, tags=["insights"])
     def questions(days: int = days_query, collection: str | None = collection_query):
