@@ -59,6 +59,8 @@ BENCH_PIPELINE_ARGS ?= --index $(BENCH_INDEX) --questions $(BENCH_QUESTIONS)
 # `import torch` (bench/cold_start.py); ingest passages/s with 1 and 2 workers on one PostgreSQL
 # (bench/workers.py); normal clients beside worst-case questions and an upload, and one user's `ask`
 # while a 50-article upload is indexed, each against the same run's quiet phase (bench/mixed_load.py).
+# Last, collections (bench/collections_speed.py, ~10 minutes): search and ask p50/p95 in a 300-passage
+# collection inside a 100k-chunk library against the whole library, both stores; FAISS's ways to scope.
 bench: test-setup
 	$(BIN)/python bench/bench.py $(BENCH_PIPELINE_ARGS)
 	$(BIN)/python bench/stores.py --real $(BENCH_INDEX) $(BENCH_ARGS)
@@ -66,6 +68,7 @@ bench: test-setup
 	$(BIN)/python bench/workers.py
 	$(BIN)/python bench/mixed_load.py --seconds 45
 	$(BIN)/python bench/mixed_load.py --clients 1 --hostile 0 --articles 50 --seconds 45
+	$(BIN)/python bench/collections_speed.py
 
 # `make clean` keeps the documents users added in the Library view (corpus/uploads/, and the removed
 # ones in corpus/.removed/, both ignored by git); `make clean-uploads` deletes those too.

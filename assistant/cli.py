@@ -316,7 +316,7 @@ def remove(ctx: click.Context, doc_ids: tuple[str, ...], files: tuple[str, ...],
 
 def _known(bot: Assistant, collection: str | None) -> str | None:
     """The collection named, or a ClickException naming the ones there are."""
-    if collection is not None and bot.collections.get(collection) is None:
+    if collection is not None and not bot.collections.exists(collection):
         raise click.ClickException(f"no collection {collection!r}; there are: "
                                    + ", ".join(c.id for c in bot.collections.list()))
     return collection

@@ -88,13 +88,22 @@ class Collections:
 
     def configured(self) -> bool:
         """Whether the library has collections beyond the default (else everything is the default)."""
-        return len(self.list()) > 1
+        return len(self.store.collection_names()) > 1
+
+    def exists(self, collection: str) -> bool:
+        return collection in self.store.collection_names()
 
     def require(self, collection: str) -> CollectionInfo:
         found = self.get(collection)
         if found is None:
             raise CollectionError(404, f"no collection {collection!r}; `assistant collections` lists them")
         return found
+
+    def check(self, collection: str) -> str:
+        """`collection`, or CollectionError 404 when there is none of that id (cheap: nothing is counted)."""
+        if not self.exists(collection):
+            raise CollectionError(404, f"no collection {collection!r}; `assistant collections` lists them")
+        return collection
 
     def create(self, collection: str, name: str = "") -> CollectionInfo:
         check_id(collection)
@@ -108,14 +117,14 @@ class Collections:
         return self.require(collection)
 
     def rename(self, collection: str, name: str) -> CollectionInfo:
-        self.require(collection)
+        self.check(collection)
         with self._writer() as store:
             store.put_collection(collection, check_name(name))
         return self.require(collection)
 
     def delete(self, collection: str) -> None:
         """Delete an empty collection (not the default); its documents must be moved or removed first."""
-        self.require(collection)
+        self.check(collection)
         if collection == DEFAULT:
             raise CollectionError(409, "the default collection cannot be deleted")
         with self._writer() as store:
@@ -128,15 +137,15 @@ class Collections:
 
     def add(self, doc_ids: list[str], collection: str) -> None:
         """Put documents (also) into a collection."""
-        self.require(collection)
+        self.check(collection)
         self._known(doc_ids)
         with self._writer() as store:
             store.change_collections(doc_ids, add=collection)
 
     def move(self, doc_ids: list[str], source: str, target: str) -> None:
         """Move documents from one collection to another (in one change: they are never in neither)."""
-        self.require(source)
-        self.require(target)
+        self.check(source)
+        self.check(target)
         self._in(doc_ids, source)
         with self._writer() as store:
             store.change_collections(doc_ids, add=target, remove=source)
@@ -154,7 +163,7 @@ class Collections:
 
     def route(self, keys: list[str], collection: str) -> None:
         """The documents of these files (paths) or links (URLs) go into `collection` when they are indexed."""
-        self.require(collection)
+        self.check(collection)
         with self._writer() as store:
             store.route(keys, collection)
 
@@ -164,7 +173,7 @@ class Collections:
             raise CollectionError(404, f"no document with id {missing[0]!r}")
 
     def _in(self, doc_ids: list[str], collection: str) -> None:
-        self.require(collection)
+        self.check(collection)
         held = self.store.document_collections(doc_ids)
         missing = [d for d in doc_ids if collection not in held.get(d, [])]
         if missing:
@@ -200,7 +209,7 @@ class Grant:
         not readable by it, the same answer for both), else the whole library for a grant that reads every
         collection or a library without collections, else the default collection or its first readable one."""
         if collection:
-            if not self.may_read(collection) or collections.get(collection) is None:
+            if not self.may_read(collection) or not collections.exists(collection):
                 raise CollectionError(404, f"no collection {collection!r}")
             return collection
         if self.read is None or not collections.configured():
@@ -208,10 +217,10 @@ class Grant:
         return DEFAULT if self.may_read(DEFAULT) else self._first(collections)
 
     def _first(self, collections: Collections) -> str:
-        readable = self.readable(collections.list())
+        readable = [c for c in collections.store.collection_names() if self.may_read(c)]
         if not readable:
             raise CollectionError(404, "no collection can be read with this token")
-        return readable[0].id
+        return DEFAULT if DEFAULT in readable else sorted(readable)[0]
 
 
 ALL = Grant("admin", None, None)

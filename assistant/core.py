@@ -223,7 +223,7 @@ class Assistant:
 
     def _collection(self, collection: str | None) -> str | None:
         """The collection to scope to: None for the whole library; CollectionError for an unknown one."""
-        return None if collection is None else self.collections.require(collection).id
+        return None if collection is None else self.collections.check(collection)
 
     def add_files(self, files: list[str | Path | tuple[str, bytes]], progress: Progress = no_progress,
                   collection: str | None = None) -> list[FileOutcome]:

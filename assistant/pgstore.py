@@ -497,6 +497,9 @@ class PostgresStore:
     def collection_rows(self) -> list[tuple[str, str, int, int]]:
         return [(i, n, int(d), int(c)) for i, n, d, c in self._rows(COLLECTION_ROWS)]
 
+    def collection_names(self) -> dict[str, str]:
+        return dict(self._rows("SELECT id, name FROM collections"))
+
     def put_collection(self, collection: str, name: str) -> None:
         with self._memberships():
             self._rows("INSERT INTO collections (id, name) VALUES (%s, %s) "

@@ -134,6 +134,8 @@ class LibraryStore(Protocol):
     # Collections: each change is committed at once (not in `transaction()`).
     def collection_rows(self) -> list[tuple[str, str, int, int]]:
         """(id, name, documents, chunks) of every collection, the default first, then by creation."""
+    def collection_names(self) -> dict[str, str]:
+        """id -> name of every collection, without counting anything (asked on every question in one)."""
     def put_collection(self, collection: str, name: str) -> None:
         """Create a collection, or rename it."""
     def drop_collection(self, collection: str) -> bool:

@@ -352,10 +352,15 @@ class Store:
         match = "SELECT rowid, -bm25(chunks_fts) AS score FROM chunks_fts WHERE chunks_fts MATCH ?"
         args: list = [match_expression(terms)]
         if collection is not None:
-            match += f" AND rowid IN ({COLLECTION_CHUNKS.replace('%s', '?')})"
+            # The matches scored once (MATERIALIZED), then joined to the collection's chunks: FTS5 given a
+            # `rowid IN (…)` of its own looked each rowid up in the full-text index (300 ms against 13 ms at 3k).
+            match = (f"WITH f AS MATERIALIZED ({match}) SELECT f.rowid AS rowid, f.score AS score FROM f "
+                     "JOIN chunks c ON c.id = f.rowid JOIN collection_docs m ON m.doc_id = c.doc_id "
+                     "WHERE m.collection = ?")
             args.append(collection)
         if not also:
-            return self._rows(match + " ORDER BY bm25(chunks_fts) LIMIT ?", [*args, limit])
+            order = " ORDER BY bm25(chunks_fts)" if collection is None else " ORDER BY score DESC"
+            return self._rows(match + order + " LIMIT ?", [*args, limit])
         also = list(also)
         # SQLite computes a CTE used twice once.
         return self._rows(f"WITH m AS ({match}) "
@@ -393,6 +398,9 @@ class Store:
 
     def collection_rows(self) -> list[tuple[str, str, int, int]]:
         return self._rows(COLLECTION_ROWS)
+
+    def collection_names(self) -> dict[str, str]:
+        return dict(self._rows("SELECT id, name FROM collections"))
 
     def put_collection(self, collection: str, name: str) -> None:
         with self._memberships():

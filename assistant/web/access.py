@@ -51,7 +51,7 @@ def change_refusal(headers: dict[str, str], client_host: str, same_origin: str, 
         return refusal
     if collection is None:  # a valid token, without the right to change the whole library
         return 403, "This token may not do that: it changes the whole library (the admin_token may)."
-    if not grant.may_read(collection) or bot.collections.get(collection) is None:
+    if not grant.may_read(collection) or not bot.collections.exists(collection):
         return 404, f"No collection {collection!r}."
     if grant.may_write(collection):
         return None

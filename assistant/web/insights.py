@@ -58,7 +58,7 @@ def insights_router(bot: Assistant, config: Config, origins: tuple[str, ...], au
                                  request.query_params.get("collection") or None, bot)
         collection = request.query_params.get("collection")
         if refusal is None:
-            if collection and bot.collections.get(collection) is None:
+            if collection and not bot.collections.exists(collection):
                 raise HTTPException(404, f"No collection {collection!r}.")
             return
         if refusal[0] == 404:

@@ -168,7 +168,7 @@ def library_router(bot: Assistant, config: Config, jobs: JobQueue, origins: tupl
     def into(request: Request) -> dict:
         """An upload's collection (?collection=, checked by may_write), for the job."""
         collection = request.query_params.get("collection") or None
-        if collection is not None and bot.collections.get(collection) is None:
+        if collection is not None and not bot.collections.exists(collection):
             raise HTTPException(404, f"No collection {collection!r}.")
         return {"collection": collection} if collection else {}
 
