@@ -116,8 +116,6 @@ class Config:
     question_log_days: int = 90
     # And at most this many entries: past it, the oldest go first (the open chat alone could fill a disk).
     question_log_rows: int = 100_000
-    # And at most this many entries: past it, the oldest go first (the open chat alone could fill a disk).
-    question_log_rows: int = 100_000
     # Also keep each question's client IP address and user agent; off: neither is stored.
     question_log_clients: bool = False
 

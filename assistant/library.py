@@ -32,6 +32,7 @@ from .config import Config
 from .fetch import FetchError, fetch
 from .index import LINKS_FILE, IndexReport, Progress, chunk_file, link_sources, no_progress, update_index
 from .load import SUPPORTED, LoadError, read_bounded, read_file
+from .refusals import in_chinese
 from .storage import LibraryStore
 
 log = logging.getLogger("assistant.library")
@@ -356,7 +357,12 @@ class Job:
     finished: float | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """As JSON; each reason also in Chinese (`reason_zh`, `error_zh`), for the Library view."""
+        out = asdict(self)
+        for f in out["files"]:
+            f["reason_zh"] = in_chinese(f["reason"])
+        out["error_zh"] = in_chinese(self.error)
+        return out
 
 
 # The nice value of the thread that runs library changes: the cores go to questions first. The threads

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import subprocess
 import threading
 import time
 import tracemalloc
@@ -144,6 +145,9 @@ class Site(BaseHTTPRequestHandler):
                     time.sleep(self.DRIP)
             except OSError:
                 return  # the client gave up
+        if self.path != "/article":
+            self.send_error(404)
+            return
         body = ARTICLE.encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
@@ -388,3 +392,53 @@ def test_4_the_oldest_entries_are_trimmed_on_postgresql_too(db):
         assert store.feedback(now - timedelta(days=1)) == []
     finally:
         store.close()
+
+
+def test_the_suite_reads_its_own_fixtures_never_the_clones_corpus(seed_bot, tmp_path):
+    import conftest
+
+    # The guard sees a read of corpus/ (an upload a user made there) ...
+    planted = Path(conftest.CORPUS) / "uploads" / "a-users-upload.md"
+    with pytest.raises(OSError):
+        open(planted)  # noqa: SIM115 (nothing is opened: the name is what the guard sees)
+    assert conftest._corpus_reads[-1] == str(planted)
+    conftest._corpus_reads.pop()
+    # ... and the bundled library the tests answer from is their own copy.
+    paths = [Path(p) for p in json.loads(seed_bot.index.store.get_meta("library"))]
+    assert paths == [conftest.BUNDLED.resolve()] and not any(p.is_relative_to(conftest.CORPUS) for p in paths)
+    shipped = subprocess.run(["git", "ls-files", "corpus"], cwd=Path(conftest.CORPUS).parent, capture_output=True,
+                             text=True, timeout=60).stdout.split()
+    if shipped:  # a git clone: the copy holds what corpus/ ships (from git's index, not the user's files)
+        assert sorted(p.name for p in conftest.BUNDLED.iterdir()) == sorted(Path(p).name for p in shipped)
+
+
+def test_errors_come_in_the_askers_language_on_rest_and_v1(built):
+    bot, _, _ = built
+    config = Config(max_question_chars=50)
+    with running(create_app(bot, config)) as url, httpx.Client(base_url=url, timeout=60) as client:
+        chinese, english = "海运" * 40, "sea freight " * 10
+        asked = client.post("/api/ask", json={"question": chinese})
+        assert asked.status_code == 413 and asked.json()["detail"].startswith("问题太长：80 个字符")
+        asked = client.post("/api/ask", json={"question": english})
+        assert asked.status_code == 413 and asked.json()["detail"].startswith("The question is too long")
+        searched = client.get("/api/search", params={"q": chinese})
+        assert searched.status_code == 413 and searched.json()["detail"].startswith("查询太长")
+        completion = client.post("/v1/chat/completions", json={"model": "seller-assistant",
+                                                                "messages": [{"role": "user", "content": chinese}]})
+        assert completion.status_code == 413 and completion.json()["error"]["message"].startswith("问题太长")
+        empty = client.post("/api/ask", json={"question": "  "})
+        assert empty.status_code == 422 and empty.json()["detail"] == "请先输入问题。 / The question is empty."
+
+
+def test_the_librarys_rejection_reasons_come_in_chinese_and_english(site, bot):
+    from assistant.library import Job
+    from assistant.refusals import in_chinese
+
+    outcomes = bot.library.add([("tool.exe", b"MZ"), ("empty.md", b"   ")])
+    outcomes += bot.library.add_urls([f"{site}/missing", "ftp://example.com/a"])
+    job = Job("j", "upload", files=outcomes).to_dict()
+    assert [f["status"] for f in job["files"]] == ["rejected"] * 4
+    assert [f["reason_zh"] for f in job["files"]] == [
+        "不支持的文件格式；请换成资料库支持的格式", "空文件：请加入文字，或把它删除",
+        "服务器返回 HTTP 404：请确认链接能在浏览器中打开", "只接受 http 和 https 链接"]
+    assert in_chinese("something new") == "未能完成（原因见英文说明）" and in_chinese("") == ""

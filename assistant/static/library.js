@@ -50,7 +50,7 @@
 
   function stageText(job) {
     if (job.state === "queued") return "排队中 queued";
-    if (job.state === "failed") return "失败 failed: " + job.error;
+    if (job.state === "failed") return "失败 failed：" + (job.error_zh ? job.error_zh + " / " : "") + job.error;
     if (job.state === "done") return "完成 done";
     var names = {fetching: "获取 fetching", reading: "读取 reading", embedding: "嵌入 embedding",
                  sentences: "句子 sentences"};
@@ -72,7 +72,7 @@
         var labels = {added: "已加入 added", updated: "已更新 updated", unchanged: "未变 unchanged",
                       rejected: "被拒绝 rejected", queued: "等待 queued", indexing: "索引中 indexing"};
         line.appendChild(el("span", "sa-" + f.status, labels[f.status] || f.status));
-        if (f.reason) line.appendChild(el("span", "", ": " + f.reason));
+        if (f.reason) line.appendChild(el("span", "", "：" + (f.reason_zh ? f.reason_zh + " / " : "") + f.reason));
         // What a limit cut (pages, rows, slides not read) is said here, where the uploader looks.
         (f.warnings || []).forEach(function (w) { line.appendChild(el("div", "sa-warning", "⚠ 部分未读 partly read: " + w)); });
         line.dataset.status = f.status;

@@ -20,7 +20,7 @@ from ..core import Assistant
 from ..questions import new_id
 from ..collections import CollectionError, Grant
 from .access import grant_of, may_read_document, scope
-from .limits import Refused, check_history, check_question
+from .limits import Refused, check_history, check_question, in_language
 
 log = logging.getLogger("assistant.web")
 
@@ -163,7 +163,7 @@ def api_router(bot: Assistant, config: Config) -> fastapi.APIRouter:
             question = check_question(request.question, config)
             history = check_history([m.model_dump() for m in request.history], config)
         except Refused as refused:
-            raise HTTPException(refused.status, refused.en) from None
+            raise HTTPException(refused.status, in_language(refused, request.question)) from None
         collection = scoped(grant, request.collection, bot)
         conversation = None
         if bot.questions is not None:
@@ -207,7 +207,7 @@ def api_router(bot: Assistant, config: Config) -> fastapi.APIRouter:
         try:
             query = check_question(q, config, "query")
         except Refused as refused:
-            raise HTTPException(refused.status, refused.en) from None
+            raise HTTPException(refused.status, in_language(refused, q)) from None
         hits = bot.search(query, k=k, mode=mode, collection=scoped(grant, collection, bot))
         return {"query": query, "hits": [{f: getattr(h, f) for f in HitOut.model_fields} for h in hits]}
 

@@ -13,11 +13,19 @@ import re
 
 from ..config import Config
 from ..core import Refused, check_length
+from ..text import detect_lang
 
-__all__ = ["Refused", "check_history", "check_question", "check_text", "recent_history"]
+__all__ = ["Refused", "check_history", "check_question", "check_text", "in_language", "recent_history"]
 
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 _ZH = {"question": "问题", "query": "查询", "history": "对话历史"}
+
+
+def in_language(refused: Refused, asked: object) -> str:
+    """The refusal in the language of what was asked (a Chinese question gets a Chinese 413), or in both
+    when nothing in it tells (an empty question, one not made of text)."""
+    lang = detect_lang(asked) if isinstance(asked, str) and asked.strip() else ""
+    return refused.message(lang) if lang in ("zh", "en") else f"{refused.zh} / {refused.en}"
 
 
 def check_text(text: str, what: str) -> None:

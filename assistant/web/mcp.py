@@ -30,7 +30,7 @@ from ..answer import document_url
 from ..config import Config
 from ..core import Assistant
 from .api import MAX_SEARCH_K, client_of
-from .limits import Refused, check_question
+from .limits import Refused, check_question, in_language
 from .openai import citations, content, server_root
 from ..collections import ALL, CollectionError, Grant
 from .access import grant_of, may_read_document, scope
@@ -168,7 +168,7 @@ def create_mcp(bot: Assistant, config: Config) -> MCPServer:
         try:
             return check_question(text, config, what)
         except Refused as refused:
-            raise ToolError(refused.en) from None
+            raise ToolError(in_language(refused, text)) from None
 
     @server.tool(annotations=READ_ONLY)
     def search_library(query: Annotated[str, Field(description="What to look for, in Chinese or English.")],

@@ -30,7 +30,7 @@ from ..answer import RELATED_LABEL, Answer
 from ..config import Config
 from ..core import Assistant
 from .api import client_of
-from .limits import Refused, check_history, check_question
+from .limits import Refused, check_history, check_question, in_language
 from .outage import UNREACHABLE
 from ..collections import CollectionError, Grant
 from .access import grant_of, scope
@@ -162,7 +162,7 @@ def openai_router(bot: Assistant, config: Config) -> fastapi.APIRouter:
             question = check_question(body.messages[-1].text(), config)
             history = check_history(history, config)
         except Refused as refused:
-            return openai_error(refused.status, refused.en, "messages")
+            return openai_error(refused.status, in_language(refused, body.messages[-1].text()), "messages")
         try:  # the model names a collection ("seller-assistant": the key's default, see Grant.scope)
             collection = scope(grant, None if body.model in (MODEL, "") else body.model, bot)
         except CollectionError:
