@@ -6,6 +6,7 @@ import itertools
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,36 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no model hub, ever: the models s
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SAVED_PAGE = FIXTURES / "saved_page_amz123.txt"
+# A copy of the article the project ships in corpus/: tests never read the clone's corpus/, which holds what
+# its user added in the Library view (corpus/uploads/), kept by `make clean`.
+BUNDLED = FIXTURES / "bundled"
+CORPUS = str(Path(__file__).resolve().parent.parent / "corpus")
+_corpus_reads: list[str] = []
+
+
+def _watch_corpus(event: str, args: tuple) -> None:
+    """An audit hook: every file or folder of the clone's corpus/ opened or listed in this process."""
+    if event not in ("open", "os.listdir", "os.scandir") or not args or isinstance(args[0], int) or args[0] is None:
+        return
+    try:
+        path = os.path.abspath(os.fsdecode(args[0]))
+    except (TypeError, ValueError):
+        return
+    if path == CORPUS or path.startswith(CORPUS + os.sep):
+        _corpus_reads.append(path)
+
+
+sys.addaudithook(_watch_corpus)
+
+
+@pytest.fixture(autouse=True)
+def _reads_no_corpus(request):
+    """Fails the test that read the clone's corpus/ (in its own code or in the setup of a fixture it is the
+    first to use): the suite must pass whatever its user added there."""
+    yield
+    read = _corpus_reads[:]
+    _corpus_reads.clear()
+    assert not read, f"{request.node.nodeid} read the clone's corpus/ ({read[:3]}); use the tests' own fixtures"
 
 ENGLISH_ARTICLE = """---
 title: Shipping lithium batteries to Europe
@@ -94,6 +125,15 @@ def write_library(folder: Path) -> Path:
 @pytest.fixture(scope="session")
 def library(tmp_path_factory) -> Path:
     return write_library(tmp_path_factory.mktemp("library"))
+
+
+@pytest.fixture(scope="session")
+def seed_bot(tmp_path_factory):
+    """The bundled default library (BUNDLED, a copy of what corpus/ ships), indexed; shared, so tests must not
+    modify it."""
+    from assistant import Assistant, Config
+
+    return Assistant.build(BUNDLED, tmp_path_factory.mktemp("seed-index"), Config())
 
 
 @pytest.fixture(scope="session")

@@ -18,13 +18,6 @@ from assistant.web import render_answer
 ALL_IN = "品牌方、商家“all in”直播带货并不是最为理智的选择"
 
 
-@pytest.fixture(scope="module")
-def seed_bot(tmp_path_factory):
-    """The bundled default library, as shipped in corpus/."""
-    folder = tmp_path_factory.mktemp("seed-index")
-    return Assistant.build("corpus", folder, Config())
-
-
 def assert_citations_exact(bot, answer):
     assert answer.citations
     for c in answer.citations:

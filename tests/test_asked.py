@@ -82,11 +82,6 @@ def test_an_open_question_is_still_answered(warehouse, question):
     assert any("两到三天" in c.quote for c in answer.citations), answer.text
 
 
-@pytest.fixture(scope="module")
-def seed_bot(tmp_path_factory) -> Assistant:
-    return Assistant.build("corpus", tmp_path_factory.mktemp("seed"), Config())
-
-
 def test_off_and_near_topic_questions_about_the_bundled_article_are_declined(seed_bot):
     """24 questions a seller may ask that the article never answers (platforms, fees, taxes and places it
     never names, attributes it names without a value), half in English over the Chinese text: all are
