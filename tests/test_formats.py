@@ -42,7 +42,8 @@ def write_docx(path: Path) -> Path:
     word = docx.Document()
     word.core_properties.title = "德国海外仓指南"
     word.core_properties.author = "李明"
-    word.core_properties.created = datetime.datetime(2024, 5, 6, 9, 30)
+    word.core_properties.created = datetime.datetime(2013, 12, 23, 23, 15)  # the template's: never the date
+    word.core_properties.modified = datetime.datetime(2024, 5, 6, 9, 30)  # when it was last saved
     word.add_heading("德国海外仓指南", 1)
     word.add_paragraph("在德国租用海外仓的月租金约为每立方米18欧元，旺季上浮两成。")
     word.add_paragraph("提前三个月预订仓位", style="List Bullet")

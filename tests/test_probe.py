@@ -3,6 +3,7 @@ nothing lost. Real readers, real HTTP on loopback, the real PostgreSQL of the te
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
 import logging
@@ -442,3 +443,35 @@ def test_the_librarys_rejection_reasons_come_in_chinese_and_english(site, bot):
         "不支持的文件格式；请换成资料库支持的格式", "空文件：请加入文字，或把它删除",
         "服务器返回 HTTP 404：请确认链接能在浏览器中打开", "只接受 http 和 https 链接"]
     assert in_chinese("something new") == "未能完成（原因见英文说明）" and in_chinese("") == ""
+
+
+@pytest.mark.parametrize("stated, modified, expected", [
+    ("发布日期：2024年3月2日", datetime.datetime(2025, 1, 1), "2024-03-02"),  # the date the document states
+    ("Updated 2024/11/5 by the logistics team", datetime.datetime(2025, 1, 1), "2024-11-05"),
+    ("", datetime.datetime(2024, 5, 6, 9, 30), "2024-05-06"),  # else when it was last saved
+    ("", None, ""),  # never the template's 2013
+])
+def test_an_office_files_date_is_the_one_it_states_then_its_last_save_never_the_template(tmp_path, stated, modified,
+                                                                                           expected):
+    import docx
+    import pptx
+
+    word = docx.Document()  # python-docx's template: created and modified 2013-12-23
+    word.add_paragraph("德国海外仓月租金每立方米18欧元。")
+    if stated:
+        word.add_paragraph(stated)
+    if modified:
+        word.core_properties.modified = modified
+    word.save(tmp_path / "a.docx")
+    deck = pptx.Presentation()  # python-pptx's template: created 2013-01-27
+    slide = deck.slides.add_slide(deck.slide_layouts[1])
+    slide.shapes.title.text = "波兰仓收费"
+    slide.placeholders[1].text = stated or "旺季每立方米二十五欧元"
+    if modified:
+        deck.core_properties.modified = modified
+    else:
+        deck.core_properties.modified = datetime.datetime(2013, 1, 27, 9, 15)
+    deck.save(tmp_path / "a.pptx")
+    for name in ("a.docx", "a.pptx"):
+        (doc,), _ = load_file(tmp_path / name)
+        assert doc.date == expected, name

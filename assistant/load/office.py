@@ -95,6 +95,29 @@ def _day(value: object) -> str:
     return value.date().isoformat() if isinstance(value, datetime.datetime) else ""
 
 
+# A date written in the document's beginning: 2024-05-06, 2024/5/6, 2024.5.6, 2024年5月6日.
+_STATED = re.compile(r"(?<!\d)((?:19|20)\d\d)\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})(?!\d)")
+STATED_CHARS = 2000
+
+
+# The dates in the core properties of the templates python-docx and python-pptx (and the tools built on
+# them) copy into every file they make: when the template was made, not the article.
+TEMPLATE_DAYS = {"2013-12-23", "2013-01-27"}
+
+
+def _date(text: str, modified: object) -> str:
+    """The article's date: one the document states near its start, else when the file was last saved.
+    Never the "created" property (a file made from Word's or PowerPoint's own template says 2013 there),
+    nor a "modified" that is still the template's."""
+    for m in _STATED.finditer(text[:STATED_CHARS]):
+        try:
+            return datetime.date(int(m[1]), int(m[2]), int(m[3])).isoformat()
+        except ValueError:  # 2024-13-45: not a date
+            continue
+    day = _day(modified)
+    return "" if day in TEMPLATE_DAYS else day
+
+
 class _Limits:
     """Counts what was cut, for one warning per limit instead of one per cell."""
 
@@ -202,7 +225,8 @@ def load_xlsx(path: Path, data: bytes, warnings: list[str], limit: TextLimit) ->
             if len(book.worksheets) > SHEETS:
                 warnings.append(f"{len(book.worksheets)} sheets; only the first {SHEETS} were read (SHEETS)")
             many = len(book.worksheets) > 1
-            title, author, date = book.properties.title, book.properties.creator, _day(book.properties.created)
+            start = _BLOCK.join(line for _, lines in sheets[:1] for _, line in lines[:50])
+            title, author, date = book.properties.title, book.properties.creator, _date(start, book.properties.modified)
         finally:
             book.close()
     limits.warn(warnings)
@@ -253,7 +277,7 @@ def load_docx(path: Path, data: bytes, warnings: list[str], limit: TextLimit) ->
             blocks.append(text)
             heading = heading or (text if is_heading else "")
         props = word.core_properties
-        title, author, date = props.title, props.author, _day(props.created)
+        title, author, date = props.title, props.author, _date(_BLOCK.join(blocks[:50]), props.modified)
     limits.warn(warnings)
     return new_document(path, _BLOCK.join(blocks), title=(title or "").strip() or heading or path.stem,
                         author=(author or "").strip(), date=date)
@@ -315,7 +339,7 @@ def load_pptx(path: Path, data: bytes, warnings: list[str], limit: TextLimit) ->
             limit.take(len(text) + len(_BLOCK))
             pages.append(text)
         props = deck.core_properties
-        title, author, date = props.title, props.author, _day(props.created)
+        title, author, date = props.title, props.author, _date(_BLOCK.join(pages[:5]), props.modified)
     limits.warn(warnings)
     starts, pos = [], 0
     for text in pages:
