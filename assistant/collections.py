@@ -188,7 +188,7 @@ class Grant:
     name: str
     read: frozenset[str] | None
     write: frozenset[str] | None
-    anonymous: bool = False  # no token: what open_collections allows
+    kind: str = "token"  # "admin" (admin_token), "api" (api_token), "token" (a `tokens` entry), "open" (none)
 
     def may_read(self, collection: str) -> bool:
         return self.read is None or collection in self.read or self.may_write(collection)
@@ -223,7 +223,7 @@ class Grant:
         return DEFAULT if DEFAULT in readable else sorted(readable)[0]
 
 
-ALL = Grant("admin", None, None)
+ALL = Grant("admin", None, None, "admin")
 
 
 def token_hash(token: str) -> str:
@@ -269,7 +269,7 @@ def open_grant(config: Config) -> Grant:
     `tokens` are configured and then the default collection only."""
     chosen = config.open_collections or (() if not config.tokens else (DEFAULT,))
     read = None if not chosen or "*" in chosen else frozenset(chosen)
-    return Grant("open", read, frozenset(), anonymous=True)
+    return Grant("open", read, frozenset(), "open")
 
 
 def grant_for(token: str, config: Config) -> Grant | None:
@@ -282,7 +282,7 @@ def grant_for(token: str, config: Config) -> Grant | None:
         if _same(token, config.admin_token):
             return ALL
         if _same(token, config.api_token):
-            return ALL if not config.admin_token else Grant("api_token", None, frozenset())
+            return ALL if not config.admin_token else Grant("api_token", None, frozenset(), "api")
         digest = token_hash(token)
         for entry in parse_tokens(config.tokens):
             if hmac.compare_digest(entry.sha256, digest):

@@ -5,6 +5,7 @@ its CSV; uploads into a collection and changes need the right to change it."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import httpx
 import httpx2
@@ -132,11 +133,11 @@ def test_gradio_api_and_mcp_keep_to_the_tokens_collections(served):
     url, bot = served
     ningbo = doc_of(bot, "ningbo")
     with httpx.Client(base_url=url, timeout=120) as client:
-        event, data = gradio_call(client, "ask", [FEE, [], "nb"], **auth(SZ))
-        assert event == "error"
-        event, data = gradio_call(client, "ask", [FEE, [], "sz"], **auth(SZ))
+        event, data = gradio_call(client, "ask_in", [FEE, [], "nb"], **auth(SZ))
+        assert event == "error" and "no collection 'nb'" in json.dumps(data)
+        event, data = gradio_call(client, "ask_in", [FEE, [], "sz"], **auth(SZ))
         assert event == "complete" and "2元" in data[0]["answer"]
-        event, data = gradio_call(client, "ask", [FEE, [], None], **auth(NB))
+        event, data = gradio_call(client, "ask", [FEE, []], **auth(NB))  # its own collection
         assert event == "complete" and "5元" in data[0]["answer"]
 
     async def agent():

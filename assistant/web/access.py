@@ -47,7 +47,7 @@ def change_refusal(headers: dict[str, str], client_host: str, same_origin: str, 
     if origin and origin != same_origin and not re.fullmatch(origin_regex(origins), origin):
         return refusal
     grant = grant_of(headers.get("authorization", ""), config)
-    if grant is None or grant.anonymous:
+    if grant is None or grant.kind != "token":  # the api_token and no token are answered as before collections
         return refusal
     if collection is None:  # a valid token, without the right to change the whole library
         return 403, "This token may not do that: it changes the whole library (the admin_token may)."

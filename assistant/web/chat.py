@@ -229,15 +229,17 @@ def create_chat(bot: Assistant, config: Config):
         bearer = (request.headers.get("authorization") or "") if request else ""
         return grant_of(bearer, config) if bearer else open_grant(config)
 
-    def respond(message: str, history: list[dict], ids: dict | None = None, picked: str | None = None,
-                request: gr.Request = None):
+    def respond(message: str, history: list[dict], ids: dict | None = None, request: gr.Request = None):
         # Failures are shown as a message in the chat, not raised: a raised gr.Error leaves Gradio's
         # chat input disabled. The message says what happened; the traceback goes to the server log.
         lang = _lang(message)
         try:
             question = check_question(message, config)
             context = recent_history(plain_history(history), config)
-            collection = scope(grant(request) or open_grant(config), picked or None, bot)
+            # The page's picker keeps its choice in the page's ids (not an input of its own: Gradio's "chat" API
+            # would then want one more argument from every program calling it).
+            picked = ids.get("collection") if isinstance(ids, dict) and isinstance(ids.get("collection"), str) else None
+            collection = scope(grant(request) or open_grant(config), picked, bot)
         except Refused as refused:
             yield render_error(refused.message(lang))
             return
@@ -259,13 +261,22 @@ def create_chat(bot: Assistant, config: Config):
             log.exception("answering in the chat failed")
             yield render_error(LABELS[lang]["failed"].format(kind=type(exc).__name__))
 
-    def ask(question: str, history: list[dict] | None = None, collection: str | None = None,
-            request: gr.Request = None) -> dict:
+    def ask(question: str, history: list[dict] | None = None, request: gr.Request = None) -> dict:
         """Answer a question from the library: {answer, declined, lang, citations, meta}, as POST /api/ask does.
 
         history: earlier messages, [{"role": "user" | "assistant", "content": "..."}], for follow-up questions.
-        collection: answer from this collection only (GET /api/collections lists them).
         """
+        return answered(question, history, None, request)
+
+    def ask_in(question: str, history: list[dict] | None = None, collection: str | None = None,
+               request: gr.Request = None) -> dict:
+        """`ask` in one collection of the library (GET /api/collections lists those the token reads).
+
+        history: earlier messages, [{"role": "user" | "assistant", "content": "..."}], for follow-up questions.
+        """
+        return answered(question, history, collection, request)
+
+    def answered(question: str, history: list[dict] | None, collection: str | None, request: gr.Request | None):
         # The programmatic twin of POST /api/ask takes the same token; the chat page stays open.
         bearer = (request.headers.get("authorization") or "") if request else ""
         granted = grant_of(bearer, config)
@@ -283,18 +294,23 @@ def create_chat(bot: Assistant, config: Config):
             raise gr.Error(str(exc), print_exception=False) from None
         return bot.ask(q, context, surface="gradio_api", client=client_of(request), collection=scoped).to_dict()
 
-    def pick(held: object, request: gr.Request):
-        """The collection picker: shown when the library has collections, with those the page may read; its
-        choice is the widget's data-collection (?collection=), else the conversation's, else the first."""
+    def opened(held: object, request: gr.Request) -> tuple[dict, gr.Dropdown]:
+        """The page's ids, and the collection picker: shown when the library has collections, with those the page
+        may read; its choice (kept in the ids) is the widget's data-collection (?collection=), else the
+        conversation's, else the first."""
+        page = browser_ids(held)
+        page.pop("collection", None)
         if not bot.collections.configured():
-            return gr.Dropdown(visible=False)
+            return page, gr.Dropdown(visible=False)
         readable = (grant(request) or open_grant(config)).readable(bot.collections.list())
         ids = [c.id for c in readable]
         wanted = [request.query_params.get("collection") if request else None, browser_ids(held).get("collection")]
         chosen = next((c for c in wanted if c in ids), ids[0] if ids else None)
-        return gr.Dropdown(choices=[(f"资料集 Collection · {c.name} ({c.id})" if c.name != c.id
-                                     else f"资料集 Collection · {c.id}", c.id) for c in readable],
-                           value=chosen, visible=bool(ids))
+        if chosen:
+            page["collection"] = chosen
+        return page, gr.Dropdown(choices=[(f"资料集 Collection · {c.name} ({c.id})" if c.name != c.id
+                                           else f"资料集 Collection · {c.id}", c.id) for c in readable],
+                                 value=chosen, visible=bool(ids))
 
     def remember(held: object, picked: str | None) -> dict:
         return {**browser_ids(held), "collection": picked} if picked else browser_ids(held)
@@ -322,7 +338,7 @@ def create_chat(bot: Assistant, config: Config):
             ),
             textbox=gr.Textbox(placeholder="Ask a question… 输入问题…", show_label=False, lines=1, max_lines=6,
                                submit_btn=True, stop_btn=True),
-            additional_inputs=[ids, picker],
+            additional_inputs=[ids],
             examples=[[e] for e in EXAMPLES],  # lists: the page's ids and collection are additional inputs
             run_examples_on_click=True,
             cache_examples=False,
@@ -341,6 +357,7 @@ def create_chat(bot: Assistant, config: Config):
                 send = gr.Button("发送 Send", size="sm", variant="primary", elem_classes="sa-send")
                 skip = gr.Button("跳过 Skip", size="sm", elem_classes="sa-skip")
         gr.api(ask, api_name="ask")
+        gr.api(ask_in, api_name="ask_in")  # a separate name: Gradio's API wants every argument of a function
 
         # The web component shows this page inside another site's page, where "/library" is that site's
         # (a 404): once loaded, the link names this server, as the page's own request reached it.
@@ -348,12 +365,12 @@ def create_chat(bot: Assistant, config: Config):
             return header_text(server_root(request))
 
         demo.load(absolute_header, None, header, queue=False, api_visibility="private", show_progress="hidden")
-        demo.load(pick, ids, picker, queue=False, api_visibility="private", show_progress="hidden")
         picker.input(remember, [ids, picker], ids, queue=False, api_visibility="private", show_progress="hidden")
 
         def restore(held: object, request: gr.Request):
-            """The page's ids, and its conversation as it stood (with this browser's votes), after a reload."""
-            page = browser_ids(held)
+            """The page's ids and picker, and its conversation as it stood (with this browser's votes), after a
+            reload."""
+            page, choice = opened(held, request)
             turns = bot.conversation(page["conversation"])
             messages, answer_ids = [], []
             for turn in turns:
@@ -363,7 +380,7 @@ def create_chat(bot: Assistant, config: Config):
                 answer_ids.append(answer.meta.get("id"))
             votes = bot.questions.votes([a for a in answer_ids if a], page["client"]) if turns else {}
             shown = [{1: "Like", -1: "Dislike"}.get(votes.get(a, 0)) for a in answer_ids]
-            return page, gr.Chatbot(value=messages, feedback_value=shown), messages
+            return page, choice, gr.Chatbot(value=messages, feedback_value=shown), messages
 
         def new_conversation(held: object):
             return browser_ids(held, fresh_conversation=True), [], [], gr.Column(visible=False)
@@ -390,13 +407,15 @@ def create_chat(bot: Assistant, config: Config):
 
         if logged:
             chatbot, state = chat.chatbot, chat.chatbot_state
-            demo.load(restore, ids, [ids, chatbot, state], queue=False, api_visibility="private",
+            demo.load(restore, ids, [ids, picker, chatbot, state], queue=False, api_visibility="private",
                       show_progress="hidden")
             chatbot.like(vote, ids, [reason_panel, disliked], queue=False, api_visibility="private")
             send.click(give_reason, [ids, disliked, reason, comment], [reason_panel, disliked, reason, comment],
                        queue=False, api_visibility="private")
             skip.click(lambda: (gr.Column(visible=False), ""), None, [reason_panel, disliked], queue=False,
                        api_visibility="private")
+        else:
+            demo.load(opened, ids, [ids, picker], queue=False, api_visibility="private", show_progress="hidden")
         # The chatbot's own 🗑 starts a new conversation too: cleared, it must not come back after a reload.
         for trigger in (new_chat.click, chat.chatbot.clear):
             trigger(new_conversation, ids, [ids, chat.chatbot, chat.chatbot_state, reason_panel], queue=False,
