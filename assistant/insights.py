@@ -4,12 +4,15 @@ The questions the library could not answer and the answers marked 👎, grouped 
 with the documents the library has closest to it (what to add, or what to fix); the documents cited
 most and those never cited; questions per day with the declined and 👎 shares; CSV exports.
 
-Grouping is average-linkage clustering of the questions' e5 vectors (stored with each entry), merged
-while the mean cosine between two groups is at least GROUP_SIMILARITY. Measured on 26 hand-written
-seller questions on 9 topics, English and Chinese mixed (`bench/question_log.py --grouping`): from 0.82
-to 0.85, six topics came out exactly and no group mixed more than two (below, groups swallow several
-topics; above, a topic's English and Chinese questions split). Greedy assignment to the nearest
-centroid, tried first, swung from 1 to 15 groups between 0.80 and 0.89.
+Grouping is average-linkage clustering of the questions in the sentence model (USE, `question_groups`),
+merged while the mean cosine between two groups is at least GROUP_SIMILARITY. e5's vectors (stored with
+each entry, still used to find a group's closest documents) put every short seller question at a cosine
+of 0.75-0.95 with every other: at the old 0.84 one group held FBA storage fees, TikTok Shop, return
+shipping, return rate and ACOS. Measured on 65 questions written for it on 13 subjects, Chinese and
+English mixed (tests/fixtures/insights_questions.jsonl, `bench/grouping.py`): e5 at 0.84, purity 0.54
+(inverse purity 0.55); USE at 0.50, purity 0.95 (inverse purity 0.57: a subject's Chinese and English
+questions are often two groups, each of one subject). USE with e5 blended scored a little higher on
+both (0.91 / 0.62) for a second model's vectors per question; not taken.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from .questions import Entry, Vote, utcnow
 if TYPE_CHECKING:
     from .core import Assistant
 
-GROUP_SIMILARITY = 0.84
+GROUP_SIMILARITY = 0.50
 # The most recent distinct problem questions grouped (the clustering is quadratic in them).
 MAX_GROUPED = 1000
 MAX_PROBLEMS = 5 * MAX_GROUPED  # the newest declined or 👎 questions read for grouping
@@ -143,6 +146,15 @@ class _Tally:
                 for day, (n, declined, disliked) in self.days.items()]
 
 
+def question_groups(embedder, questions: list[str], weights: list[int] | None = None) -> list[list[int]]:
+    """The questions (indices) by subject: `group_vectors` of their vectors in `embedder` (the sentence model)."""
+    if not questions:
+        return []
+    vectors = np.asarray(embedder.encode_query(questions), dtype=np.float32)
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return group_vectors(vectors, weights or [1] * len(questions))
+
+
 def group_vectors(vectors: np.ndarray, weights: list[int], threshold: float = GROUP_SIMILARITY) -> list[list[int]]:
     """Average-linkage clusters of unit `vectors` (row indices), each row standing for `weights` questions:
     two groups merge while the mean cosine between their questions is at least `threshold`."""
@@ -177,17 +189,10 @@ def _groups(bot: Assistant, entries: list[Entry], by_answer: dict[str, list[Vote
         if key in same or len(same) < MAX_GROUPED:
             same.setdefault(key, []).append(e)
     points = list(same.values())
-    stored = bot.questions.store.vectors([p[0].id for p in points])
+    stored = bot.questions.store.vectors([p[0].id for p in points])  # e5's: a group's closest documents
     dim = bot.index.embedder.dim
-    with_vector = [p for p in points if p[0].id in stored and len(stored[p[0].id]) == dim]
-    clusters: list[list[list[Entry]]] = []
-    if with_vector:
-        vectors = np.vstack([stored[p[0].id] for p in with_vector])
-        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        for members in group_vectors(vectors, [len(p) for p in with_vector]):
-            clusters.append([with_vector[i] for i in members])
-    # A question without a usable vector (another model's, since the library was rebuilt) stands alone.
-    clusters += [[p] for p in points if p not in with_vector]
+    clusters = [[points[i] for i in members] for members in
+                question_groups(bot.index.sentence_embedder, [p[0].question for p in points], [len(p) for p in points])]
     groups = []
     for cluster in clusters:
         items = sorted((e for p in cluster for e in p), key=lambda e: e.asked_at)
