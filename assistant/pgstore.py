@@ -32,8 +32,8 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .chunk import Chunk
 from .load import Document
-from .storage import (COLLECTION_CHUNKS, COLLECTION_ROWS, ROUTE_NEW_DOCUMENT, IndexBusy, StoredChunk, document_from_row,
-                      document_row, like_pattern, redact)
+from .storage import (COLLECTION_CHUNKS, COLLECTION_ROWS, ROUTE_NEW_DOCUMENT, IndexBusy, StoredChunk, document_filter,
+                      document_from_row, document_row, redact)
 
 BM25_K1, BM25_B = 1.2, 0.75  # SQLite FTS5's bm25() defaults
 # Below this many chunks an exact scan is exact and cheap next to embedding the question (measured
@@ -352,14 +352,7 @@ class PostgresStore:
 
     def document_list(self, query: str, offset: int, limit: int,
                       collection: str | None = None) -> tuple[int, list[tuple]]:
-        conditions, args = [], []
-        if query:  # ILIKE: SQLite's LIKE ignores the case of ASCII letters too.
-            conditions.append("d.title ILIKE %s ESCAPE '\\'")
-            args.append(like_pattern(query))
-        if collection is not None:
-            conditions.append("d.doc_id IN (SELECT doc_id FROM collection_docs WHERE collection = %s)")
-            args.append(collection)
-        where = "WHERE " + " AND ".join(conditions) if conditions else ""
+        where, args = document_filter(query, collection, "ILIKE", "%s")  # ILIKE: SQLite's LIKE ignores ASCII case too
         (total,), = self._rows(f"SELECT count(*) FROM documents d {where}", args)
         rows = self._rows(
             "SELECT d.doc_id, d.title, d.date, d.source, d.path, d.pages, "

@@ -67,6 +67,19 @@ def like_pattern(query: str) -> str:
     return "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
+def document_filter(query: str, collection: str | None, like: str, mark: str) -> tuple[str, list]:
+    """(WHERE clause, its arguments) of a document list: titles holding `query` (`like`: LIKE or ILIKE), in
+    `collection` when named; `mark` is the store's placeholder."""
+    conditions, args = [], []
+    if query:
+        conditions.append(f"d.title {like} {mark} ESCAPE '\\'")
+        args.append(like_pattern(query))
+    if collection is not None:
+        conditions.append(f"d.doc_id IN (SELECT doc_id FROM collection_docs WHERE collection = {mark})")
+        args.append(collection)
+    return ("WHERE " + " AND ".join(conditions) if conditions else ""), args
+
+
 def document_from_row(row: tuple) -> Document:
     d, title, author, date, source, path, lang, text, pages, meta = row
     return Document(d, text, title or "", author or "", date or "", source or "", path or "", lang or "",

@@ -23,8 +23,8 @@ from .chunk import Chunk
 from .keyword import match_expression
 from .load import Document
 from .migrations import migrate
-from .storage import (COLLECTION_CHUNKS, COLLECTION_ROWS, ROUTE_NEW_DOCUMENT, IndexBusy, StoredChunk, document_from_row,
-                      document_row, like_pattern)
+from .storage import (COLLECTION_CHUNKS, COLLECTION_ROWS, ROUTE_NEW_DOCUMENT, IndexBusy, StoredChunk, document_filter,
+                      document_from_row, document_row)
 from .vectors import VectorIndex
 
 DB_NAME = "library.sqlite"
@@ -193,14 +193,7 @@ class Store:
                       collection: str | None = None) -> tuple[int, list[tuple]]:
         """(matches, rows) of the documents whose title holds `query`, newest first: doc_id, title, date,
         source, path, pages (JSON), chunk count, added_at."""
-        conditions, args = [], []
-        if query:
-            conditions.append("d.title LIKE ? ESCAPE '\\'")
-            args.append(like_pattern(query))
-        if collection is not None:
-            conditions.append("d.doc_id IN (SELECT doc_id FROM collection_docs WHERE collection = ?)")
-            args.append(collection)
-        where = "WHERE " + " AND ".join(conditions) if conditions else ""
+        where, args = document_filter(query, collection, "LIKE", "?")
         total = self._rows(f"SELECT count(*) FROM documents d {where}", args)[0][0]
         rows = self._rows(
             "SELECT d.doc_id, d.title, d.date, d.source, d.path, d.pages, "

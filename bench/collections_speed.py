@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -28,7 +27,7 @@ import numpy as np
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from stores import QUESTIONS, ROOT, pct, synthetic  # noqa: E402  (also puts tests/ on the path)
+from stores import QUESTIONS, ROOT, latencies, synthetic  # noqa: E402  (also puts tests/ on the path)
 from pg import LocalPostgres  # noqa: E402
 
 from assistant import Assistant, Config  # noqa: E402
@@ -79,24 +78,23 @@ def faiss_scoping(sizes: tuple[int, ...], members: int, dim: int = 384) -> None:
               f"recall {recall:.2f}", flush=True)
 
 
-def latencies(bot: Assistant, collection: str | None, queries: int) -> dict[str, tuple[float, float]]:
-    out = {}
-    for name, call in (("search", lambda q: bot.search(q, k=5, collection=collection)),
-                       ("ask", lambda q: bot.ask(q, collection=collection))):
-        call(QUESTIONS[0])  # first-call costs (the collection's index, jieba) are not a question's
-        times = []
-        for i in range(queries):
-            start = time.perf_counter()
-            call(QUESTIONS[i % len(QUESTIONS)])
-            times.append(time.perf_counter() - start)
-        out[name] = (1000 * statistics.median(times), 1000 * pct(times, 95))
-    return out
+class In:
+    """An assistant scoped to one collection (None: the whole library), as stores.latencies asks it."""
+
+    def __init__(self, bot: Assistant, collection: str | None):
+        self.bot, self.collection = bot, collection
+
+    def search(self, question: str, k: int):
+        return self.bot.search(question, k=k, collection=self.collection)
+
+    def ask(self, question: str):
+        return self.bot.ask(question, collection=self.collection)
 
 
 def compare(label: str, bot: Assistant, members: set[str], queries: int) -> None:
     hits = bot.search(QUESTIONS[0], k=5, collection=COLLECTION)
     assert len(hits) == 5 and {h.doc_id for h in hits} <= members, "the collection's search left it"
-    whole, small = latencies(bot, None, queries), latencies(bot, COLLECTION, queries)
+    whole, small = latencies(In(bot, None), QUESTIONS, queries), latencies(In(bot, COLLECTION), QUESTIONS, queries)
     for name in ("search", "ask"):
         print(f"  {label:8} {name:6} whole library {whole[name][0]:7.1f} / {whole[name][1]:7.1f} ms   "
               f"collection {small[name][0]:7.1f} / {small[name][1]:7.1f} ms (p50 / p95)   "

@@ -157,3 +157,15 @@ def test_gradio_api_and_mcp_keep_to_the_tokens_collections(served):
             assert "2元" in asked.structured_content["answer"]
 
     asyncio.run(agent())
+
+
+def test_a_server_that_queues_changes_for_workers_refuses_an_upload_into_a_collection(bot):  # noqa: F811
+    if bot.config.store == "sqlite":
+        pytest.skip("workers share a PostgreSQL library")
+    from assistant.web.app import job_queue
+
+    two_warehouses(bot)
+    with running(create_app(bot, bot.config, job_queue(bot, bot.config, ingest=False))) as url:
+        files = {"files": ("a.md", "# 温州仓\n\n温州仓的仓储费是每立方米每天9元。".encode())}
+        refused = httpx.post(f"{url}/api/documents", params={"collection": "sz"}, files=files, timeout=60)
+        assert refused.status_code == 409 and "/api/collections/sz/documents" in refused.json()["detail"]

@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..config import Config
 from ..core import Assistant
 from ..fetch import MAX_URL_CHARS
-from ..library import LibraryBusy, LibraryError
+from ..library import Jobs, LibraryBusy, LibraryError
 from ..collections import CollectionError, Grant
 from .access import change_refusal, grant_of
 
@@ -170,6 +170,10 @@ def library_router(bot: Assistant, config: Config, jobs: JobQueue, origins: tupl
         collection = request.query_params.get("collection") or None
         if collection is not None and not bot.collections.exists(collection):
             raise HTTPException(404, f"No collection {collection!r}.")
+        if collection is not None and not isinstance(jobs, Jobs):
+            raise HTTPException(409, "This server queues library changes for `assistant worker` processes, which do "
+                                "not take a collection yet: upload without one, then add the documents to it "
+                                f"(POST /api/collections/{collection}/documents).")
         return {"collection": collection} if collection else {}
 
     @router.get("/library", response_class=HTMLResponse, include_in_schema=False)
