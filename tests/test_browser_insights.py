@@ -123,3 +123,27 @@ def test_the_widget_keeps_its_conversation_across_a_reload(new_page, server, int
     chat.get_by_role("button", name="Dislike").first.wait_for()  # the widget has the chat's buttons
     page.screenshot(path=str(SCREENSHOTS / "widget-reloaded.png"))
     assert [e.surface for e in entries(bot) if e.question == JAPAN[1]] == ["widget"]
+
+
+def test_the_reason_form_opens_beside_the_answer_voted_on_and_confirms_after_send(new_page, server, bot):
+    page, seen = new_page()
+    page.set_viewport_size({"width": 1100, "height": 700})
+    page.goto(server + "/")
+    for question in (SEA, JAPAN[0], SEA, JAPAN[0]):  # a few turns: the input box is far below the first answer
+        ask(page, question)
+    first = page.locator(".message-row.bot-row").first
+    first.scroll_into_view_if_needed()
+    page.get_by_role("button", name="Dislike").first.click()
+    panel = page.locator(".sa-reason")
+    panel.wait_for()
+    until(lambda: "sa-beside" in (panel.get_attribute("class") or ""))
+    row, box = first.bounding_box(), panel.bounding_box()
+    assert 0 <= box["y"] and box["y"] + box["height"] <= 700, box  # on screen
+    assert abs(box["y"] - (row["y"] + row["height"])) < 120 or row["y"] + row["height"] > 700 - box["height"], (row, box)
+    page.screenshot(path=str(SCREENSHOTS / "chat-dislike-beside.png"))
+    panel.get_by_text("答案不对 Wrong answer").click()
+    panel.locator("button", has_text="发送 Send").click()
+    thanks = page.locator(".sa-thanks")
+    thanks.wait_for()
+    assert "已记下" in thanks.inner_text() and thanks.get_attribute("role") == "status"
+    assert not seen.errors, seen.errors  # no error in the page's console

@@ -131,6 +131,10 @@ html.sa-widget .gradio-container, html.sa-widget .gradio-container .main { paddi
 .sa-top { align-items: flex-start; }
 .sa-new { flex-grow: 0 !important; min-width: max-content !important; align-self: center; }
 .sa-reason { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 6px 10px; }
+.sa-reason.sa-beside { position: fixed; z-index: 60; max-width: 560px; background: var(--background-fill-primary);
+                       box-shadow: 0 4px 16px rgba(0, 0, 0, .18); }
+.sa-thanks { position: fixed; z-index: 60; padding: 4px 10px; border-radius: 6px; font-size: .92em;
+             background: var(--color-green-100, #dcfce7); color: var(--color-green-800, #166534); }
 """
 
 # The widget's iframe opens /?embed=widget: a compact chat without the page header and footer.
@@ -160,6 +164,47 @@ new MutationObserver(function () {
     if (el.getAttribute("aria-label") !== text) el.setAttribute("aria-label", text);
   });
 }).observe(document.documentElement, {subtree: true, childList: true, attributes: true, attributeFilter: ["aria-label"]});
+// After a 👎 the reason form opens beside the answer voted on (below the input box it was off-screen once a
+// conversation had a few turns), and after Send a note beside that answer says it was received.
+var saVoted = null, saSent = false;
+function saRow(el) { return el.closest(".message-row") || el.closest(".message") || el.parentElement; }
+function saPlace() {
+  var panel = document.querySelector(".sa-reason");
+  var shown = !!panel && panel.getClientRects().length > 0;
+  if (!shown || !saVoted || !saVoted.isConnected) {
+    if (saSent && saVoted && !shown) saThank();
+    return;
+  }
+  var r = saVoted.getBoundingClientRect();
+  var left = Math.max(8, Math.min(r.left, innerWidth - panel.offsetWidth - 8)) + "px";
+  var top = Math.max(8, Math.min(r.bottom + 4, innerHeight - panel.offsetHeight - 8)) + "px";
+  // Only what changed: each write is a mutation this function observes.
+  if (!panel.classList.contains("sa-beside")) panel.classList.add("sa-beside");
+  if (panel.style.left !== left) panel.style.left = left;
+  if (panel.style.top !== top) panel.style.top = top;
+}
+function saThank() {
+  saSent = false;
+  var r = saVoted.getBoundingClientRect(), note = document.createElement("div");
+  note.className = "sa-thanks"; note.setAttribute("role", "status");
+  note.textContent = "✓ 谢谢，已记下 Thank you, noted";
+  note.style.left = Math.max(8, r.left) + "px";
+  note.style.top = Math.max(8, Math.min(r.bottom + 4, innerHeight - 40)) + "px";
+  document.body.appendChild(note);
+  setTimeout(function () { note.remove(); }, 6000);
+}
+document.addEventListener("click", function (event) {
+  var target = event.target.closest ? event.target : event.target.parentElement;
+  var dislike = target.closest("button[aria-label='Dislike'], button[aria-label='Disliked']");
+  if (dislike) { saVoted = saRow(dislike); saSent = false; }
+  if (target.closest(".sa-reason .sa-send")) saSent = true;
+  if (target.closest(".sa-reason .sa-skip")) saSent = false;
+  setTimeout(saPlace, 50);
+}, true);
+new MutationObserver(saPlace).observe(document.documentElement, {subtree: true, childList: true, attributes: true,
+                                                                  attributeFilter: ["class", "style"]});
+addEventListener("scroll", saPlace, true);
+addEventListener("resize", saPlace);
 </script>"""
 
 
