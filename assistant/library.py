@@ -29,7 +29,7 @@ from pathlib import Path
 
 from .collections import Collections
 from .config import Config
-from .fetch import FetchError, fetch
+from .fetch import FetchError, Fetched, fetch
 from .index import LINKS_FILE, IndexReport, Progress, chunk_file, link_sources, no_progress, update_index
 from .load import SUPPORTED, LoadError, read_bounded, read_file
 from .refusals import in_chinese
@@ -139,21 +139,23 @@ class Library:
         return outcomes
 
     def add_urls(self, urls: list[str], progress: Progress = no_progress,
-                 outcomes: list[FileOutcome] | None = None, collection: str | None = None) -> list[FileOutcome]:
+                 outcomes: list[FileOutcome] | None = None, collection: str | None = None,
+                 pages: list[Fetched | None] | None = None) -> list[FileOutcome]:
         """Fetch each link (see assistant.fetch for the bounds), read the page as its file type is read,
         store it under `<library>/uploads/links/` with the URL as its documents' source, and index. A
-        link added again is "unchanged" when its article text is, else "updated"."""
+        link added again is "unchanged" when its article text is, else "updated". `pages`: what `fetch`
+        gave for these links already."""
         outcomes = outcomes if outcomes is not None else [FileOutcome(u) for u in urls]
+        pages = pages if pages is not None else self.fetch(urls, outcomes, progress)
         with self._lock:
             folder = self.root() / UPLOADS / LINKS
             if collection is not None:
                 self._collections.route(list(urls), collection)
             sources = link_sources(folder)
             stored: dict[str, FileOutcome] = {}
-            advance = progress("fetching", len(urls))
-            for url, outcome in zip(urls, outcomes):
-                self._fetch(url, outcome, folder, sources, stored)
-                advance(1)
+            for page, outcome in zip(pages, outcomes):
+                if page is not None:
+                    self._store_page(page, outcome, folder, sources, stored)
             if stored:
                 _write_atomically(folder / LINKS_FILE, json.dumps(sources, ensure_ascii=False, indent=1).encode())
             self._index_stored(stored, progress)
@@ -171,16 +173,33 @@ class Library:
         if collection is not None and doc_ids:
             self._collections.add(doc_ids, collection)
 
-    def _fetch(self, url: str, outcome: FileOutcome, folder: Path, sources: dict[str, str],
-               stored: dict[str, FileOutcome]) -> None:
+    def fetch(self, urls: list[str], outcomes: list[FileOutcome], progress: Progress = no_progress) -> list[Fetched | None]:
+        """Each link's page, or None with its outcome rejected (the reason); each link alone. Takes no lock:
+        a slow link (every fetch ends at fetch_timeout) holds up no other change of the library."""
+        pages: list[Fetched | None] = []
+        advance = progress("fetching", len(urls))
+        for url, outcome in zip(urls, outcomes):
+            try:
+                pages.append(fetch(url, self.config))
+            except FetchError as exc:
+                outcome.status, outcome.reason = "rejected", str(exc)
+                pages.append(None)
+            except Exception as exc:  # whatever else one link trips: that link's refusal, the others go on
+                log.warning("fetching %r failed", url, exc_info=True)
+                outcome.status, outcome.reason = "rejected", f"the page could not be fetched ({type(exc).__name__})"
+                pages.append(None)
+            advance(1)
+        return pages
+
+    def _store_page(self, page: Fetched, outcome: FileOutcome, folder: Path, sources: dict[str, str],
+                    stored: dict[str, FileOutcome]) -> None:
         try:
-            page = fetch(url, self.config)
             name = link_file_name(page.url, page.suffix)
             target = (folder / name).resolve() if folder.exists() else folder / name
             docs, _ = read_bounded(target, page.data, self.config.read_seconds, ocr=self.config.ocr,
                                    max_chars=self.config.max_file_chars)
-        except (FetchError, LoadError) as exc:
-            outcome.status, outcome.reason = "rejected", exc.reason if isinstance(exc, LoadError) else str(exc)
+        except LoadError as exc:
+            outcome.status, outcome.reason = "rejected", exc.reason
             return
         outcome.stored_as = f"{UPLOADS}/{LINKS}/{name}"
         held = self.store.files().get(str(target), ("", 0, 0, []))[3]
@@ -393,6 +412,7 @@ class Jobs:
         self._new_lock = threading.Lock()
         self._jobs: dict[str, Job] = {}
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="library", initializer=_yield_to_questions)
+        self._fetching = ThreadPoolExecutor(max_workers=2, thread_name_prefix="fetch")
 
     def ready(self) -> None:
         self.library.root()
@@ -418,9 +438,22 @@ class Jobs:
         return self._submit(job, run)
 
     def add_urls(self, urls: list[str], collection: str | None = None) -> Job:
+        """Links are fetched by a pool of their own, then indexed in turn with the other changes: a slow link
+        delays only its own job."""
         job = self._new("links")
         job.files = [FileOutcome(url) for url in urls]
-        return self._submit(job, lambda: self.library.add_urls(urls, self._progress(job), job.files, collection))
+
+        def fetched() -> None:
+            job.state = "running"
+            try:
+                pages = self.library.fetch(urls, job.files, self._progress(job))
+            except Exception as exc:  # noqa: BLE001 (reported on the job, as _submit does)
+                job.state, job.error, job.finished = "failed", str(exc) or type(exc).__name__, time.time()
+                return
+            self._submit(job, lambda: self.library.add_urls(urls, self._progress(job), job.files, collection, pages))
+
+        self._fetching.submit(fetched)
+        return job
 
     def remove_file(self, name: str) -> Job:
         job = self._new("remove")
@@ -472,5 +505,6 @@ class Jobs:
         return start
 
     def close(self) -> None:
+        self._fetching.shutdown(wait=True, cancel_futures=True)
         self._pool.shutdown(wait=True, cancel_futures=True)
 

@@ -496,3 +496,25 @@ def test_insights_groups_questions_that_share_a_subject():
                   for t in set(labels)) / len(labels)
     # Measured 0.95 and 0.57 (e5 at the old threshold: 0.54 and 0.55, one group of five subjects).
     assert purity >= 0.9 and inverse >= 0.5, (purity, inverse, len(groups))
+
+
+def test_5_a_slow_link_does_not_hold_up_other_library_changes(site, bot, monkeypatch):
+    from assistant.library import Jobs
+
+    monkeypatch.setattr(bot.library, "config", ALLOWED.replace(fetch_timeout=20))
+    jobs = Jobs(bot.library)
+    try:
+        links = jobs.add_urls([f"{site}/slow-headers"])  # a header byte a quarter-second, for ever: 20 s
+        upload = jobs.upload([("mx.md", MX.encode())])
+        deadline = time.monotonic() + 120
+        while upload.finished is None:
+            assert time.monotonic() < deadline, upload
+            time.sleep(0.1)
+        assert upload.state == "done" and upload.files[0].status == "added", upload
+        assert links.finished is None  # still fetching: the upload did not wait for it
+        while links.finished is None:
+            assert time.monotonic() < deadline, links
+            time.sleep(0.1)
+        assert links.state == "done" and "fetch_timeout (20 s)" in links.files[0].reason
+    finally:
+        jobs.close()
