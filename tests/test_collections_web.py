@@ -139,6 +139,13 @@ def test_gradio_api_and_mcp_keep_to_the_tokens_collections(served):
         assert event == "complete" and "2元" in data[0]["answer"]
         event, data = gradio_call(client, "ask", [FEE, []], **auth(NB))  # its own collection
         assert event == "complete" and "5元" in data[0]["answer"]
+        # The open chat reads open_collections only (here the default), whatever the page's state says.
+        ids = {"conversation": "c" * 20, "client": "d" * 20}
+        event, data = gradio_call(client, "chat", [FEE, [], {**ids, "collection": "sz"}])
+        assert event == "complete" and "sa-error" in data[0] and "“sz”" in data[0]
+        event, data = gradio_call(client, "chat", [FEE, [], ids])
+        assert event == "complete" and "/doc/" in data[0]
+        assert doc_of(bot, "shenzhen") not in data[0] and ningbo not in data[0]
 
     async def agent():
         async with (httpx2.AsyncClient(headers=auth(SZ), timeout=120) as http,
