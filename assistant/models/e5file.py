@@ -234,7 +234,7 @@ class _CodepointMap:
 
 def _uncovered_class(pieces: list[str]) -> str:
     """A regex class of the characters that no piece contains (as ranges of codepoints)."""
-    covered = sorted(map(ord, set("".join(pieces))))
+    covered = np.unique(np.frombuffer("".join(pieces).encode("utf-32-le"), dtype="<u4")).tolist()
     ranges, start = [], 0
     for code in covered:
         if code > start:

