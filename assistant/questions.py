@@ -206,8 +206,10 @@ class _SqlQuestions:
     def entries(self, since: datetime, after: Entry | None = None, limit: int = 0) -> list[Entry]:
         where, args = "asked_at >= ?", [self._time(since)]
         if after is not None:  # a page: the entries after this one, in the same order
-            where += " AND (asked_at > ? OR (asked_at = ? AND id > ?))"
-            args += [self._time(after.asked_at), self._time(after.asked_at), after.id]
+            # The range starts at that entry's time, so that the index on asked_at leads to it: a condition
+            # the index cannot take (an OR) made each page scan the log from `since`.
+            where, args = "asked_at >= ? AND NOT (asked_at = ? AND id <= ?)", [
+                self._time(max(after.asked_at, since)), self._time(after.asked_at), after.id]
         rows = self._run("SELECT id, asked_at, surface, question, lang, declined, reason, citations, seconds, "
                          f"conversation_id, client, collection FROM questions WHERE {where} ORDER BY asked_at, id"
                          + (f" LIMIT {int(limit)}" if limit else ""), args)
