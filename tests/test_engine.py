@@ -49,6 +49,29 @@ def test_a_text_gets_its_vector_whatever_it_is_batched_with(engine):
     assert np.linalg.norm(engine.encode([long])[0]) == pytest.approx(1.0, abs=1e-5)
 
 
+def test_questions_and_indexing_run_side_by_side(engine):
+    """Both sessions at once, from several threads: each call gets the vectors it gets alone."""
+    texts = CHINESE[:4]
+    expected = {True: engine.encode(texts, True), False: engine.encode(texts, background=True)}
+    results, errors = [], []
+
+    def call(query: bool, background: bool):
+        try:
+            for _ in range(3):
+                results.append((query, engine.encode(texts, query, background=background)))
+        except Exception as exc:  # noqa: BLE001  (reported by the assertion below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=call, args=args) for args in [(True, False), (False, True), (True, False)]]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and len(results) == 9
+    for query, vectors in results:
+        assert np.sum(vectors * expected[query], axis=1).min() >= 0.9999
+
+
 def test_passages_are_batched_by_length_within_the_bounds():
     rng = np.random.default_rng(0)
     rows = [[0] * int(n) for n in rng.integers(3, 513, size=300)]
