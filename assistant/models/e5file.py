@@ -319,6 +319,16 @@ class _Cursor:
         return np.frombuffer(self.take(count * np.dtype(dtype).itemsize), dtype=dtype)
 
 
+def padded(rows: list[list[int]], pad: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, attention mask) of token-id rows, right-padded with `pad` to the longest."""
+    width = max(len(row) for row in rows)
+    ids = np.full((len(rows), width), pad, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)], mask[i, : len(row)] = row, 1
+    return ids, mask
+
+
 def encode(texts: list[str], query: bool, file: E5File | None = None, model=None, tokenizer=None,
            batch_size: int = 16) -> np.ndarray:
     """Normalised e5 vectors of `texts` from the dequantized BertModel in torch (float32): mean of the

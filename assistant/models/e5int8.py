@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .cache import BuildError, cached, say, sha256
-from .e5file import PROMPTS, E5File
+from .e5file import PROMPTS, E5File, padded
 from .onnx import ExportError, export_int8, session
 
 CONVERSION = 1  # part of the cached model's name: a change to the conversion makes a new one
@@ -104,17 +104,8 @@ def _example(file: E5File) -> dict:
     tokenizer = file.tokenizer()
     texts = [PROMPTS[False] + "亚马逊欧洲站从九月起调整了服装类目的退货政策，买家退货的运费由卖家承担。",
              PROMPTS[True] + "How long does sea freight from Shenzhen to Hamburg take?"]
-    ids, mask = _padded([tokenizer.encode(t).ids for t in texts], file.vocabulary.pad)
+    ids, mask = padded([tokenizer.encode(t).ids for t in texts], file.vocabulary.pad)
     return {"inputs_embeds": torch.from_numpy(file.word_embeddings(ids)), "attention_mask": torch.from_numpy(mask)}
-
-
-def _padded(rows: list[list[int]], pad: int) -> tuple[np.ndarray, np.ndarray]:
-    width = max(len(r) for r in rows)
-    ids = np.full((len(rows), width), pad, dtype=np.int64)
-    mask = np.zeros((len(rows), width), dtype=np.int64)
-    for i, row in enumerate(rows):
-        ids[i, : len(row)], mask[i, : len(row)] = row, 1
-    return ids, mask
 
 
 class E5Int8:
@@ -147,7 +138,7 @@ class E5Int8:
                 for ids in (e.ids for e in self.tokenizer.encode_batch([PROMPTS[is_query] + t for t in texts]))]
         run = self._session(background).run
         for batch in _batches(rows):
-            ids, mask = _padded([rows[i] for i in batch], self.file.vocabulary.pad)
+            ids, mask = padded([rows[i] for i in batch], self.file.vocabulary.pad)
             out[batch] = run(None, {"inputs_embeds": self.file.word_embeddings(ids), "attention_mask": mask})[0]
         return out
 
