@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup test-setup index run test bench clean clean-uploads
+.PHONY: setup test-setup index run test bench reader clean clean-uploads
 
 $(BIN)/assistant: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -72,6 +72,17 @@ bench: test-setup
 	$(BIN)/python bench/mixed_load.py --seconds 45
 	$(BIN)/python bench/mixed_load.py --clients 1 --hostile 0 --articles 50 --seconds 45
 	$(BIN)/python bench/collections_speed.py
+	$(BIN)/python bench/reader_cost.py $(BENCH_INDEX) $(BENCH_QUESTIONS)
+
+# Rebuild the reader (assistant/models/reader_weights/) from ../shared/train: the training groups, e5's lower
+# states of every text, training (resumable: run it again to go on), export with the validation split's
+# threshold. Hours on 2 cores (docs/reader.md); READER_ARGS e.g. "--groups 8000 --minutes 60".
+READER_ARGS ?= --groups 8000
+reader: setup
+	$(BIN)/pip install --quiet -e ".[training]"
+	$(BIN)/python training/reader_data.py
+	$(BIN)/python training/train_reader.py --resume $(READER_ARGS)
+	$(BIN)/python training/train_reader.py --export $(READER_ARGS)
 
 # `make clean` keeps the documents users added in the Library view (corpus/uploads/, and the removed
 # ones in corpus/.removed/, both ignored by git); `make clean-uploads` deletes those too.
