@@ -40,12 +40,15 @@ def wheel(tmp_path_factory) -> Path:
     return next(out.glob("seller_assistant-*.whl"))
 
 
-def test_the_wheel_holds_the_web_app_and_its_static_files(wheel):
+def test_the_wheel_holds_the_web_app_its_static_files_and_the_reader(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for module in ("app", "api", "chat", "render", "document", "security", "limits", "library_api"):
         assert f"assistant/web/{module}.py" in names
     for asset in ("widget.js", "library.html", "library.js", "document.js", "document.css"):
         assert f"assistant/static/{asset}" in names
+    # The reader's own trained artifact, and the engines' modules that run it.
+    assert {"assistant/models/reader_weights/weights.npz", "assistant/models/reader_weights/reader.json",
+            "assistant/models/reader.py", "assistant/models/e5int8.py"} <= names
 
 
 def _free_port() -> int:
