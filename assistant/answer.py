@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
+from typing import Protocol
 from urllib.parse import quote as quote_url
 
 import numpy as np
@@ -239,30 +240,47 @@ def candidates(question: str, query: Query, hits: list[Hit], index: Index,
     return found
 
 
-def extractive_answer(question: str, query: Query, hits: list[Hit], index: Index, config: Config,
-                      scoring: Scoring = SCORING, asked: Asked | None = None) -> Answer:
-    """Quote the sentences of `hits` that answer `question`; decline when none is good enough. `asked`: the
-    question as the caller read it (`asked.analyse`), else read here with the configured glossary."""
-    lang = detect_lang(question)
-    asked = asked or analyse(question, configured(config.glossary))
-    found = candidates(question, query, hits, index, asked)
-    if not found:
-        return decline(question, hits, reason="no sentences")
-    scores = {id(c): scoring.score(c) for c in found}
-    top = max(found, key=lambda c: scores[id(c)])
-    # A sentence in another language shares no words with the question, so when such a sentence is the
-    # best, the answer is held to a floor of its own on cosine alone.
-    match = max((scoring.match(c) for c in found if c.lang == lang), default=0.0)
-    other = max((c.similarity for c in found if c.lang != lang), default=0.0)
-    if (match < config.min_answer_score if top.lang == lang
-            else other < calibration(index.models.sentences).answer_other_language):
-        return decline(question, hits, related=related_quotes(question, query, hits, index, scoring, asked),
-                       reason="no sentence answers the question", best_match=round(match, 4),
-                       best_other_language=round(other, 4))
-    best = scores[id(top)]
-    ranked = sorted(found, key=lambda c: scores[id(c)], reverse=True)
-    pool = [c for c in ranked[: scoring.other_language_pool] if c is top or scores[id(c)] >= scoring.keep * best]
-    if top.lang != lang and index.models.passages != index.models.sentences:
+@dataclass
+class Picked:
+    """What a picker chose: the quotes, best first, or none, with why (a decline's meta)."""
+
+    chosen: list[Candidate]
+    meta: dict = field(default_factory=dict)
+
+
+class Picker(Protocol):
+    """Chooses the quotes of an extractive answer among the candidate sentences, or none (a decline)."""
+
+    def pick(self, question: str, query: Query, lang: str, found: list[Candidate], index: Index,
+             config: Config) -> Picked: ...
+
+
+@dataclass(frozen=True)
+class ScoredPicker:
+    """The quotes by `Scoring` alone (no reader): a match floor in the question's language, a cosine floor
+    in another; the best, then those within `keep` of it."""
+
+    scoring: Scoring = SCORING
+
+    def pick(self, question: str, query: Query, lang: str, found: list[Candidate], index: Index,
+             config: Config) -> Picked:
+        scoring = self.scoring
+        scores = {id(c): scoring.score(c) for c in found}
+        top = max(found, key=lambda c: scores[id(c)])
+        # A sentence in another language shares no words with the question, so when such a sentence is the
+        # best, the answer is held to a floor of its own on cosine alone.
+        match = max((scoring.match(c) for c in found if c.lang == lang), default=0.0)
+        other = max((c.similarity for c in found if c.lang != lang), default=0.0)
+        if (match < config.min_answer_score if top.lang == lang
+                else other < calibration(index.models.sentences).answer_other_language):
+            return Picked([], {"reason": "no sentence answers the question", "best_match": round(match, 4),
+                               "best_other_language": round(other, 4)})
+        best = scores[id(top)]
+        ranked = sorted(found, key=lambda c: scores[id(c)], reverse=True)
+        pool = [c for c in ranked[: scoring.other_language_pool] if c is top or scores[id(c)] >= scoring.keep * best]
+        meta = {"best_sentence_score": round(best, 4)}
+        if top.lang == lang or index.models.passages == index.models.sentences:
+            return Picked(pool[: config.answer_sentences], meta)
         # The sentence model's cosines across languages are weak (they put the evidence first for 4 of
         # our 12 English questions over the Chinese article); the passage model's reorder the best few.
         # A sentence that is itself a question ("社交电商中什么是促成交易的决定性因素?") keeps its penalty.
@@ -271,9 +289,59 @@ def extractive_answer(question: str, query: Query, hits: list[Hit], index: Index
         # The glossary reads what is asked across languages ("storage fee": 仓储费), which e5 confuses with
         # its neighbours (订单处理费): a sentence naming it comes first.
         order = np.lexsort((-similarity, -np.array([c.asks for c in pool])))
-        chosen = [pool[i] for i in order][: config.answer_sentences]
-    else:
-        chosen = pool[: config.answer_sentences]
+        return Picked([pool[i] for i in order][: config.answer_sentences], meta)
+
+
+@dataclass(frozen=True)
+class ReaderPicker:
+    """The quotes by the trained reader (assistant/models/reader.py): `Scoring` shortlists the `shortlist`
+    best sentences (cheap), the reader scores each for "states the answer"; none at or over its threshold
+    is a decline; otherwise the best first, then those within `spec.keep` logits of it (no filler)."""
+
+    reader: object  # models.reader.Reader
+    scoring: Scoring = SCORING
+    shortlist: int = 10
+
+    def pick(self, question: str, query: Query, lang: str, found: list[Candidate], index: Index,
+             config: Config) -> Picked:
+        shortlist = sorted(found, key=self.scoring.score, reverse=True)[: self.shortlist]
+        titles = {c.hit.doc_id: c.hit.title for c in shortlist}
+        logits = self.reader.scores(question, [(c.sentence, titles[c.hit.doc_id]) for c in shortlist])
+        best = float(logits.max())
+        spec = self.reader.spec
+        if best < spec.threshold:
+            return Picked([], {"reason": "no sentence states the answer (reader)", "best_reader": round(best, 3)})
+        floor = max(spec.threshold, best - spec.keep)
+        order = np.argsort(-logits, kind="stable")
+        return Picked([shortlist[i] for i in order if logits[i] >= floor][: config.answer_sentences],
+                      {"best_reader": round(best, 3)})
+
+
+def picker(config: Config) -> Picker:
+    """The configured picker: the shipped reader (`reader`, when its files are there), else `Scoring` alone."""
+    if config.reader:
+        from .models.reader import shipped
+
+        reader = shipped()
+        if reader is not None:
+            return ReaderPicker(reader)
+    return ScoredPicker()
+
+
+def extractive_answer(question: str, query: Query, hits: list[Hit], index: Index, config: Config,
+                      picker: Picker | None = None, asked: Asked | None = None) -> Answer:
+    """Quote the sentences of `hits` that answer `question`, chosen by `picker` (default: `ScoredPicker`);
+    decline when it chooses none. `asked`: the question as the caller read it (`asked.analyse`), else read
+    here with the configured glossary."""
+    lang = detect_lang(question)
+    asked = asked or analyse(question, configured(config.glossary))
+    found = candidates(question, query, hits, index, asked)
+    if not found:
+        return decline(question, hits, reason="no sentences")
+    picked = (picker or ScoredPicker()).pick(question, query, lang, found, index, config)
+    if not picked.chosen:
+        return decline(question, hits, related=related_quotes(question, query, hits, index, asked=asked), **picked.meta)
+    chosen = picked.chosen
 
     docs = {c.hit.doc_id: index.document(c.hit.doc_id) for c in chosen}
     for c in chosen:
@@ -292,7 +360,7 @@ def extractive_answer(question: str, query: Query, hits: list[Hit], index: Index
     same_language = all(detect_lang(c.quote) == lang for c in citations)
     lead = (_LEAD if same_language else _LEAD_OTHER_LANGUAGE)[lang]
     return Answer(lead + "\n\n" + "\n\n".join(lines), citations, False, lang, hits,
-                  {"generator": "extractive", "best_sentence_score": round(best, 4)})
+                  {"generator": "extractive", **picked.meta})
 
 
 RELATED = 3  # passages a decline shows as related

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 
-from .answer import RELATED, Answer, decline, extractive_answer, related_quotes
+from .answer import RELATED, Answer, decline, extractive_answer, picker, related_quotes
 from .asked import analyse, document_context, passages_that_answer
 from .collections import Collections, parse_tokens
 from .config import Config, load_config
@@ -87,6 +87,9 @@ class Assistant:
         self.retriever = Retriever(index, self.config)
         configured(self.config.glossary)  # a broken glossary file is refused now, by file and line
         parse_tokens(self.config.tokens)  # and a broken `tokens` entry, by its name
+        # The trained reader chooses the quotes, and declines when none states the answer (`reader`); its
+        # files are checked now: a damaged one is refused by name.
+        self.picker = picker(self.config)
         # The question log (question_log): None when off, and then nothing is recorded.
         self.questions = (QuestionLog(open_question_store(self.config, index.folder), self.config.question_log_days,
                                       self.config.question_log_rows) if self.config.question_log else None)
@@ -194,7 +197,7 @@ class Assistant:
             return
         relevant = [relevant[i] for i in covered.usable]
         extractive = _with_marked_references(extractive_answer(question, query, relevant, self.index, self.config,
-                                                               asked=asked))
+                                                               self.picker, asked))
         # A passage can pass the relevance floor without one sentence that answers: the model
         # would only be asked to find what the scoring already could not, so it is not called.
         if self.config.generator == "openai" and not extractive.declined:
