@@ -6,6 +6,7 @@ import itertools
 import json
 import os
 import shutil
+from http.server import BaseHTTPRequestHandler
 import sys
 from pathlib import Path
 
@@ -14,6 +15,21 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no model hub, ever: the models ship in packages
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+
+class PageHandler(BaseHTTPRequestHandler):
+    """A loopback web site's request handler: `page(html)` answers 200 with the page; nothing is logged."""
+
+    def page(self, html: str) -> None:
+        body = html.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
 SAVED_PAGE = FIXTURES / "saved_page_amz123.txt"
 # A copy of the article the project ships in corpus/: tests never read the clone's corpus/, which holds what
 # its user added in the Library view (corpus/uploads/), kept by `make clean`.

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
-from conftest import ENGLISH_ARTICLE
+from conftest import ENGLISH_ARTICLE, PageHandler
 
 from assistant import Assistant, Config, index_library
 from assistant.fetch import FetchError, fetch
@@ -34,14 +34,14 @@ WECHAT = """<!DOCTYPE html><html><head><meta charset="utf-8">
 <script>var ct = "1716163200"; var nickname = htmlDecode("跨境头条");</script></body></html>"""
 
 
-class Pages(BaseHTTPRequestHandler):
+class Pages(PageHandler):
     fee = "二十五"
 
     def do_GET(self):  # noqa: N802 (the standard library's name)
         if self.path == "/article":
-            self._page(ARTICLE.format(title="波兰海外仓收费标准", fee=self.fee))
+            self.page(ARTICLE.format(title="波兰海外仓收费标准", fee=self.fee))
         elif self.path == "/wechat":
-            self._page(WECHAT)
+            self.page(WECHAT)
         elif self.path == "/to-private":
             self.send_response(302)
             self.send_header("Location", "http://10.20.30.40/admin")
@@ -64,16 +64,6 @@ class Pages(BaseHTTPRequestHandler):
         else:
             self.send_error(404)
 
-    def _page(self, html: str) -> None:
-        body = html.encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
 
 
 @pytest.fixture(scope="module")

@@ -12,12 +12,12 @@ import threading
 import time
 import tracemalloc
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ENGLISH_ARTICLE
+from conftest import ENGLISH_ARTICLE, PageHandler
 from test_serve import running
 
 from assistant import Assistant, Config, index_library
@@ -131,7 +131,7 @@ def test_2_a_file_past_max_file_chunks_is_refused_by_name_and_the_rest_indexed(t
     assert path.endswith("many.jsonl") and "more than 100 passages (max_file_chunks)" in reason
 
 
-class Site(BaseHTTPRequestHandler):
+class Site(PageHandler):
     """Pages on loopback: an article, and one whose headers come a byte every DRIP seconds."""
 
     DRIP = 0.25
@@ -149,15 +149,7 @@ class Site(BaseHTTPRequestHandler):
         if self.path != "/article":
             self.send_error(404)
             return
-        body = ARTICLE.encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+        self.page(ARTICLE)
 
 
 ARTICLE = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>波兰海外仓收费标准</title></head><body><article>
