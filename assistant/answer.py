@@ -317,7 +317,7 @@ class ReaderPicker:
                       {"best_reader": round(best, 3)})
 
 
-def picker(config: Config) -> Picker:
+def configured_picker(config: Config) -> Picker:
     """The configured picker: the shipped reader (`reader`, when its files are there), else `Scoring` alone."""
     if config.reader:
         from .models.reader import shipped

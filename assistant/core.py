@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 
-from .answer import RELATED, Answer, decline, extractive_answer, picker, related_quotes
+from .answer import RELATED, Answer, configured_picker, decline, extractive_answer, related_quotes
 from .asked import analyse, document_context, passages_that_answer
 from .collections import Collections, parse_tokens
 from .config import Config, load_config
@@ -89,7 +89,7 @@ class Assistant:
         parse_tokens(self.config.tokens)  # and a broken `tokens` entry, by its name
         # The trained reader chooses the quotes, and declines when none states the answer (`reader`); its
         # files are checked now: a damaged one is refused by name.
-        self.picker = picker(self.config)
+        self.picker = configured_picker(self.config)
         # The question log (question_log): None when off, and then nothing is recorded.
         self.questions = (QuestionLog(open_question_store(self.config, index.folder), self.config.question_log_days,
                                       self.config.question_log_rows) if self.config.question_log else None)
