@@ -203,6 +203,13 @@ def hetpqa_groups(path: Path, guard: EvalGuard, rng: random.Random) -> dict[str,
     return products
 
 
+def split_of(key: str) -> str:
+    """An article's split ("train" or "val"), whatever its language or crossing: keyed by "UNIT:n" (the
+    file's stem and the article's position), so training/pipeline_set.py finds the same validation articles."""
+    base = key.split(":")[0] + ":" + key.split(":")[1]
+    return "val" if random.Random(base).random() < VALIDATION_SHARE else "train"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--train", type=Path, default=Path("../shared/train"))
@@ -225,10 +232,6 @@ def main() -> None:
     units_of_work |= {k + ":en": v for k, v in xquad_en.items()}
     units_of_work |= cross_language(xquad_zh, xquad_en)
     units_of_work |= hetpqa_groups(args.train / "hetPQA_answer_generation_train.csv", guard, rng)
-
-    def split_of(key: str) -> str:  # an article's split, whatever its language or crossing
-        base = key.split(":")[0] + ":" + key.split(":")[1]
-        return "val" if random.Random(base).random() < VALIDATION_SHARE else "train"
 
     args.out.mkdir(parents=True, exist_ok=True)
     counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
