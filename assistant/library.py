@@ -32,7 +32,7 @@ from .config import Config
 from .fetch import FetchError, Fetched, fetch
 from .index import LINKS_FILE, IndexReport, Progress, chunk_file, link_sources, no_progress, update_index
 from .load import SUPPORTED, LoadError, read_bounded, read_file
-from .refusals import in_chinese
+from .refusals import cut_in_chinese, in_chinese
 from .storage import LibraryStore
 
 log = logging.getLogger("assistant.library")
@@ -376,10 +376,12 @@ class Job:
     finished: float | None = None
 
     def to_dict(self) -> dict:
-        """As JSON; each reason also in Chinese (`reason_zh`, `error_zh`), for the Library view."""
+        """As JSON; each reason and what a limit cut also in Chinese (`reason_zh`, `warnings_zh`, `error_zh`),
+        for the Library view."""
         out = asdict(self)
         for f in out["files"]:
             f["reason_zh"] = in_chinese(f["reason"])
+            f["warnings_zh"] = [cut_in_chinese(w) for w in f["warnings"]]
         out["error_zh"] = in_chinese(self.error)
         return out
 

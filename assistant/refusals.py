@@ -45,6 +45,37 @@ _ZH: list[tuple[str, str]] = [
 _PATTERNS = [(re.compile(p), zh) for p, zh in _ZH]
 
 
+# What a limit cut from a file that was indexed (a reader's warnings), in Chinese; the same kind of table.
+_UNITS = {"pages": "页", "slides": "张幻灯片", "rows": "行", "paragraphs": "段", "lines": "行"}
+_CUTS_ZH: list[tuple[str, str]] = [
+    (r"^read (\d+) of (\d+) (\w+): reading took longer than read_seconds \(([\d.]+) s\)",
+     "读取超过 read_seconds（\\4 秒）后被停止：共 \\2 \\3，只读了前 \\1 \\3，其余未读：请拆分文件，或调高 read_seconds"),
+    (r"^read the first (\d+) (\w+): reading took longer than read_seconds \(([\d.]+) s\)",
+     "读取超过 read_seconds（\\3 秒）后被停止：只读了前 \\1 \\2，其余未读：请拆分文件，或调高 read_seconds"),
+    (r"^read (\d+) of (\d+) pages: reading stopped after", "读取时间到了 read_seconds 的一部分：共 \\2 页，只读了前 \\1 页：请拆分 PDF，或调高 read_seconds"),
+    (r"^read (\d+) of (\d+) pages without a text layer by OCR \(OCR_PAGES", "扫描页最多识别 \\1 页（OCR_PAGES），共 \\2 页：其余未读，请拆分 PDF"),
+    (r"^read (\d+) of (\d+) pages without a text layer by OCR: reading stopped", "OCR 用完了 read_seconds 的份额：\\2 个扫描页只识别了 \\1 页：请拆分 PDF，或调高 read_seconds"),
+    (r"past the first (\d+) with a value were not read \(SHEET_ROWS\)", "表格超过 \\1 行（SHEET_ROWS），其余行未读"),
+    (r"(\d+) slides; only the first (\d+) were read \(SLIDES\)", "共 \\1 张幻灯片，只读了前 \\2 张（SLIDES）"),
+    (r"(\d+) sheets; only the first (\d+) were read \(SHEETS\)", "共 \\1 个工作表，只读了前 \\2 个（SHEETS）"),
+    (r"\(ROW_CELLS\)", "有的行单元格过多，超出部分未读（ROW_CELLS）"),
+    (r"\(CELL_CHARS\)", "过长的单元格被截断（CELL_CHARS）"),
+    (r"^line (\d+) skipped", "第 \\1 行无法读取，已跳过"),
+    (r"^page (\d+): ", "第 \\1 页未能识别出文字"),
+    (r"^document id .* refused", "有记录的文档 id 属于其他文件，该记录被拒绝：请给记录使用自己的 id"),
+]
+_CUTS = [(re.compile(p), zh) for p, zh in _CUTS_ZH]
+
+
+def cut_in_chinese(warning: str) -> str:
+    """The Chinese words for what a limit cut from an indexed file (a reader's warning, in English)."""
+    for pattern, zh in _CUTS:
+        if m := pattern.search(warning):
+            text = m.expand(zh)
+            return re.sub(r"\b(pages|slides|rows|paragraphs|lines)\b", lambda u: _UNITS[u[1]], text)
+    return "文件有部分内容未读（原因见英文说明）"
+
+
 def in_chinese(reason: str) -> str:
     """The Chinese words for an English reason; '' for none."""
     if not reason:

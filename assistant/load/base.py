@@ -27,6 +27,34 @@ LAYOUT = "_layout"
 PageProgress = Callable[[int, int], None]
 
 
+@dataclass
+class Partial:
+    """What a reader has read of a file so far: the documents as they would be if it stopped now, its
+    warnings, and how far it got (`done` of `total` `unit`s; total 0 when the reader cannot tell)."""
+
+    docs: list[Document]
+    warnings: list[str]
+    done: int
+    total: int
+    unit: str  # "pages", "slides", "rows", "paragraphs", "records"
+
+    def notice(self, seconds: float) -> str:
+        """The warning of a file whose reader was stopped at `read_seconds` after this much."""
+        of = f"{self.done} of {self.total}" if self.total else f"the first {self.done}"
+        return (f"read {of} {self.unit}: reading took longer than read_seconds ({seconds:g} s) and was stopped; the "
+                "rest of the file was not read: split the file, or raise read_seconds")
+
+
+# Called by a reader after each part (page, slide, row, paragraph, record) it reads, with a function that
+# makes the `Partial` of what it has read; the caller decides whether to make it (it costs a copy of the
+# text so far). A reader stopped at `read_seconds` keeps the last one made (`read_bounded`).
+Checkpoint = Callable[[Callable[[], Partial]], None]
+
+
+def no_checkpoint(_: Callable[[], Partial]) -> None:
+    pass
+
+
 class TextLimit:
     """The characters one file may extract to (the `max_file_chars` setting; 0: no limit), counted by its
     reader while it reads, so that a small file that unpacks to millions of characters (a PDF of nested

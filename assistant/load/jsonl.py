@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .base import Document, LoadError, content_id, lang_of
+from .base import Checkpoint, Document, LoadError, Partial, content_id, lang_of, no_checkpoint
 
 
-def load_jsonl(path: Path, text: str, problems: list[str]) -> list[Document]:
+def load_jsonl(path: Path, text: str, problems: list[str], checkpoint: Checkpoint = no_checkpoint) -> list[Document]:
     docs = []
-    for n, line in enumerate(text.split("\n"), 1):
+    lines = text.split("\n")
+    for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
@@ -29,6 +30,7 @@ def load_jsonl(path: Path, text: str, problems: list[str]) -> list[Document]:
             source=str(rec.get("source") or rec.get("url") or ""), path=str(path),
             lang=str(rec.get("lang") or lang_of(body)), meta=extra,
         ))
+        checkpoint(lambda n=n: Partial(list(docs), list(problems), n, len(lines), "lines"))
     if not docs:
         raise LoadError(path, "no valid JSON lines with a 'text' field" + (f" ({problems[0]})" if problems else ""))
     return docs

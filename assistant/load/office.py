@@ -13,11 +13,11 @@ import io
 import re
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .base import LAYOUT, Document, LoadError, TextLimit, decode, new_document
+from .base import LAYOUT, Checkpoint, Document, LoadError, Partial, TextLimit, decode, new_document, no_checkpoint
 
 # An Office file is a zip: a 50 MB file can unpack to gigabytes, and python-docx and python-pptx load every
 # part whole, whatever it is named (the main part is found through the package's relationships, so a
@@ -130,6 +130,12 @@ class _Limits:
     def warn(self, warnings: list[str]) -> None:
         warnings += [what if n == 1 else f"{n} {what}" for what, n in self.cut.items()]
 
+    def so_far(self, warnings: list[str]) -> list[str]:
+        """The warnings of a file read so far (`Partial`): `warnings` and these, without changing `warnings`."""
+        out = list(warnings)
+        self.warn(out)
+        return out
+
 
 def _cell(value: object, limits: _Limits) -> str:
     """A cell as text on one line: a line break inside a cell would split its row in two sentences."""
@@ -179,12 +185,13 @@ def _table(rows: Iterable[tuple[int, list[str]]], limits: _Limits, where: str) -
             yield number, " | ".join(f"{name}: {c}" for name, c in zip(names, cells) if c)
 
 
-def _counted(lines: Iterable[tuple[int, str]], limit: TextLimit) -> list[tuple[int, str]]:
-    out = []
+def _collect(lines: Iterable[tuple[int, str]], limit: TextLimit, into: list[tuple[int, str]],
+             seen: Callable[[], None]) -> None:
+    """Each (row number, line) into `into`, counted against `limit`; `seen()` after each."""
     for number, line in lines:
         limit.take(len(line) + len(_BLOCK))
-        out.append((number, line))
-    return out
+        into.append((number, line))
+        seen()
 
 
 def _sheets_document(path: Path, sheets: list[tuple[str, list[tuple[int, str]]]], named: bool,
@@ -207,7 +214,8 @@ def _sheets_document(path: Path, sheets: list[tuple[str, list[tuple[int, str]]]]
     return new_document(path, _BLOCK.join(parts), pages=starts, meta={LAYOUT: layout}, **fields)
 
 
-def load_xlsx(path: Path, data: bytes, warnings: list[str], limit: TextLimit) -> Document:
+def load_xlsx(path: Path, data: bytes, warnings: list[str], limit: TextLimit,
+              checkpoint: Checkpoint = no_checkpoint) -> Document:
     from openpyxl import load_workbook
 
     _check_zip(path, data, "Excel")
@@ -216,25 +224,36 @@ def load_xlsx(path: Path, data: bytes, warnings: list[str], limit: TextLimit) ->
         # Read-only streams each sheet's rows; data_only takes the values Excel saved, not formulas.
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
         try:
-            sheets = []
+            sheets: list[tuple[str, list[tuple[int, str]]]] = []
+            props, many = book.properties, len(book.worksheets) > 1
+            if len(book.worksheets) > SHEETS:
+                warnings.append(f"{len(book.worksheets)} sheets; only the first {SHEETS} were read (SHEETS)")
+
+            def document() -> Document:
+                start = _BLOCK.join(line for _, lines in sheets[:1] for _, line in lines[:50])
+                return _sheets_document(path, [(name, lines) for name, lines in sheets if lines], many,
+                                        title=(props.title or "").strip() or path.stem,
+                                        author=(props.creator or "").strip(), date=_date(start, props.modified))
+
+            def seen() -> None:
+                checkpoint(lambda: Partial([document()], limits.so_far(warnings),
+                                           sum(len(lines) for _, lines in sheets), 0, "rows"))
+
             for sheet in book.worksheets[:SHEETS]:
                 sheet.reset_dimensions()  # the saved dimensions may be wrong: read every row there is
                 rows = ((n, [_cell(v, limits) for v in values])
                         for n, values in enumerate(sheet.iter_rows(min_row=1, values_only=True), 1))
-                sheets.append((sheet.title, _counted(_table(rows, limits, f"sheet {sheet.title!r}"), limit)))
-            if len(book.worksheets) > SHEETS:
-                warnings.append(f"{len(book.worksheets)} sheets; only the first {SHEETS} were read (SHEETS)")
-            many = len(book.worksheets) > 1
-            start = _BLOCK.join(line for _, lines in sheets[:1] for _, line in lines[:50])
-            title, author, date = book.properties.title, book.properties.creator, _date(start, book.properties.modified)
+                sheets.append((sheet.title, []))
+                _collect(_table(rows, limits, f"sheet {sheet.title!r}"), limit, sheets[-1][1], seen)
+            doc = document()
         finally:
             book.close()
     limits.warn(warnings)
-    return _sheets_document(path, [(name, lines) for name, lines in sheets if lines], many,
-                            title=(title or "").strip() or path.stem, author=(author or "").strip(), date=date)
+    return doc
 
 
-def load_csv(path: Path, data: bytes, warnings: list[str], limit: TextLimit) -> Document:
+def load_csv(path: Path, data: bytes, warnings: list[str], limit: TextLimit,
+             checkpoint: Checkpoint = no_checkpoint) -> Document:
     import csv
 
     text = decode(data, path)
@@ -246,12 +265,20 @@ def load_csv(path: Path, data: bytes, warnings: list[str], limit: TextLimit) -> 
     # Row by row, from lines cut as they are read: the reading stops at SHEET_ROWS, and only the lines kept
     # are held (a list of every row took 60 times the file's size).
     rows = ((n, [_cell(v, limits) for v in record]) for n, record in enumerate(csv.reader(_lines(text), dialect), 1))
+    lines: list[tuple[int, str]] = []
+
+    def document() -> Document:
+        return _sheets_document(path, [(path.stem, lines)], False, title=path.stem)
+
+    def seen() -> None:
+        checkpoint(lambda: Partial([document()], limits.so_far(warnings), len(lines), 0, "rows"))
+
     try:
-        lines = _counted(_table(rows, limits, "the file"), limit)
+        _collect(_table(rows, limits, "the file"), limit, lines, seen)
     except csv.Error as exc:  # a field over csv.field_size_limit, a NUL byte
         raise LoadError(path, f"malformed CSV ({exc}); re-export it") from exc
     limits.warn(warnings)
-    return _sheets_document(path, [(path.stem, lines)], False, title=path.stem)
+    return document()
 
 
 def _lines(text: str) -> Iterator[str]:
@@ -263,24 +290,30 @@ def _lines(text: str) -> Iterator[str]:
         start = end
 
 
-def load_docx(path: Path, data: bytes, warnings: list[str], limit: TextLimit) -> Document:
+def load_docx(path: Path, data: bytes, warnings: list[str], limit: TextLimit,
+              checkpoint: Checkpoint = no_checkpoint) -> Document:
     import docx
 
     _check_zip(path, data, "Word")
     limits = _Limits()
     with _reading(path, "Word"):
         word = docx.Document(io.BytesIO(data))
+        props = word.core_properties
         blocks: list[str] = []
         heading = ""
+
+        def document() -> Document:
+            return new_document(path, _BLOCK.join(blocks), title=(props.title or "").strip() or heading or path.stem,
+                                author=(props.author or "").strip(), date=_date(_BLOCK.join(blocks[:50]), props.modified))
+
         for text, is_heading in _word_blocks(word, limits):
             limit.take(len(text) + len(_BLOCK))
             blocks.append(text)
             heading = heading or (text if is_heading else "")
-        props = word.core_properties
-        title, author, date = props.title, props.author, _date(_BLOCK.join(blocks[:50]), props.modified)
+            checkpoint(lambda: Partial([document()], limits.so_far(warnings), len(blocks), 0, "paragraphs"))
+        doc = document()
     limits.warn(warnings)
-    return new_document(path, _BLOCK.join(blocks), title=(title or "").strip() or heading or path.stem,
-                        author=(author or "").strip(), date=date)
+    return doc
 
 
 def _word_blocks(word, limits: _Limits) -> Iterable[tuple[str, bool]]:
@@ -313,7 +346,8 @@ def _word_rows(table, limits: _Limits) -> Iterable[tuple[int, list[str]]]:
         yield n, cells
 
 
-def load_pptx(path: Path, data: bytes, warnings: list[str], limit: TextLimit) -> Document:
+def load_pptx(path: Path, data: bytes, warnings: list[str], limit: TextLimit,
+              checkpoint: Checkpoint = no_checkpoint) -> Document:
     from pptx import Presentation
 
     _check_zip(path, data, "PowerPoint")
@@ -323,7 +357,19 @@ def load_pptx(path: Path, data: bytes, warnings: list[str], limit: TextLimit) ->
         slides = list(deck.slides)
         if len(slides) > SLIDES:
             warnings.append(f"{len(slides)} slides; only the first {SLIDES} were read (SLIDES)")
-        pages, first_title = [], ""
+        props = deck.core_properties
+        pages: list[str] = []
+        first_title = ""
+
+        def document() -> Document:
+            starts, pos = [], 0
+            for text in pages:
+                starts.append(pos)
+                pos += len(text) + len(_BLOCK)
+            return new_document(path, _BLOCK.join(pages), title=(props.title or "").strip() or first_title or path.stem,
+                                author=(props.author or "").strip(), date=_date(_BLOCK.join(pages[:5]), props.modified),
+                                pages=starts, meta={LAYOUT: {"unit": "slide"}})
+
         for slide in slides[:SLIDES]:
             title = slide.shapes.title
             texts = [] if title is None else [title.text_frame.text]
@@ -338,15 +384,11 @@ def load_pptx(path: Path, data: bytes, warnings: list[str], limit: TextLimit) ->
             text = _BLOCK.join(t for t in (t.replace("\v", "\n").strip() for t in texts) if t)
             limit.take(len(text) + len(_BLOCK))
             pages.append(text)
-        props = deck.core_properties
-        title, author, date = props.title, props.author, _date(_BLOCK.join(pages[:5]), props.modified)
+            checkpoint(lambda: Partial([document()], limits.so_far(warnings), len(pages), min(len(slides), SLIDES),
+                                       "slides"))
+        doc = document()
     limits.warn(warnings)
-    starts, pos = [], 0
-    for text in pages:
-        starts.append(pos)
-        pos += len(text) + len(_BLOCK)
-    return new_document(path, _BLOCK.join(pages), title=(title or "").strip() or first_title or path.stem,
-                        author=(author or "").strip(), date=date, pages=starts, meta={LAYOUT: {"unit": "slide"}})
+    return doc
 
 
 def _shape_texts(shape, limits: _Limits) -> list[str]:

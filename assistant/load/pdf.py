@@ -5,9 +5,11 @@ from __future__ import annotations
 import io
 import time
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 
-from .base import LAYOUT, Document, LoadError, PageProgress, TextLimit, new_document, too_much_text
+from .base import (LAYOUT, Checkpoint, Document, LoadError, PageProgress, Partial, TextLimit, new_document, no_checkpoint,
+                   too_much_text)
 from .lines import join_wrapped_lines
 
 # Many PDF fonts map Chinese glyphs to the look-alike radical code points (⼀ U+2F00 for 一, ⻓ U+2ED3
@@ -59,7 +61,8 @@ def _page_text(page, limit: TextLimit) -> str:
 
 
 def load_pdf(path: Path, data: bytes, warnings: list[str], ocr: bool, ocr_seconds: float = 0,
-             on_page: PageProgress | None = None, limit: TextLimit | None = None) -> Document:
+             on_page: PageProgress | None = None, limit: TextLimit | None = None,
+             checkpoint: Checkpoint = no_checkpoint) -> Document:
     """The PDF's text, page by page. With `ocr`, a page without a usable text layer is read by OCR. No page
     (of text or of OCR) is started `ocr_seconds` after reading began (0: no limit), so that a long file is
     indexed as far as it was read, what was not read named in `warnings`, rather than refused whole when
@@ -72,7 +75,9 @@ def load_pdf(path: Path, data: bytes, warnings: list[str], ocr: bool, ocr_second
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
             raise LoadError(path, "encrypted PDF; save a copy without a password and index that")
-        texts = []
+        texts: list[str] = []
+        info = reader.metadata or {}
+        pages = len(reader.pages)
         for page in reader.pages:
             if time.monotonic() > deadline:
                 warnings.append(f"read {len(texts)} of {len(reader.pages)} pages: reading stopped after {ocr_seconds:g} "
@@ -80,7 +85,7 @@ def load_pdf(path: Path, data: bytes, warnings: list[str], ocr: bool, ocr_second
                                 "split the PDF, or raise read_seconds")
                 break
             texts.append(_page_text(page, limit))
-        info = reader.metadata or {}
+            checkpoint(lambda: Partial([_document(path, texts, {}, info)], list(warnings), len(texts), pages, "pages"))
     except _TooMuchText:
         raise LoadError(path, too_much_text(limit.chars)) from None
     except LoadError:
@@ -89,12 +94,20 @@ def load_pdf(path: Path, data: bytes, warnings: list[str], ocr: bool, ocr_second
         raise LoadError(path, f"corrupt or unsupported PDF ({type(exc).__name__}: {str(exc)[:200]}); re-export "
                               "or re-download it") from exc
     scanned = [n for n, text in enumerate(texts) if not _usable(text)] if ocr else []
-    read = _ocr_pages(data, scanned, texts, warnings, deadline, on_page, limit) if scanned else {}
+    read = _ocr_pages(data, scanned, texts, warnings, deadline, on_page, limit,
+                      lambda read, left: checkpoint(lambda: Partial([_document(path, texts, read, info)], list(warnings),
+                                                                    len(texts) - left, len(texts), "pages"))
+                      ) if scanned else {}
     if not any(texts):
         if not ocr:
             raise LoadError(path, "the PDF has no extractable text (a scan?); switch OCR on (ocr = true) to read it")
         raise LoadError(path, "the PDF has no text layer, and OCR read no text on it"
                               + (f" ({warnings[-1]})" if warnings else ""))
+    return _document(path, texts, read, info)
+
+
+def _document(path: Path, texts: list[str], read: dict, info) -> Document:
+    """The document of a PDF's pages `texts`, those in `read` read by OCR (see `_ocr_pages`)."""
     parts, starts, pos = [], [], 0
     for text in texts:
         starts.append(pos)
@@ -111,9 +124,10 @@ def load_pdf(path: Path, data: bytes, warnings: list[str], ocr: bool, ocr_second
 
 
 def _ocr_pages(data: bytes, pages: list[int], texts: list[str], warnings: list[str], deadline: float,
-               on_page: PageProgress | None, limit: TextLimit) -> dict:
+               on_page: PageProgress | None, limit: TextLimit, seen: Callable[[dict, int], None]) -> dict:
     """Read `pages` (0-based) by OCR into `texts`; {page: {"width", "height", "lines"}} of those read.
-    A page that cannot be read keeps its text layer and is named in `warnings`; the others go on."""
+    A page that cannot be read keeps its text layer and is named in `warnings`; the others go on.
+    `seen(read, left)` after each page tried, `left` the pages still to try."""
     import pypdfium2
 
     from .images import ocr_page
@@ -130,6 +144,8 @@ def _ocr_pages(data: bytes, pages: list[int], texts: list[str], warnings: list[s
         return read
     try:
         for i, n in enumerate(pages):
+            if i:
+                seen(read, len(pages) - i)
             if time.monotonic() > deadline:
                 warnings.append(f"read {i} of {len(pages)} pages without a text layer by OCR: reading stopped at its "
                                 f"share of read_seconds; pages {n + 1}–{pages[-1] + 1} were not read: split the PDF, "

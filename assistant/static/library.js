@@ -74,7 +74,10 @@
         line.appendChild(el("span", "sa-" + f.status, labels[f.status] || f.status));
         if (f.reason) line.appendChild(el("span", "", "：" + (f.reason_zh ? f.reason_zh + " / " : "") + f.reason));
         // What a limit cut (pages, rows, slides not read) is said here, where the uploader looks.
-        (f.warnings || []).forEach(function (w) { line.appendChild(el("div", "sa-warning", "⚠ 部分未读 partly read: " + w)); });
+        (f.warnings || []).forEach(function (w, i) {
+          var zh = (f.warnings_zh || [])[i];
+          line.appendChild(el("div", "sa-warning", "⚠ 部分未读 partly read: " + (zh ? zh + " / " : "") + w));
+        });
         line.dataset.status = f.status;
         files.appendChild(line);
       });
