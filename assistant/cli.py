@@ -239,6 +239,8 @@ def documents(ctx: click.Context, query: str, limit: int, index_dir: str | None,
     for d in docs:
         size = f"{d.pages} p., {d.chunks} chunks" if d.pages else f"{d.chunks} chunks"
         click.echo(f"{d.doc_id}  {d.date or '-':<10}  {d.format:<5} {size:<16} {d.title or d.file}")
+        for note in d.notes:  # what a limit cut from its file
+            click.echo(f"    ! partly read: {note}")
     click.echo(f"{len(docs)} of {total} documents" + (f" matching {query!r}" if query else ""))
 
 

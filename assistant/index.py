@@ -230,7 +230,7 @@ def _update(store: LibraryStore, files: list[Path], problems: list[LoadError], c
         report.warnings.append(f"{store.location}: {note}")
     known = {} if rebuild else store.files()
     links: dict[str, list[str]] = {}
-    file_rows: dict[str, tuple[str, float, int]] = {}
+    file_rows: dict[str, tuple[str, float, int, list[str] | None]] = {}  # notes None: kept as they are
     new_docs: dict[str, Document] = {}
     # Which file each document id belongs to: the files read before, in this run's order. An id is
     # its file's: another file (a .jsonl naming ids) cannot take it over.
@@ -270,7 +270,7 @@ def _update(store: LibraryStore, files: list[Path], problems: list[LoadError], c
             data = read_file(path, config.max_file_mb)
             sha = hashlib.sha256(data).hexdigest()
             if old and old[0] == sha and not gone.intersection(old[3]):
-                links[key], file_rows[key] = old[3], (sha, stat.st_mtime, stat.st_size)
+                links[key], file_rows[key] = old[3], (sha, stat.st_mtime, stat.st_size, None)
                 report.unchanged.append(key)
                 advance(1)
                 continue
@@ -296,7 +296,7 @@ def _update(store: LibraryStore, files: list[Path], problems: list[LoadError], c
             new_docs.setdefault(doc.doc_id, doc)
             owners.setdefault(doc.doc_id, key)
         links[key] = list(dict.fromkeys(d.doc_id for d in docs))
-        file_rows[key] = (sha, stat.st_mtime, stat.st_size)
+        file_rows[key] = (sha, stat.st_mtime, stat.st_size, warnings)
         (report.updated if old else report.added).append(key)
         advance(1)
     report.removed = sorted(set(known) - set(links))
@@ -330,8 +330,8 @@ def _update(store: LibraryStore, files: list[Path], problems: list[LoadError], c
             store.add_document(doc, chunks, hashes, [" ".join(tokenize(t)) for t in inputs], sentence_hashes)
         for key in report.removed:
             store.delete_file(key)
-        for key, (sha, mtime, size) in file_rows.items():
-            store.put_file(key, sha, mtime, size, links[key])
+        for key, (sha, mtime, size, notes) in file_rows.items():
+            store.put_file(key, sha, mtime, size, links[key], notes)
         for doc_id in store.orphan_doc_ids():  # e.g. an old version of a changed file
             store.delete_document(doc_id)
         store.drop_unused_embeddings()

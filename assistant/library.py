@@ -72,6 +72,8 @@ class DocumentInfo:
     pages: int | None
     chunks: int
     added: str  # when it was (last) indexed, UTC "YYYY-MM-DD HH:MM:SS"
+    notes: list[str] = field(default_factory=list)  # what a limit cut from its file when it was read
+    notes_zh: list[str] = field(default_factory=list)  # the same in Chinese
 
 
 def sanitize_name(name: str) -> str:
@@ -329,8 +331,10 @@ class Library:
         total, rows = self.store.document_list(query, offset, limit, collection)
         return total, [DocumentInfo(d, t or "", date or "", s or "", Path(p).name if p else "",
                                     Path(p).suffix.lower().lstrip(".") if p else "",
-                                    len(json.loads(pages)) if pages else None, n, added or "")
-                       for d, t, date, s, p, pages, n, added in rows]
+                                    len(json.loads(pages)) if pages else None, n, added or "",
+                                    json.loads(notes) if notes else [],
+                                    [cut_in_chinese(w) for w in json.loads(notes)] if notes else [])
+                       for d, t, date, s, p, pages, n, added, notes in rows]
 
 
 def link_file_name(url: str, suffix: str) -> str:

@@ -148,3 +148,11 @@ INSERT OR IGNORE INTO collection_docs SELECT 'default', doc_id FROM documents
 """)
     if "collection" not in {r[1] for r in db.execute("PRAGMA table_info(questions)")}:
         db.execute("ALTER TABLE questions ADD COLUMN collection TEXT")
+
+
+@migration
+def m006_file_notes(db: sqlite3.Connection) -> None:
+    """What a limit cut from each file when it was last read (its reader's warnings, a JSON list), for the
+    library view's rows. Files indexed before this migration have none until they are read again."""
+    if "notes" not in {r[1] for r in db.execute("PRAGMA table_info(files)")}:
+        db.execute("ALTER TABLE files ADD COLUMN notes TEXT")

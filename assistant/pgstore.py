@@ -19,6 +19,7 @@ change in one transaction: a run killed at any point leaves the previous library
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import unicodedata
@@ -32,8 +33,8 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .chunk import Chunk
 from .load import Document
-from .storage import (COLLECTION_CHUNKS, COLLECTION_ROWS, ROUTE_NEW_DOCUMENT, IndexBusy, StoredChunk, document_filter,
-                      document_from_row, document_row, redact)
+from .storage import (COLLECTION_CHUNKS, COLLECTION_ROWS, FILE_NOTES, ROUTE_NEW_DOCUMENT, IndexBusy, StoredChunk,
+                      document_filter, document_from_row, document_row, notes_json, redact)
 
 BM25_K1, BM25_B = 1.2, 0.75  # SQLite FTS5's bm25() defaults
 # Below this many chunks an exact scan is exact and cheap next to embedding the question (measured
@@ -140,6 +141,10 @@ MIGRATIONS: list[str] = [
     INSERT INTO collections (id, name) VALUES ('default', 'Default');
     INSERT INTO collection_docs SELECT 'default', doc_id FROM documents;
     ALTER TABLE questions ADD COLUMN collection text
+    """,
+    # 6: what a limit cut from each file when it was last read (SQLite's m006), for the library view's rows.
+    """
+    ALTER TABLE files ADD COLUMN notes text
     """,
 ]
 _STATS = ("files", "documents", "chunks", "tokens")  # kept in meta by each indexing run
@@ -280,13 +285,18 @@ class PostgresStore:
         docs: dict[str, list[str]] = {}
         for path, doc_id in self._rows("SELECT path, doc_id FROM file_docs ORDER BY path, seq"):
             docs.setdefault(path, []).append(doc_id)
-        return {p: (s, m, z, docs.get(p, [])) for p, s, m, z in self._rows("SELECT * FROM files")}
+        return {p: (s, m, z, docs.get(p, [])) for p, s, m, z in self._rows("SELECT path, sha256, mtime, size FROM files")}
 
-    def put_file(self, path: str, sha256: str, mtime: float, size: int, doc_ids: list[str]) -> None:
+    def file_notes(self) -> dict[str, list[str]]:
+        return {p: json.loads(n) for p, n in self._rows("SELECT path, notes FROM files WHERE notes IS NOT NULL")}
+
+    def put_file(self, path: str, sha256: str, mtime: float, size: int, doc_ids: list[str],
+                 notes: list[str] | None = None) -> None:
         with self._cursor() as cur:
-            cur.execute("INSERT INTO files VALUES (%s, %s, %s, %s) ON CONFLICT (path) DO UPDATE SET "
-                        "sha256 = excluded.sha256, mtime = excluded.mtime, size = excluded.size",
-                        (path, sha256, mtime, size))
+            cur.execute("INSERT INTO files VALUES (%s, %s, %s, %s, %s) ON CONFLICT (path) DO UPDATE SET "
+                        "sha256 = excluded.sha256, mtime = excluded.mtime, size = excluded.size, "
+                        "notes = coalesce(excluded.notes, files.notes)",
+                        (path, sha256, mtime, size, notes_json(notes)))
             cur.execute("DELETE FROM file_docs WHERE path = %s", (path,))
             cur.executemany("INSERT INTO file_docs VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
                             [(path, d, i) for i, d in enumerate(doc_ids)])
@@ -357,7 +367,8 @@ class PostgresStore:
         rows = self._rows(
             "SELECT d.doc_id, d.title, d.date, d.source, d.path, d.pages, "
             "(SELECT count(*) FROM chunks c WHERE c.doc_id = d.doc_id), "
-            "to_char(a.added_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') "
+            "to_char(a.added_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), "
+            f"{FILE_NOTES} "
             f"FROM documents d LEFT JOIN document_added a USING (doc_id) {where} "
             "ORDER BY a.added_at IS NULL, a.added_at DESC, d.title LIMIT %s OFFSET %s", [*args, limit, offset])
         return total, rows

@@ -67,6 +67,22 @@ def like_pattern(query: str) -> str:
     return "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
+# A document list's column of what a limit cut from a file holding the document (the first one with notes).
+FILE_NOTES = ("(SELECT f.notes FROM file_docs fd JOIN files f ON f.path = fd.path "
+              "WHERE fd.doc_id = d.doc_id AND f.notes IS NOT NULL AND f.notes <> '[]' LIMIT 1)")
+# Notes kept per file, and characters of each: a reader's warnings are few, a .jsonl's skipped lines may not be.
+MAX_NOTES, NOTE_CHARS = 20, 500
+
+
+def notes_json(notes: list[str] | None) -> str | None:
+    if notes is None:
+        return None
+    kept = [n[:NOTE_CHARS] for n in notes[:MAX_NOTES]]
+    if len(notes) > MAX_NOTES:
+        kept.append(f"… and {len(notes) - MAX_NOTES} more")
+    return json.dumps(kept, ensure_ascii=False)
+
+
 def document_filter(query: str, collection: str | None, like: str, mark: str) -> tuple[str, list]:
     """(WHERE clause, its arguments) of a document list: titles holding `query` (`like`: LIKE or ILIKE), in
     `collection` when named; `mark` is the store's placeholder."""
@@ -109,7 +125,11 @@ class LibraryStore(Protocol):
     def generation(self) -> int: ...
 
     def files(self) -> dict[str, tuple[str, float, int, list[str]]]: ...
-    def put_file(self, path: str, sha256: str, mtime: float, size: int, doc_ids: list[str]) -> None: ...
+    def file_notes(self) -> dict[str, list[str]]:
+        """path -> what a limit cut from the file when it was last read (its reader's warnings), for files with any."""
+    def put_file(self, path: str, sha256: str, mtime: float, size: int, doc_ids: list[str],
+                 notes: list[str] | None = None) -> None:
+        """`notes`: what a limit cut from it ([] for nothing); None keeps those it has (a file not read again)."""
     def delete_file(self, path: str) -> None: ...
 
     def doc_ids(self) -> set[str]: ...
@@ -200,8 +220,9 @@ def copy_library(source: LibraryStore, target: LibraryStore, progress=None) -> i
             target.add_document(source.document(doc_id), *source.document_parts(doc_id))
             if progress:
                 progress(1)
+        notes = source.file_notes()
         for path, (sha, mtime, size, ids) in source.files().items():
-            target.put_file(path, sha, mtime, size, ids)
+            target.put_file(path, sha, mtime, size, ids, notes.get(path, []))
         for key in ("model", "sentence_model", "faiss"):
             if (value := source.get_meta(key)) is not None:
                 target.set_meta(key, value)

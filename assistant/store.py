@@ -11,6 +11,7 @@ for the other).
 from __future__ import annotations
 
 import fcntl
+import json
 import sqlite3
 import threading
 from collections.abc import Collection, Iterable, Iterator
@@ -23,8 +24,8 @@ from .chunk import Chunk
 from .keyword import match_expression
 from .load import Document
 from .migrations import migrate
-from .storage import (COLLECTION_CHUNKS, COLLECTION_ROWS, ROUTE_NEW_DOCUMENT, IndexBusy, StoredChunk, document_filter,
-                      document_from_row, document_row)
+from .storage import (COLLECTION_CHUNKS, COLLECTION_ROWS, FILE_NOTES, ROUTE_NEW_DOCUMENT, IndexBusy, StoredChunk,
+                      document_filter, document_from_row, document_row, notes_json)
 from .vectors import VectorIndex
 
 DB_NAME = "library.sqlite"
@@ -127,11 +128,17 @@ class Store:
         docs: dict[str, list[str]] = {}
         for path, doc_id in self._rows("SELECT path, doc_id FROM file_docs ORDER BY rowid"):
             docs.setdefault(path, []).append(doc_id)
-        return {p: (s, m, z, docs.get(p, [])) for p, s, m, z in self._rows("SELECT * FROM files")}
+        return {p: (s, m, z, docs.get(p, [])) for p, s, m, z in self._rows("SELECT path, sha256, mtime, size FROM files")}
 
-    def put_file(self, path: str, sha256: str, mtime: float, size: int, doc_ids: list[str]) -> None:
+    def file_notes(self) -> dict[str, list[str]]:
+        return {p: json.loads(n) for p, n in self._rows("SELECT path, notes FROM files WHERE notes IS NOT NULL")}
+
+    def put_file(self, path: str, sha256: str, mtime: float, size: int, doc_ids: list[str],
+                 notes: list[str] | None = None) -> None:
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)", (path, sha256, mtime, size))
+            self._db.execute("INSERT INTO files VALUES (?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET "
+                             "sha256 = excluded.sha256, mtime = excluded.mtime, size = excluded.size, "
+                             "notes = coalesce(excluded.notes, files.notes)", (path, sha256, mtime, size, notes_json(notes)))
             self._db.execute("DELETE FROM file_docs WHERE path=?", (path,))
             self._db.executemany("INSERT OR IGNORE INTO file_docs VALUES (?, ?)", [(path, d) for d in doc_ids])
 
@@ -192,12 +199,12 @@ class Store:
     def document_list(self, query: str, offset: int, limit: int,
                       collection: str | None = None) -> tuple[int, list[tuple]]:
         """(matches, rows) of the documents whose title holds `query`, newest first: doc_id, title, date,
-        source, path, pages (JSON), chunk count, added_at."""
+        source, path, pages (JSON), chunk count, added_at, notes of a file holding it (JSON, or None)."""
         where, args = document_filter(query, collection, "LIKE", "?")
         total = self._rows(f"SELECT count(*) FROM documents d {where}", args)[0][0]
         rows = self._rows(
             "SELECT d.doc_id, d.title, d.date, d.source, d.path, d.pages, "
-            "(SELECT count(*) FROM chunks c WHERE c.doc_id = d.doc_id), a.added_at "
+            f"(SELECT count(*) FROM chunks c WHERE c.doc_id = d.doc_id), a.added_at, {FILE_NOTES} "
             f"FROM documents d LEFT JOIN document_added a USING (doc_id) {where} "
             "ORDER BY a.added_at IS NULL, a.added_at DESC, d.title LIMIT ? OFFSET ?", [*args, limit, offset])
         return total, rows

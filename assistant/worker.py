@@ -223,7 +223,7 @@ class Worker:
                 if self.store.document(doc.doc_id) is None:
                     self.store.add_document(doc, chunks, hashes, [" ".join(tokenize(t)) for t in inputs],
                                             sentence_hashes)
-            self.store.put_file(key, sha, time.time(), len(data), ids)
+            self.store.put_file(key, sha, time.time(), len(data), ids, outcome.warnings)
             if self.store.get_meta("model") is None:  # a library begun by workers: its vectors' models
                 self.store.set_meta("model", models.passages)
                 self.store.set_meta("sentence_model", models.sentences)

@@ -26,6 +26,9 @@ def slow_reader(monkeypatch):
     """Read by a new reader process in which the reader of a format is slow; the process is stopped after."""
     def slow(kind: str) -> None:
         monkeypatch.setattr(bounded._Worker, "code", "import time; " + SLOW[kind] + "; " + bounded._Worker.code)
+        if bounded._worker is not None:  # started by this test before: the next read starts a slow one
+            bounded._worker.stop()
+            bounded._worker = None
 
     monkeypatch.setattr(bounded, "_worker", None)
     yield slow
@@ -70,3 +73,61 @@ def test_a_file_that_gives_nothing_before_read_seconds_is_still_refused_by_name(
     slow_reader("pptx")
     with pytest.raises(LoadError, match=r"slow\.pptx: reading it took longer than read_seconds \(0\.3 s\)"):
         read_bounded("slow.pptx", pptx_file(80), 0.3)
+
+
+def test_the_library_list_shows_a_files_cut_on_its_row(slow_reader, tmp_path):
+    from conftest import ENGLISH_ARTICLE
+    from test_serve import running
+
+    import httpx
+
+    from assistant import Assistant, Config, index_library
+    from assistant.web import create_app
+
+    library = tmp_path / "lib"
+    library.mkdir()
+    (library / "batteries.md").write_text(ENGLISH_ARTICLE, encoding="utf-8")
+    config = Config(read_seconds=2)
+    index_library([library], tmp_path / "index", config)
+    bot = Assistant.open(tmp_path / "index", config)
+    try:
+        slow_reader("pptx")
+        [outcome] = bot.library.add([("deck.pptx", pptx_file(80))])
+        assert outcome.status == "added" and "read_seconds (2 s)" in outcome.warnings[-1], outcome
+        bot.library.add([("other.md", b"# Other\n\nAnything that makes the library index again.")])  # kept then
+        with running(create_app(bot, config)) as url:
+            listed = httpx.get(f"{url}/api/documents", timeout=60).json()["documents"]
+        row = next(d for d in listed if d["file"] == "deck.pptx")
+        assert row["notes"] == outcome.warnings and row["notes"][-1].startswith("read ")
+        assert row["notes_zh"][-1].startswith("读取超过 read_seconds（2 秒）后被停止：共 80 张幻灯片，只读了前 ")
+        assert all(not d["notes"] for d in listed if d["file"] != "deck.pptx")
+    finally:
+        bot.close()
+
+
+@pytest.mark.postgres
+def test_a_files_cut_is_kept_with_it_on_postgresql(db, tmp_path, monkeypatch):
+    import os
+
+    from assistant import Assistant, Config, index_library
+    from assistant.load import office
+
+    monkeypatch.setattr(office, "SHEET_ROWS", 20)  # read in this process (read_seconds 0), to see the limit
+    library = tmp_path / "lib"
+    library.mkdir()
+    (library / "prices.csv").write_text("sku,price\n" + "".join(f"A{i},{i}\n" for i in range(30)))
+    (library / "note.md").write_text("# Note\n\nThe Poznań warehouse closes at noon on Saturdays.")
+    config = Config(store=db, read_seconds=0)
+    index_library([library], None, config)
+    os.utime(library / "prices.csv", (1, 1))  # the same bytes at another time: not read again, its cut kept
+    index_library([library], None, config)
+    bot = Assistant.open(store=db, config=config)
+    try:
+        _, docs = bot.documents()
+        notes = {d.file: (d.notes, d.notes_zh) for d in docs}
+        assert notes["prices.csv"] == (["rows of the file past the first 20 with a value were not read (SHEET_ROWS)"],
+                                       ["表格超过 20 行（SHEET_ROWS），其余行未读"])
+        assert notes["note.md"] == ([], [])
+    finally:
+        bot.close()
+

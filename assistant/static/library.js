@@ -24,6 +24,10 @@
         link.href = "/doc/" + encodeURIComponent(d.doc_id);
         link.target = "_blank";
         title.appendChild(link);
+        // What a limit cut from its file when it was read, on the row where the library is looked at.
+        (d.notes || []).forEach(function (w, i) {
+          title.appendChild(el("div", "sa-warning", "⚠ 部分未读 partly read: " + (d.notes_zh[i] ? d.notes_zh[i] + " / " : "") + w));
+        });
         row.appendChild(title);
         row.appendChild(el("td", "sa-n", d.date));
         row.appendChild(el("td", "sa-s", d.source || d.file));
