@@ -22,7 +22,7 @@ from psycopg_pool import PoolTimeout
 
 from .config import Config
 from .fetch import FetchError, fetch
-from .index import Models, _embed_missing, _link_title, chunk_file, chunk_hash, embed_input, no_progress
+from .index import Models, _embed_missing, _link_title, _own_ids, chunk_file, chunk_hash, embed_input, no_progress
 from .jobs import UPLOAD_KEY, PostgresJobs
 from .keyword import tokenize
 from .library import FileOutcome, Job, LibraryError, link_file_name, sanitize_name
@@ -198,6 +198,10 @@ class Worker:
             return
         docs, outcome.warnings = read_bounded(Path(key).name, data, self.config.read_seconds, ocr=self.config.ocr,
                                               max_chars=self.config.max_file_chars)
+        # An id is its file's, as an indexing run has it: a record naming another file's id is refused (the whole
+        # file when nothing else is left), never linked to that file's document.
+        owners = {doc_id: path for path, (*_rest, ids) in files.items() for doc_id in ids}
+        docs = _own_ids(key, docs, owners, {}, {}, outcome.warnings, set())
         chunked = chunk_file(Path(key).name, docs, self.config)
         for doc in docs:
             if source:
