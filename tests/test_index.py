@@ -13,6 +13,7 @@ import pytest
 from conftest import ENGLISH_ARTICLE, write_library
 
 from assistant import Assistant, Config, index_library
+from assistant.embed import DEFAULT_MODEL
 from assistant.store import Store
 from assistant.vectors import VectorIndex
 
@@ -177,7 +178,7 @@ def test_an_interrupted_rebuild_leaves_the_previous_library_serving(tmp_path, mo
     report = index_library([lib], folder, Config(), rebuild=True)
     assert report.chunks_embedded == 0, "the interrupted run's vectors were kept"
     bot = Assistant.open(folder, Config())
-    assert bot.index.models.passages == "multilingual-e5-small-int8" and doc_titles(bot) == titles
+    assert bot.index.models.passages == DEFAULT_MODEL and doc_titles(bot) == titles
 
 
 def test_a_missing_or_stale_faiss_file_is_rebuilt_from_the_database(tmp_path):
@@ -212,7 +213,7 @@ def test_an_index_of_the_previous_release_keeps_its_model_until_rebuilt(tmp_path
     assert any("--rebuild" in w for w in report.warnings)
     report = index_library([library], folder, Config(), rebuild=True)
     bot = Assistant.open(folder, Config())
-    assert (bot.index.models.passages, bot.index.embedder.dim) == ("multilingual-e5-small-int8", 384)
+    assert (bot.index.models.passages, bot.index.embedder.dim) == (DEFAULT_MODEL, 384)
     assert bot.search("battery labels", k=1, mode="dense")[0].title == "Shipping lithium batteries to Europe"
 
 

