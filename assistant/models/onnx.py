@@ -48,7 +48,8 @@ def export_int8(module, path: str | Path, example: Mapping | None = None,
 def export_float32(module, path: str | Path, example: Mapping | None = None,
                    outputs: Mapping[str, Mapping[int, str]] | None = None, tolerance: float = 0.2) -> Path:
     """Export `module` (in eval mode, called as `module(**example)`) to ONNX at `path` and return `path`.
-    The file appears only once whole and checked: onnxruntime must give the module's outputs on `example` within `tolerance` (relative L2 error per output).
+    The file appears only once whole and checked: onnxruntime must give the module's outputs on `example`
+    within `tolerance` (relative L2 error per output).
 
     `example`: the inputs by name, each a tensor whose first two dimensions are dynamic ("batch",
     "tokens"); by default input_ids and attention_mask of two short texts. `outputs`: the outputs' names
