@@ -171,9 +171,15 @@ def group_vectors(vectors: np.ndarray, weights: list[int], threshold: float = GR
     np.fill_diagonal(sim, -np.inf)
     size = np.asarray(weights, dtype=np.float64)
     members = [[i] for i in range(n)]
+    # Each row's most similar group, kept as groups merge: a search of the whole matrix per merge cost n³
+    # (1,000 questions: seconds). A merged row is a weighted mean of two rows, never above either, so only
+    # the rows whose best was one of the two merged need a new search.
+    best = np.argmax(sim, axis=1)
+    value = sim[np.arange(n), best]
     while n > 1:
-        i, j = np.unravel_index(int(np.argmax(sim)), sim.shape)
-        if sim[i, j] < threshold:
+        i = int(np.argmax(value))
+        j = int(best[i])
+        if value[i] < threshold:
             break
         # Lance-Williams: the mean similarity of the merged group to every other group.
         sim[i, :] = (size[i] * sim[i, :] + size[j] * sim[j, :]) / (size[i] + size[j])
@@ -182,6 +188,10 @@ def group_vectors(vectors: np.ndarray, weights: list[int], threshold: float = GR
         size[i] += size[j]
         members[i] += members[j]
         members[j] = []
+        value[j] = -np.inf
+        for k in np.flatnonzero(((best == i) | (best == j)) & (value > -np.inf)).tolist() + [i]:
+            best[k] = int(np.argmax(sim[k]))
+            value[k] = sim[k, best[k]]
     return [m for m in members if m]
 
 

