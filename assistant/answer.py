@@ -294,25 +294,32 @@ class ScoredPicker:
 
 @dataclass(frozen=True)
 class ReaderPicker:
-    """The quotes by the trained reader (assistant/models/reader.py): `Scoring` shortlists the `shortlist`
-    best sentences (cheap), the reader scores each for "states the answer"; none at or over its threshold
-    is a decline; otherwise the best first, then those within `spec.keep` logits of it (no filler)."""
+    """The quotes by `Scoring` and the trained reader (assistant/models/reader.py) together. `Scoring`
+    shortlists its `spec.shortlist` best sentences (cheap: their vectors were stored at indexing) and the
+    reader scores each for "states the answer" (e5's layers at question time: the shortlist is what it
+    costs). An answer needs a best logit of at least `spec.threshold` and, where `spec.scoring_floor`, a
+    sentence over Scoring's own floor; the quotes are ordered by score + `spec.weight` x logit, and one
+    more than `spec.keep` logits under the best is left out (no filler). The spec's numbers were chosen
+    on the reader's validation articles through the whole pipeline (training/tune_picker.py)."""
 
     reader: object  # models.reader.Reader
     scoring: Scoring = SCORING
-    shortlist: int = 10
 
     def pick(self, question: str, query: Query, lang: str, found: list[Candidate], index: Index,
              config: Config) -> Picked:
-        shortlist = sorted(found, key=self.scoring.score, reverse=True)[: self.shortlist]
-        titles = {c.hit.doc_id: c.hit.title for c in shortlist}
-        logits = self.reader.scores(question, [(c.sentence, titles[c.hit.doc_id]) for c in shortlist])
-        best = float(logits.max())
         spec = self.reader.spec
+        if spec.scoring_floor:
+            scored = ScoredPicker(self.scoring).pick(question, query, lang, found, index, config)
+            if not scored.chosen:
+                return scored
+        shortlist = sorted(found, key=self.scoring.score, reverse=True)[: spec.shortlist]
+        logits = self.reader.scores(question, [(c.sentence, c.hit.title) for c in shortlist])
+        best = float(logits.max())
         if best < spec.threshold:
             return Picked([], {"reason": "no sentence states the answer (reader)", "best_reader": round(best, 3)})
+        order = np.argsort([-(self.scoring.score(c) + spec.weight * x) for c, x in zip(shortlist, logits)],
+                           kind="stable")
         floor = max(spec.threshold, best - spec.keep)
-        order = np.argsort(-logits, kind="stable")
         return Picked([shortlist[i] for i in order if logits[i] >= floor][: config.answer_sentences],
                       {"best_reader": round(best, 3)})
 

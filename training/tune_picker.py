@@ -13,6 +13,8 @@ holds the evidence (of the answerable questions answered, as `assistant eval` co
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,15 +23,21 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
-from tuning import arguments, cached_rows  # noqa: E402
+from tuning import CACHE, cached_rows  # noqa: E402
 
 from assistant import load_config  # noqa: E402
 from assistant.answer import SCORING, ScoredPicker, candidates  # noqa: E402
 from assistant.evaluate import quote_supports  # noqa: E402
-from assistant.models.reader import shipped  # noqa: E402
+from assistant.evaluate import HALVES  # noqa: E402
+from assistant.models.reader import ARTIFACT, shipped  # noqa: E402
 from assistant.text import detect_lang  # noqa: E402
 
-SHORTLIST = 10
+SHORTLIST = 10  # the rows keep the reader's logits of Scoring's 10 best; a picker may read fewer
+# What a near-topic question declined may cost: this share of answerable questions declined with it (3 in
+# 100). A near-topic question answered with unrelated quotes is the worst this product does; an answerable
+# one declined shows its related passages, which hold the answer.
+ANSWER_PRICE = 0.03
+MAX_SHORTLIST = 4  # the most a question may cost: the lower layers run on the question and these (docs/reader.md)
 
 
 @dataclass
@@ -120,32 +128,54 @@ def mixed(weight: float, threshold: float, k: int = SHORTLIST, scored_floor: boo
 
 
 def main() -> None:
-    args = arguments(__doc__)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("sets", nargs="+", type=Path)
+    parser.add_argument("--half", choices=sorted(HALVES), default=None)
+    parser.add_argument("--cache", type=Path, default=CACHE, help="where the sets' indexes are kept")
+    parser.add_argument("--write", action="store_true", help="write the chosen numbers into reader.json")
+    args = parser.parse_args()
     config = load_config()
     spec = shipped().spec
     every = []
-    for folder in args.sets:
-        dataset = Path(folder)
+    for dataset in args.sets:
         found = cached_rows(f"picker-{spec.weights_sha256[:12]}-{SHORTLIST}", dataset, config, args.cache, args.half, rows)
         every += found
         print(f"{dataset.name}: {len(found)} questions", flush=True)
-    best = [max(r["logit"]) for r in every if r["picked"]]
-    thresholds = sorted({round(float(t), 1) for t in np.percentile(best, np.arange(0, 50, 5))})
+    best = [max(r["logit"]) for r in every if r.get("logit")]
+    thresholds = sorted({round(float(t), 2) for t in np.percentile(best, np.arange(0, 50, 2.5))})
     print(f"\nall sets, {len(every)} questions; reader threshold shipped {spec.threshold}")
     line = "{:<50} answered {answered:.3f}  first {first:.3f}  declined {declined:.3f}"
-    print(line.format("scoring (today)", **simulate(every, scoring)))
+    today = simulate(every, scoring)
+    print(line.format("scoring (today)", **today))
     for k in (SHORTLIST, 5, 3):
-        for t in [spec.threshold] + thresholds:
+        for t in [spec.threshold] + thresholds[::2]:
             print(line.format(f"reader alone of {k}, threshold {t}", **simulate(every, reader(t, k))))
+    options = []
     for k in (SHORTLIST, 5, 4, 3, 2):
-        for w in (0.0, 0.02, 0.05, 0.1):
-            for t in [-99.0, spec.threshold] + thresholds:
-                print(line.format(f"{k} best: score + {w} x logit, gate {t}", **simulate(every, mixed(w, t, k))))
-        for t in [spec.threshold] + thresholds:
-            print(line.format(f"{k} best: score order, reader gate only {t}",
-                              **simulate(every, mixed(0.0, t, k, scored_floor=False))))
+        for w in (0.0, 0.02, 0.05, 0.1, 1.0):
+            for floor in (True, False):
+                for t in [-99.0] + thresholds:
+                    figures = simulate(every, mixed(w, t, k, scored_floor=floor))
+                    options.append(((k, w, floor, t), figures))
+                    print(line.format(f"{k} best: score + {w} x logit, floor {floor:d}, gate {t}", **figures))
+        for t in thresholds[::2]:
             print(line.format(f"{k} best: score order, reader gate, no rules {t}",
                               **simulate(every, mixed(0.0, t, k, scored_floor=False, rules=False))))
+    # The choice: at most ANSWER_PRICE fewer answerable questions answered than today, first quotes at least
+    # as good, at most MAX_SHORTLIST sentences read (the reader's cost a question); the most declined +
+    # first right; among equals the smallest shortlist and the highest threshold.
+    fit = [(o, f) for o, f in options if o[0] <= MAX_SHORTLIST
+           and f["answered"] >= today["answered"] - ANSWER_PRICE and f["first"] >= today["first"]]
+    (k, w, floor, t), figures = max(fit, key=lambda of: (round(of[1]["declined"] + of[1]["first"], 3), -of[0][0],
+                                                          of[0][3]))
+    print(f"\nchosen: shortlist {k}, weight {w}, scoring floor {floor}, threshold {t}: {figures}")
+    if args.write:
+        tuned = {"sets": [d.name for d in args.sets], "half": args.half, "questions": len(every),
+                 "today": {k_: round(float(v), 4) for k_, v in today.items()},
+                 "chosen": {k_: round(float(v), 4) for k_, v in figures.items()}}
+        chosen = dataclasses.replace(spec, shortlist=k, weight=w, scoring_floor=floor, threshold=t, tuned=tuned)
+        (ARTIFACT / "reader.json").write_text(chosen.to_json() + "\n", encoding="utf-8")
+        print(f"written to {ARTIFACT / 'reader.json'}")
 
 if __name__ == "__main__":
     main()

@@ -17,7 +17,7 @@ This module builds the input ids and the torch networks, the same for training a
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -46,6 +46,13 @@ class ReaderSpec:
     keep: float  # a quote whose logit is this far below the best is left out (no filler)
     weights_sha256: str
     trained: dict  # data, steps, CPU-hours, validation figures (docs/reader.md)
+    # How the answer stage uses it (answer.ReaderPicker), chosen through the whole pipeline on the
+    # validation articles (training/tune_picker.py --write): Scoring's best sentences the reader scores,
+    # the logit's weight beside Scoring's score in the quotes' order, whether Scoring's floor still declines.
+    shortlist: int = 10
+    weight: float = 1.0
+    scoring_floor: bool = False
+    tuned: dict = field(default_factory=dict)  # what tune_picker measured when it chose them
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, indent=2)
