@@ -294,13 +294,14 @@ class ScoredPicker:
 
 @dataclass(frozen=True)
 class ReaderPicker:
-    """The quotes by `Scoring` and the trained reader (assistant/models/reader.py) together. `Scoring`
-    shortlists its `spec.shortlist` best sentences (cheap: their vectors were stored at indexing) and the
-    reader scores each for "states the answer" (e5's layers at question time: the shortlist is what it
-    costs). An answer needs a best logit of at least `spec.threshold` and, where `spec.scoring_floor`, a
-    sentence over Scoring's own floor; the quotes are ordered by score + `spec.weight` x logit, and one
-    more than `spec.keep` logits under the best is left out (no filler). The spec's numbers were chosen
-    on the reader's validation articles through the whole pipeline (training/tune_picker.py)."""
+    """`Scoring`'s quotes, held to the trained reader (assistant/models/reader.py): the reader scores
+    Scoring's `spec.shortlist` best sentences for "states the answer" (e5's layers at question time: the
+    shortlist is what it costs); an answer needs a best logit of at least `spec.threshold` as well as
+    Scoring's own floor (when `spec.scoring_floor`), and a quote the reader scores more than `spec.keep`
+    under the best is left out (no filler). Scoring still orders the quotes: ordering by the logit lost
+    first quotes of English questions over Chinese text, the reader's weakest case (docs/reader.md). The
+    spec's numbers were chosen through the whole pipeline on the reader's validation articles
+    (training/tune_picker.py)."""
 
     reader: object  # models.reader.Reader
     scoring: Scoring = SCORING
@@ -308,20 +309,17 @@ class ReaderPicker:
     def pick(self, question: str, query: Query, lang: str, found: list[Candidate], index: Index,
              config: Config) -> Picked:
         spec = self.reader.spec
-        if spec.scoring_floor:
-            scored = ScoredPicker(self.scoring).pick(question, query, lang, found, index, config)
-            if not scored.chosen:
-                return scored
+        scored = ScoredPicker(self.scoring).pick(question, query, lang, found, index, config)
+        if spec.scoring_floor and not scored.chosen:
+            return scored
         shortlist = sorted(found, key=self.scoring.score, reverse=True)[: spec.shortlist]
-        logits = self.reader.scores(question, [(c.sentence, c.hit.title) for c in shortlist])
-        best = float(logits.max())
+        logits = dict(zip(map(id, shortlist), self.reader.scores(question, [(c.sentence, c.hit.title) for c in shortlist])))
+        best = max(logits.values())
         if best < spec.threshold:
             return Picked([], {"reason": "no sentence states the answer (reader)", "best_reader": round(best, 3)})
-        order = np.argsort([-(self.scoring.score(c) + spec.weight * x) for c, x in zip(shortlist, logits)],
-                           kind="stable")
-        floor = max(spec.threshold, best - spec.keep)
-        return Picked([shortlist[i] for i in order if logits[i] >= floor][: config.answer_sentences],
-                      {"best_reader": round(best, 3)})
+        chosen = scored.chosen or shortlist[:1]
+        kept = chosen[:1] + [c for c in chosen[1:] if logits.get(id(c), best) >= best - spec.keep]
+        return Picked(kept, {**scored.meta, "best_reader": round(best, 3)})
 
 
 def configured_picker(config: Config) -> Picker:

