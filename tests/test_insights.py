@@ -266,15 +266,17 @@ def test_insights_need_what_changing_the_library_needs(bot):
 
 
 class SlowStore(SqliteQuestions):
-    """A store that is busy: every write waits, then fails."""
+    """A store that is busy: every write waits until `release` is set (at most `seconds`), then fails;
+    `released_late` counts writes that gave up waiting, which only happens if an answer waited for them."""
 
     def __init__(self, path, seconds: float):
         super().__init__(path)
-        self.seconds, self.tries = seconds, 0
+        self.seconds, self.tries, self.released_late = seconds, 0, 0
+        self.release = threading.Event()
 
     def write(self, entries, turns):
         self.tries += 1
-        time.sleep(self.seconds)
+        self.released_late += not self.release.wait(self.seconds)
         raise sqlite3.OperationalError("database is locked")
 
 
@@ -282,16 +284,17 @@ def test_a_busy_store_never_slows_or_fails_an_answer(folder, monkeypatch, caplog
     monkeypatch.setattr(questions_module, "RETRY_PAUSES", (0.1,))
     monkeypatch.setattr(questions_module, "QUEUE_SIZE", 2)
     bot = Assistant.open(folder, Config())
-    bot.ask(SEA)  # the models are loaded before timing
-    store = SlowStore(folder / "library.sqlite", seconds=3)
+    store = SlowStore(folder / "library.sqlite", seconds=120)
     bot.questions = QuestionLog(store, 90)
     try:
         with caplog.at_level(logging.WARNING, logger="assistant.questions"):
-            started = time.perf_counter()
+            # The store holds every write until the four answers are back: an answer that waited for the
+            # log would hold them past the store's 120 s, and `released_late` would count it.
             answers = [bot.ask(q) for q in (SEA, CAKE, SEA, CAKE)]
-            assert time.perf_counter() - started < 3, "an answer waited for the log"
+            store.release.set()
+            assert store.released_late == 0, "an answer waited for the log"
             assert all(a.meta["id"] for a in answers) and not answers[0].declined
-            bot.questions.flush(30)
+        bot.questions.flush(30)
         counts = bot.questions.counts()
         assert counts["written"] == 0 and counts["failed"] + counts["dropped"] == 4 and counts["dropped"] >= 1
         assert store.tries >= 2
