@@ -314,7 +314,7 @@ class ReaderPicker:
             return scored
         shortlist = sorted(found, key=self.scoring.score, reverse=True)[: spec.shortlist]
         logits = dict(zip(map(id, shortlist), self.reader.scores(question, [(c.sentence, c.hit.title) for c in shortlist])))
-        best = max(logits.values())
+        best = float(max(logits.values()))
         if best < spec.threshold:
             return Picked([], {"reason": "no sentence states the answer (reader)", "best_reader": round(best, 3)})
         chosen = scored.chosen or shortlist[:1]

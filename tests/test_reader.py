@@ -12,6 +12,7 @@ neighbour ("How much does a German returns address cost?") are answered."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 
 import numpy as np
@@ -102,6 +103,7 @@ def test_the_readmes_near_topic_question_is_declined_where_scoring_answered_it(s
     answer = seed_bot.ask(question)
     assert answer.declined and not answer.citations, [c.quote for c in answer.citations]
     assert answer.meta["reason"].endswith("(reader)") and answer.related
+    json.dumps(answer.to_dict())  # what every surface sends: the reader's numbers are plain floats
     assert answer.text.startswith("资料库")  # declined in the asker's language
     scored = Assistant(seed_bot.index, seed_bot.config.replace(reader=False, question_log=False)).ask(question)
     assert not scored.declined  # what today's main did: the test fails there
