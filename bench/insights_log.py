@@ -49,7 +49,7 @@ def child(index: Path, entries: int) -> dict:
     from test_serve import running
 
     from assistant import Assistant, Config
-    from assistant.questions import Entry, Vote, new_id, utcnow
+    from assistant.log.questions import Entry, Vote, new_id, utcnow
     from assistant.web import create_app
 
     with tempfile.TemporaryDirectory(prefix="insights-bench-") as tmp:

@@ -53,7 +53,7 @@ TOPICS = {
 
 def latency(index: Path, rounds: int) -> None:
     from assistant import Assistant, Config
-    from assistant.questions import QuestionLog, open_question_store
+    from assistant.log.questions import QuestionLog, open_question_store
 
     with tempfile.TemporaryDirectory(prefix="question-log-bench-") as tmp:
         folder = Path(shutil.copytree(index, Path(tmp) / "index"))
@@ -84,8 +84,8 @@ def latency(index: Path, rounds: int) -> None:
 def grouping() -> None:
     import numpy as np
 
-    from assistant.embed import get_embedder
-    from assistant.insights import group_vectors
+    from assistant.models.embed import get_embedder
+    from assistant.log.insights import group_vectors
 
     questions = [(topic, q) for topic, qs in TOPICS.items() for q in qs]
     vectors = get_embedder().encode_query([q for _, q in questions])

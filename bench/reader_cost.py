@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from assistant import Assistant, Config  # noqa: E402
-from assistant.answer import ReaderPicker  # noqa: E402
+from assistant.answer.compose import ReaderPicker  # noqa: E402
 
 
 def pct(values: list[float], p: float) -> float:

@@ -38,11 +38,10 @@ sys.path.insert(0, str(ROOT / "tests"))  # tests/pg.py: the PostgreSQL server
 from pg import LocalPostgres, free_port  # noqa: E402
 
 from assistant import Assistant, Config  # noqa: E402
-from assistant.chunk import Chunk  # noqa: E402
-from assistant.embed import get_embedder  # noqa: E402
-from assistant.keyword import tokenize  # noqa: E402
-from assistant.load import Document  # noqa: E402
-from assistant.storage import copy_library, open_store  # noqa: E402
+from assistant.document import Chunk, Document  # noqa: E402
+from assistant.models.embed import get_embedder  # noqa: E402
+from assistant.store.factory import copy_library, open_store  # noqa: E402
+from assistant.store.keyword import tokenize  # noqa: E402
 
 QUESTIONS = ["品牌应该all in直播带货吗？", "Should a brand go all in on live-stream selling?", "网红营销有哪些风险？",
              "海外社交电商的发展趋势", "直播带货的退货率高吗", "How do influencers affect sales?"]

@@ -20,11 +20,11 @@ import numpy as np
 from tuning import arguments, cached_rows
 
 from assistant import Assistant, Config, load_config
-from assistant.answer import SCORING, Scoring, candidates
-from assistant.embed import calibration
+from assistant.answer.asked import analyse, document_context, passages_that_answer
+from assistant.answer.compose import SCORING, Scoring, candidates
+from assistant.answer.retrieve import relevance
 from assistant.evaluate import quote_supports
-from assistant.retrieve import relevance
-from assistant.asked import analyse, document_context, passages_that_answer
+from assistant.models.embed import calibration
 from assistant.text import detect_lang, in_other_language
 
 

@@ -19,8 +19,9 @@ import numpy as np
 from tuning import arguments, cached_rows
 
 from assistant import Assistant, Config, load_config
+from assistant.answer.retrieve import (COVERAGE_WEIGHT, LONG_QUESTION, MISSED_TERMS_SHIFT, YEAR_WEIGHT, coverage,
+                                       dense_share)
 from assistant.evaluate import hit_at, ndcg_at
-from assistant.retrieve import COVERAGE_WEIGHT, LONG_QUESTION, MISSED_TERMS_SHIFT, YEAR_WEIGHT, coverage, dense_share
 from assistant.text import detect_lang
 
 
@@ -106,7 +107,7 @@ VARIANTS["by_coverage"] = by_coverage
 
 def shipped(r: dict, w: float, c: float = COVERAGE_WEIGHT, long: tuple[int, int] = LONG_QUESTION,
             shift: float = MISSED_TERMS_SHIFT, year: float = YEAR_WEIGHT) -> np.ndarray:
-    """The fusion in assistant/retrieve.py, with w as its dense_weight (the other constants can be varied;
+    """The fusion in assistant/answer/retrieve.py, with w as its dense_weight (the other constants can be varied;
     the cross-language signal is left out: no evaluation set asks across languages)."""
     wd = dense_share(r["nterms"], 1 - r["kcov"], w, long, shift)
     return wd * minmax(r["dense"]) + (1 - wd) * minmax(r["keyword"]) + c * r["coverage"] + year * r["dated"]

@@ -24,8 +24,8 @@ sys.path.insert(0, str(ROOT / "tests"))  # tests/pg.py: the PostgreSQL server
 from pg import LocalPostgres  # noqa: E402
 
 from assistant import Config  # noqa: E402
-from assistant.jobs import PostgresJobs  # noqa: E402
-from assistant.storage import open_store  # noqa: E402
+from assistant.ingest.jobs import PostgresJobs  # noqa: E402
+from assistant.store.factory import open_store  # noqa: E402
 
 PARAGRAPH = ("第{n}号仓库的头程物流方案：旺季前三个月开始备货，海运至少预留六周，空运只用于补货。"
              "港口拥堵时改走铁路，运费上浮约百分之十五。清关资料要提前准备，税号和发票缺一不可。")

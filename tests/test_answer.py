@@ -8,11 +8,12 @@ import re
 import pytest
 from conftest import FIXTURES
 
-from assistant import Assistant, Config, retrieve
-from assistant.answer import SCORING, verify
+from assistant import Assistant, Config
+from assistant.answer import retrieve
+from assistant.answer.compose import SCORING, verify
+from assistant.answer.retrieve import other_language_majority
 from assistant.core import Refused
-from assistant.index import PASSAGE_VECTORS
-from assistant.retrieve import other_language_majority
+from assistant.store.index import PASSAGE_VECTORS
 from assistant.web import render_answer
 
 ALL_IN = "品牌方、商家“all in”直播带货并不是最为理智的选择"

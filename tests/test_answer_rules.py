@@ -8,7 +8,7 @@ import json
 import pytest
 
 from assistant import Assistant, Config
-from assistant.answer import verify
+from assistant.answer.compose import verify
 from assistant.evaluate import returned_documents
 from assistant.web import render_answer
 

@@ -9,9 +9,9 @@ import pytest
 from conftest import FIXTURES
 
 from assistant import Assistant, Config
-from assistant.asked import (DOCUMENT_LEAD, NUMBER, PERSON, PLACE, TIME, analyse, answer_kind, document_context, gives,
-                             mentions, passages_that_answer)
-from assistant.glossary import DEFAULT, Glossary, GlossaryError, configured
+from assistant.answer.asked import (DOCUMENT_LEAD, NUMBER, PERSON, PLACE, TIME, analyse, answer_kind,
+                                    document_context, gives, mentions, passages_that_answer)
+from assistant.answer.glossary import DEFAULT, Glossary, GlossaryError, configured
 from assistant.web.render import render_answer
 
 # A Chinese article on a Polish overseas warehouse's fees: the library of the question in the issue.

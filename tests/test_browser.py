@@ -23,7 +23,7 @@ from test_library import NEW_ARTICLE as MX_ARTICLE
 from test_serve import FOLLOW_UP, RETURNS, SEA, running
 
 from assistant import Assistant, Config, index_library
-from assistant.load import load_file
+from assistant.ingest.load import load_file
 from assistant.web import EXAMPLES, create_app
 
 pytestmark = pytest.mark.browser

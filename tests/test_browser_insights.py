@@ -14,7 +14,7 @@ from test_insights import JAPAN
 from test_serve import SEA, running
 
 from assistant import Assistant, Config, index_library
-from assistant.questions import utcnow
+from assistant.log.questions import utcnow
 from assistant.web import create_app
 
 pytestmark = pytest.mark.browser

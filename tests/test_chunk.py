@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from assistant.chunk import chunk_document
-from assistant.load import Document
-from assistant.asked import asked_attribute, mentions, specifics
+from assistant.answer.asked import asked_attribute, mentions, specifics
+from assistant.document import Document
+from assistant.ingest.chunk import chunk_document
 from assistant.text import detect_lang, sentence_spans
 
 

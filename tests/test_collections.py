@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from assistant import Assistant, Config, index_library
-from assistant.collections import CollectionError
-from assistant.storage import copy_library, open_store
+from assistant.store.collections import CollectionError
+from assistant.store.factory import copy_library, open_store
 
 SHENZHEN = """# 深圳仓收费标准
 
@@ -204,7 +204,7 @@ def test_postgres_scopes_the_query_pgvector_uses_and_keeps_its_hnsw_index(wareho
     import psycopg
     from pgvector.psycopg import register_vector
 
-    from assistant import pgstore
+    from assistant.store import postgres as pgstore
 
     monkeypatch.setattr(pgstore, "HNSW_MIN_CHUNKS", 20)  # the warehouse library then gets an HNSW index
     source, target = open_store(Config(), warehouses[1], serving=True), open_store(Config(store=db))
@@ -251,7 +251,7 @@ def test_the_cli_mirrors_the_python_api(warehouses, tmp_path):
     from click.testing import CliRunner
 
     from assistant.cli import main
-    from assistant.collections import token_hash
+    from assistant.store.collections import token_hash
 
     folder = tmp_path / "index"
     shutil.copytree(warehouses[1], folder)

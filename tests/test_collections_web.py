@@ -15,7 +15,7 @@ from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
 from assistant import Assistant, Config
-from assistant.collections import token_hash
+from assistant.store.collections import token_hash
 from assistant.web import create_app
 from test_collections import bot, doc_of, two_warehouses, warehouses  # noqa: F401  (fixtures)
 from test_limits import gradio_call

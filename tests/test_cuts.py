@@ -9,17 +9,17 @@ import json
 
 import pytest
 
-from assistant.load import LoadError, bounded, read_bounded
+from assistant.ingest.load import LoadError, bounded, read_bounded
 
 # Each reader made slow per part (slide, cell, paragraph, JSON line) in the reader process, which imports it
 # before it serves: the test process's monkeypatching does not reach that process.
 SLOW = {
-    "pptx": "from assistant.load import office as m; _o = m._shape_texts; "
+    "pptx": "from assistant.ingest.load import office as m; _o = m._shape_texts; "
             "m._shape_texts = lambda s, l: (time.sleep(0.1), _o(s, l))[1]",
-    "csv": "from assistant.load import office as m; _o = m._cell; m._cell = lambda v, l: (time.sleep(0.02), _o(v, l))[1]",
-    "jsonl": "from assistant.load import jsonl as m; _o = m.lang_of; m.lang_of = lambda t: (time.sleep(0.1), _o(t))[1]",
+    "csv": "from assistant.ingest.load import office as m; _o = m._cell; m._cell = lambda v, l: (time.sleep(0.02), _o(v, l))[1]",
+    "jsonl": "from assistant.ingest.load import jsonl as m; _o = m.lang_of; m.lang_of = lambda t: (time.sleep(0.1), _o(t))[1]",
     # Stuck on its first slide: nothing is read however fast the machine is.
-    "pptx-stuck": "from assistant.load import office as m; m._shape_texts = lambda s, l: time.sleep(60)",
+    "pptx-stuck": "from assistant.ingest.load import office as m; m._shape_texts = lambda s, l: time.sleep(60)",
 }
 
 
@@ -112,7 +112,7 @@ def test_a_files_cut_is_kept_with_it_on_postgresql(db, tmp_path, monkeypatch):
     import os
 
     from assistant import Assistant, Config, index_library
-    from assistant.load import office
+    from assistant.ingest.load import office
 
     monkeypatch.setattr(office, "SHEET_ROWS", 20)  # read in this process (read_seconds 0), to see the limit
     library = tmp_path / "lib"
@@ -142,9 +142,9 @@ OWN = {"id": "faq-9", "title": "Returns", "text": "Returns are accepted within t
 @pytest.mark.postgres
 def test_a_worker_refuses_a_jsonl_record_naming_another_files_id_as_indexing_does(db):
     from assistant import Config
-    from assistant.jobs import PostgresJobs
-    from assistant.pgstore import PostgresStore
-    from assistant.worker import Worker
+    from assistant.ingest.jobs import PostgresJobs
+    from assistant.store.postgres import PostgresStore
+    from assistant.ingest.worker import Worker
 
     worker = Worker(db, Config(), poll=0.1, name="w")
     queue = PostgresJobs(db)

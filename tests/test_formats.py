@@ -16,8 +16,8 @@ import pytest
 from conftest import make_pdf
 
 from assistant import Assistant, Config, index_library
-from assistant.load import LAYOUT, LoadError, load_file
-from assistant.load import images, office, pdf
+from assistant.document import LAYOUT
+from assistant.ingest.load import LoadError, images, load_file, office, pdf
 
 FONT = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"
 ZH_LINE = "日本站的退货期限是买家收货后三十天内。"
@@ -210,7 +210,7 @@ def test_a_scanned_pdf_page_is_read_by_ocr_beside_a_page_with_text(built):
 
 
 def test_ocr_reports_its_progress_page_by_page_from_the_reading_process(library):
-    from assistant.load import read_bounded
+    from assistant.ingest.load import read_bounded
 
     scan = library / "port-notes.pdf"
     pages: list[tuple[int, int]] = []

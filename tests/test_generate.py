@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 
 from assistant import Assistant
-from assistant import generate
-from assistant.answer import Answer, verify
-from assistant.generate import FALLBACK_NOTE, NOT_COVERED
+from assistant.answer import generate
+from assistant.answer.compose import Answer, verify
+from assistant.answer.generate import FALLBACK_NOTE, NOT_COVERED
 
 pytestmark = pytest.mark.llm
 

@@ -16,10 +16,10 @@ from conftest import ENGLISH_ARTICLE, make_pdf
 from test_serve import running
 
 from assistant import Assistant, Config, index_library
-from assistant.chunk import chunk_document
-from assistant.clean import clean_saved_text
-from assistant.embed import QUERY_TOKENS, get_embedder
-from assistant.load import load_file
+from assistant.ingest.chunk import chunk_document
+from assistant.ingest.clean import clean_saved_text
+from assistant.ingest.load import load_file
+from assistant.models.embed import QUERY_TOKENS, get_embedder
 from assistant.text import quotable, sentence_spans
 from assistant.web import create_app
 from assistant.web.security import write_refusal

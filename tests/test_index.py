@@ -13,9 +13,9 @@ import pytest
 from conftest import ENGLISH_ARTICLE, write_library
 
 from assistant import Assistant, Config, index_library
-from assistant.embed import DEFAULT_MODEL
-from assistant.store import Store
-from assistant.vectors import VectorIndex
+from assistant.models.embed import DEFAULT_MODEL
+from assistant.store.folder import Store
+from assistant.store.vectors import VectorIndex
 
 
 def doc_titles(bot):
@@ -240,7 +240,7 @@ def test_open_without_an_index_says_what_to_do(tmp_path):
 def test_approximate_faiss_kinds_find_the_nearest_chunk(kind, n, tmp_path):
     import numpy as np
 
-    from assistant.vectors import VectorIndex
+    from assistant.store.vectors import VectorIndex
 
     rng = np.random.default_rng(1)
     topics = rng.standard_normal((50, 64)).astype(np.float32)

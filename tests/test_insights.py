@@ -18,9 +18,9 @@ from click.testing import CliRunner
 from test_serve import CAKE, FOLLOW_UP, SEA, running
 
 from assistant import Assistant, Config
-from assistant import questions as questions_module
 from assistant.cli import main
-from assistant.questions import Entry, QuestionLog, SqliteQuestions, Turn, Vote, new_id, utcnow
+from assistant.log import questions as questions_module
+from assistant.log.questions import Entry, QuestionLog, SqliteQuestions, Turn, Vote, new_id, utcnow
 from assistant.web import create_app
 
 # One topic the fixture library lacks, worded differently: cosine 0.88 in e5, so that the grouping threshold
@@ -287,7 +287,7 @@ def test_a_busy_store_never_slows_or_fails_an_answer(folder, monkeypatch, caplog
     store = SlowStore(folder / "library.sqlite", seconds=120)
     bot.questions = QuestionLog(store, 90)
     try:
-        with caplog.at_level(logging.WARNING, logger="assistant.questions"):
+        with caplog.at_level(logging.WARNING, logger="assistant.log.questions"):
             # The store holds every write until the four answers are back: an answer that waited for the
             # log would hold them past the store's 120 s, and `released_late` would count it.
             answers = [bot.ask(q) for q in (SEA, CAKE, SEA, CAKE)]
@@ -332,7 +332,7 @@ def pg():
 
 @pytest.mark.postgres
 def test_two_servers_on_one_postgres_database_keep_one_log(built, pg):
-    from assistant.storage import copy_library, open_store
+    from assistant.store.factory import copy_library, open_store
 
     db = pg.createdb("questions")
     source, target = open_store(Config(), built[1], serving=True), open_store(Config(store=db))
@@ -366,8 +366,8 @@ def test_two_servers_on_one_postgres_database_keep_one_log(built, pg):
 
 @pytest.mark.postgres
 def test_postgres_retention_and_concurrent_writers(built, pg):
-    from assistant.questions import PostgresQuestions
-    from assistant.storage import open_store
+    from assistant.log.questions import PostgresQuestions
+    from assistant.store.factory import open_store
 
     db = pg.createdb("retention")
     open_store(Config(store=db)).close()  # the schema

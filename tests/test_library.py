@@ -16,7 +16,7 @@ from conftest import ENGLISH_ARTICLE, GBK_TEXT, make_pdf
 from test_serve import running
 
 from assistant import Assistant, Config, index_library
-from assistant.library import Jobs, LibraryBusy, LibraryError, sanitize_name
+from assistant.ingest.library import Jobs, LibraryBusy, LibraryError, sanitize_name
 from assistant.web import create_app
 from assistant.web.security import write_refusal
 

@@ -9,7 +9,7 @@ import pytest
 from conftest import ENGLISH_ARTICLE, PageHandler
 
 from assistant import Assistant, Config, index_library
-from assistant.fetch import FetchError, fetch
+from assistant.ingest.fetch import FetchError, fetch
 
 ARTICLE = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>{title}</title>
 <meta property="og:title" content="{title}"><meta name="author" content="跨境小王">

@@ -12,8 +12,8 @@ import pytest
 from conftest import ENGLISH_ARTICLE, GBK_TEXT, HTML_PAGE, PDF_PAGES, SAVED_PAGE, make_pdf
 
 from assistant import Config
-from assistant.load import (FIELD_LIMITS, META_KEYS, META_VALUE_CHARS, LoadError, iter_files, join_wrapped_lines,
-                            load_file, read_file)
+from assistant.ingest.load import (FIELD_LIMITS, META_KEYS, META_VALUE_CHARS, LoadError, iter_files,
+                                   join_wrapped_lines, load_file, read_file)
 from assistant.text import sentence_spans
 
 

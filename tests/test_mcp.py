@@ -135,7 +135,7 @@ def test_the_question_log_names_mcp_and_openai(built, tmp_path):
     import openai
 
     from assistant import Assistant
-    from assistant.questions import utcnow
+    from assistant.log.questions import utcnow
 
     logged = Config(question_log=True)
     bot = Assistant.open(shutil.copytree(built[1], tmp_path / "index"), logged)  # the log writes into the index

@@ -9,7 +9,7 @@ import openai
 import pytest
 
 from assistant import Config
-from assistant.answer import DECLINE
+from assistant.answer.compose import DECLINE
 from assistant.web import create_app
 from test_serve import CAKE, FOLLOW_UP, SEA, running
 

@@ -19,9 +19,10 @@ import pytest
 from click.testing import CliRunner
 
 from assistant import Assistant, Config, index_library
-from assistant import pgstore
 from assistant.cli import main
-from assistant.storage import IndexBusy, copy_library, open_store
+from assistant.store import postgres as pgstore
+from assistant.store.base import IndexBusy
+from assistant.store.factory import copy_library, open_store
 
 from pg import LocalPostgres, bin_dir, free_port
 
@@ -193,7 +194,7 @@ def test_an_indexing_run_killed_midway_leaves_the_old_library_answering(copied, 
     script = textwrap.dedent(f"""
         import os, signal
         from assistant import Config, index_library
-        from assistant.pgstore import PostgresStore
+        from assistant.store.postgres import PostgresStore
         original = PostgresStore.add_document
         def add_then_die(self, *args):
             original(self, *args)
@@ -259,6 +260,6 @@ def test_copy_index_command_and_clear_errors(built, db, pg):
 
 def test_a_postgresql_server_does_not_load_the_folder_store():
     """A server on PostgreSQL needs neither the SQLite store nor FAISS (its native library and threads)."""
-    code = "import sys, assistant.web, assistant.pgstore; print(sorted({'faiss', 'assistant.store'} & set(sys.modules)))"
+    code = "import sys, assistant.web, assistant.store.postgres; print(sorted({'faiss', 'assistant.store.folder'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", out

@@ -21,11 +21,11 @@ from conftest import ENGLISH_ARTICLE, PageHandler
 from test_serve import running
 
 from assistant import Assistant, Config, index_library
-from assistant.fetch import FetchError, fetch
-from assistant.jobs import PostgresJobs
-from assistant.load import LoadError, load_file, office
+from assistant.ingest.fetch import FetchError, fetch
+from assistant.ingest.jobs import PostgresJobs
+from assistant.ingest.load import LoadError, load_file, office
+from assistant.ingest.worker import Worker
 from assistant.web import create_app
-from assistant.worker import Worker
 from pypdf import PdfWriter
 from pypdf.generic import ArrayObject, DictionaryObject, NameObject, NumberObject, StreamObject
 
@@ -330,8 +330,8 @@ def test_9_deeply_nested_json_to_v1_is_a_400_in_openais_shape_with_one_log_line(
 def test_4_the_question_log_is_bounded_and_insights_and_its_csv_read_it_a_page_at_a_time(tmp_path, monkeypatch):
     from datetime import timedelta
 
-    from assistant import insights
-    from assistant.questions import Entry, new_id, utcnow
+    from assistant.log import insights
+    from assistant.log.questions import Entry, new_id, utcnow
 
     library = tmp_path / "lib"
     library.mkdir()
@@ -369,8 +369,8 @@ def test_4_the_question_log_is_bounded_and_insights_and_its_csv_read_it_a_page_a
 def test_4_the_oldest_entries_are_trimmed_on_postgresql_too(db):
     from datetime import timedelta
 
-    from assistant.pgstore import PostgresStore
-    from assistant.questions import Entry, PostgresQuestions, Vote, new_id, utcnow
+    from assistant.store.postgres import PostgresStore
+    from assistant.log.questions import Entry, PostgresQuestions, Vote, new_id, utcnow
 
     PostgresStore(db).close()  # the schema
     store = PostgresQuestions(db)
@@ -424,8 +424,8 @@ def test_errors_come_in_the_askers_language_on_rest_and_v1(built):
 
 
 def test_the_librarys_rejection_reasons_come_in_chinese_and_english(site, bot):
-    from assistant.library import Job
-    from assistant.refusals import in_chinese
+    from assistant.ingest.library import Job
+    from assistant.ingest.refusals import in_chinese
 
     outcomes = bot.library.add([("tool.exe", b"MZ"), ("empty.md", b"   ")])
     outcomes += bot.library.add_urls([f"{site}/missing", "ftp://example.com/a"])
@@ -474,8 +474,8 @@ def test_insights_groups_questions_that_share_a_subject():
     bench/grouping.py prints the same figures at every threshold."""
     from collections import Counter
 
-    from assistant.embed import get_embedder
-    from assistant.insights import question_groups
+    from assistant.models.embed import get_embedder
+    from assistant.log.insights import question_groups
 
     from conftest import FIXTURES
 
@@ -491,7 +491,7 @@ def test_insights_groups_questions_that_share_a_subject():
 
 
 def test_5_a_slow_link_does_not_hold_up_other_library_changes(site, bot, monkeypatch):
-    from assistant.library import Jobs
+    from assistant.ingest.library import Jobs
 
     monkeypatch.setattr(bot.library, "config", ALLOWED.replace(fetch_timeout=20))
     jobs = Jobs(bot.library)

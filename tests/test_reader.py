@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from assistant import Assistant, Config
-from assistant.answer import ReaderPicker, ScoredPicker
+from assistant.answer.compose import ReaderPicker, ScoredPicker
 from assistant.models.reader import ARTIFACT, Reader, ReaderError, load_spec
 
 RETURNS = """---

@@ -19,10 +19,10 @@ import pytest
 from click.testing import CliRunner
 
 from assistant import Config
+from assistant.answer.compose import Answer, Citation
 from assistant.cli import main
-from assistant.answer import Answer, Citation
 from assistant.core import mark_references
-from assistant.load import Document
+from assistant.document import Document
 from assistant.web import create_app, plain_history, render_answer, render_passage
 from assistant.web.document import document_page
 

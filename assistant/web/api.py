@@ -14,11 +14,11 @@ from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
-from ..answer import Answer
+from ..answer.compose import Answer
 from ..config import Config
 from ..core import Assistant
-from ..questions import new_id
-from ..collections import CollectionError, Grant
+from ..log.questions import new_id
+from ..store.collections import CollectionError, Grant
 from .access import grant_of, may_read_document, scope
 from .limits import Refused, check_history, check_question, in_language
 

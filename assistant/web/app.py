@@ -15,22 +15,22 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
 from ..config import Config
 from ..core import Assistant
-from ..library import Jobs
-from ..collections import open_grant
+from ..ingest.library import Jobs
+from ..store.collections import open_grant
 from .access import grant_of, may_read_document
 from .api import api_router, authorizer
+from .chat import CSS, HEAD, create_chat, theme
 from .collections_api import collections_router
+from .document import PAGE_IMAGE_PATH, document_page, missing_page, page_image
 from .insights import insights_router
 from .library_api import library_router
 from .mcp import mount_mcp
 from .openai import openai_router
 from .outage import UNREACHABLE, Outage, OutageGuard, checked
-from .chat import CSS, HEAD, create_chat, theme
-from .document import PAGE_IMAGE_PATH, document_page, missing_page, page_image
 from .security import LOOPBACK_HOSTS, Guard, embed_origins, origin_regex, served_hosts
 
 if TYPE_CHECKING:
-    from ..jobs import JobQueue
+    from ..ingest.jobs import JobQueue
 
 log = logging.getLogger("assistant.web")
 
@@ -49,7 +49,7 @@ def job_queue(bot: Assistant, config: Config, ingest: bool = True) -> JobQueue:
     if not config.store.startswith("postgresql"):
         raise ValueError("--no-ingest needs a PostgreSQL store (--store postgresql://…), which workers share; "
                          "a folder store indexes in its server")
-    from ..jobs import PostgresJobs
+    from ..ingest.jobs import PostgresJobs
 
     return PostgresJobs(config.store)
 

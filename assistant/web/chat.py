@@ -11,14 +11,14 @@ from urllib.parse import urlsplit
 import gradio as gr
 from gradio.components.chatbot import TextMessage
 
-from ..answer import Answer
+from ..answer.compose import Answer
 from ..config import Config
 from ..core import Assistant
-from .limits import Refused, check_history, check_question, recent_history
-from ..questions import MAX_COMMENT, REASONS, new_id, valid_id
-from .render import LABELS, answer_from_dict, lang_of, render_answer, render_error, render_partial
-from ..collections import CollectionError, open_grant
+from ..log.questions import MAX_COMMENT, REASONS, new_id, valid_id
+from ..store.collections import CollectionError, open_grant
 from .access import grant_of, scope
+from .limits import Refused, check_history, check_question, recent_history
+from .render import LABELS, answer_from_dict, lang_of, render_answer, render_error, render_partial
 
 log = logging.getLogger("assistant.web")
 

@@ -1,4 +1,4 @@
-"""Collections over HTTP (assistant.collections):
+"""Collections over HTTP (assistant.store.collections):
 
     GET    /api/collections                          those the token reads: id, name, documents, chunks, write
     POST   /api/collections                          {"id", "name"}: create one (whoever may change the library)
@@ -20,13 +20,13 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from ..collections import CollectionError, Grant
 from ..config import Config
 from ..core import Assistant
+from ..store.collections import CollectionError, Grant
 from .access import change_refusal, may_read_document
 
 if TYPE_CHECKING:
-    from ..jobs import JobQueue
+    from ..ingest.jobs import JobQueue
 
 
 class NewCollection(BaseModel):

@@ -12,8 +12,8 @@ import re
 from pathlib import Path
 from urllib.parse import quote as quote_url
 
-from ..answer import location_label
-from ..load import LAYOUT, Document
+from ..answer.compose import location_label
+from ..document import LAYOUT, Document
 
 _URL = re.compile(r"^https?://[^\s\"'<>]+$", re.I)
 # An article's own reference markers: [3], ［3］, [12]. Shown muted wherever article text is shown.

@@ -24,8 +24,8 @@ from pydantic import BaseModel, Field
 
 from ..config import Config
 from ..core import Assistant
-from ..insights import feedback_csv, questions_csv
-from ..questions import MAX_COMMENT
+from ..log.insights import feedback_csv, questions_csv
+from ..log.questions import MAX_COMMENT
 from .access import change_refusal
 
 MAX_DAYS = 3660

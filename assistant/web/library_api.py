@@ -24,13 +24,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..config import Config
 from ..core import Assistant
-from ..fetch import MAX_URL_CHARS
-from ..library import Jobs, LibraryBusy, LibraryError
-from ..collections import CollectionError, Grant
+from ..ingest.fetch import MAX_URL_CHARS
+from ..ingest.library import Jobs, LibraryBusy, LibraryError
+from ..store.collections import CollectionError, Grant
 from .access import change_refusal, grant_of
 
-if TYPE_CHECKING:  # assistant.jobs loads the PostgreSQL driver, which a folder store's server need not
-    from ..jobs import JobQueue
+if TYPE_CHECKING:  # assistant.ingest.jobs loads the PostgreSQL driver, which a folder store's server need not
+    from ..ingest.jobs import JobQueue
 
 MAX_PAGE = 200
 MAX_LINKS_BODY = 100_000

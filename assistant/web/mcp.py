@@ -26,14 +26,14 @@ from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.routing import Route
 
-from ..answer import document_url
+from ..answer.compose import document_url
 from ..config import Config
 from ..core import Assistant
+from ..store.collections import ALL, CollectionError, Grant
+from .access import grant_of, may_read_document, scope
 from .api import MAX_SEARCH_K, client_of
 from .limits import Refused, check_question, in_language
 from .openai import citations, content, server_root
-from ..collections import ALL, CollectionError, Grant
-from .access import grant_of, may_read_document, scope
 
 # get_document returns at most this many characters of text at a time (a book-length PDF would fill an
 # agent's context); `next_start` says where the following window begins.

@@ -26,14 +26,14 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from ..answer import RELATED_LABEL, Answer
+from ..answer.compose import RELATED_LABEL, Answer
 from ..config import Config
 from ..core import Assistant
+from ..store.collections import CollectionError, Grant
+from .access import grant_of, scope
 from .api import client_of
 from .limits import Refused, check_history, check_question, in_language
 from .outage import UNREACHABLE
-from ..collections import CollectionError, Grant
-from .access import grant_of, scope
 
 log = logging.getLogger("assistant.web")
 

@@ -6,9 +6,9 @@ import dataclasses
 import html
 import re
 
-from ..answer import Answer, Citation, document_url, location_label
+from ..answer.compose import Answer, Citation, document_url, location_label
 from ..core import Assistant, mark_references
-from ..questions import valid_id
+from ..log.questions import valid_id
 from ..text import unwrap
 from .document import with_references as _with_references
 
