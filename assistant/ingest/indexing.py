@@ -1,9 +1,9 @@
-"""Build and open an index: load → chunk → embed → store (an index folder or PostgreSQL, see storage.py).
+"""Build an index: load → chunk → embed → store (an index folder or PostgreSQL, see `store`).
 
 `update_index` brings an index in line with the files under the given paths: new and changed
 files are read, chunked and embedded (only text whose content hash is new), removed files are
-dropped, and the whole change is committed in one transaction, one run at a time. `Index` opens
-an index for searching.
+dropped, and the whole change is committed in one transaction, one run at a time. (`store.index.Index`
+opens an index for searching.)
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def update_index(
     progress: Progress = no_progress,
 ) -> IndexReport:
     """Make the index in `folder` (or the configured PostgreSQL `store`) hold exactly the readable
-    documents under `paths`. Raises storage.IndexBusy while another run holds the index."""
+    documents under `paths`. Raises store.base.IndexBusy while another run holds the index."""
     config = config or Config()
     for path in paths:  # before the store is opened: a mistyped path must not leave an empty index behind
         if not Path(path).exists():

@@ -1,9 +1,10 @@
 """Where an index lives: the seam between the pipeline and its two stores.
 
 `LibraryStore` is everything indexing, retrieval and answering ask of a store. Two classes
-implement it: `store.Store`, an index folder (SQLite + a FAISS file, the default, for one
-machine), and `pgstore.PostgresStore`, a PostgreSQL database with pgvector that any number of
-servers share. `open_store` picks one from the `store` setting ("sqlite" or a postgresql:// URI).
+implement it: `folder.Store`, an index folder (SQLite + a FAISS file, the default, for one
+machine), and `postgres.PostgresStore`, a PostgreSQL database with pgvector that any number of
+servers share. `factory.open_store`, above both, picks one from the `store` setting ("sqlite" or a
+postgresql:// URI); this module imports neither.
 """
 
 from __future__ import annotations

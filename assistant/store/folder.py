@@ -4,7 +4,7 @@ The SQLite database is the source of truth of an index folder. Every change of t
 applied in one transaction (`Store.transaction`), so an interrupted indexing run leaves the
 previous state intact; after the commit the FAISS file beside it is written for the new
 `generation`, derived from the vectors stored here. Embeddings are kept by content hash so that
-unchanged text is never embedded twice. One of the two `storage.LibraryStore`s (see pgstore.py
+unchanged text is never embedded twice. One of the two `base.LibraryStore`s (see postgres.py
 for the other).
 """
 

@@ -13,7 +13,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
@@ -24,11 +24,17 @@ from ..text import sentence_spans
 from .base import LibraryStore
 from .factory import open_store
 
-if TYPE_CHECKING:
-    from ..answer.retrieve import Query
-
-
 log = logging.getLogger("assistant.store.index")
+
+
+class Question(Protocol):
+    """What the index needs of a question prepared for searching (`answer.retrieve.Query` is one): its text,
+    its vector in the passage model, and a place to keep its vector in the sentence model once made. A
+    protocol, so that the index does not import the retrieval built on it."""
+
+    text: str
+    vector: np.ndarray
+    sentence_vector: np.ndarray | None
 
 
 @dataclass(frozen=True)
@@ -74,14 +80,14 @@ class Index:
     def document(self, doc_id: str) -> Document | None:
         return self.store.document(doc_id)
 
-    def question_in_sentence_model(self, query: Query) -> np.ndarray:
+    def question_in_sentence_model(self, query: Question) -> np.ndarray:
         """The question's vector in the sentence model, embedded once per question."""
         if query.sentence_vector is None:
             query.sentence_vector = (query.vector if self.models.sentences == self.models.passages
                                      else self.sentence_embedder.encode_query([query.text])[0])
         return query.sentence_vector
 
-    def sentence_similarity(self, query: Query, sentences: list[str]) -> np.ndarray:
+    def sentence_similarity(self, query: Question, sentences: list[str]) -> np.ndarray:
         """Cosine of each sentence with the question in the sentence model. The sentences' vectors were
         stored at indexing time; one is embedded here only when missing (an index made before they were
         stored, a span that is not a whole sentence)."""
@@ -94,7 +100,7 @@ class Index:
         vectors = np.stack([stored[h] if h in stored else fresh[s] for s, h in zip(sentences, hashes)])
         return vectors @ self.question_in_sentence_model(query)
 
-    def best_sentence_similarity(self, query: Query, texts: list[str]) -> list[float]:
+    def best_sentence_similarity(self, query: Question, texts: list[str]) -> list[float]:
         """For each text, the best cosine of its sentences with the question in the sentence model, from
         the vectors stored at indexing time only (a sentence without one is passed over): cheap enough
         for every candidate of a search."""
