@@ -567,7 +567,7 @@ def insights(ctx: click.Context, days: int, sort: str, as_json: bool, csv_kind: 
                 bot.questions.delete_all()
                 click.echo("The question log is empty.")
         elif csv_kind:
-            for piece in (questions_csv if csv_kind == "questions" else feedback_csv)(bot, days, collection):
+            for piece in (questions_csv if csv_kind == "questions" else feedback_csv)(bot.questions, days, collection):
                 click.echo(piece, nl=False)
         elif as_json:
             click.echo(json.dumps(bot.insights(days, sort, collection), ensure_ascii=False, indent=2))

@@ -291,12 +291,12 @@ class Assistant:
     def insights(self, days: int = 30, sort: str = "largest", collection: str | None = None) -> dict:
         """What the question log says about the last `days` days (of the questions asked in `collection`, when
         named): the declined and 👎 questions grouped by topic, the documents cited most and never, counts per
-        day (see `insights.report`)."""
+        day (see `log.insights.report`)."""
         from .log.insights import report
 
         if self.questions is None:
             raise LookupError("the question log is off (question_log = false)")
-        return report(self, days, sort, self._collection(collection))
+        return report(self.questions, self.index, days, sort, self._collection(collection))
 
     def close(self) -> None:
         if self.questions is not None:

@@ -22,15 +22,12 @@ import io
 from collections import Counter, defaultdict, deque
 from collections.abc import Iterable, Iterator
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import numpy as np
 
-from ..store.index import VectorCache
-from .questions import Entry, Vote, utcnow
-
-if TYPE_CHECKING:
-    from ..core import Assistant
+from ..store.index import Index, VectorCache
+from .questions import Entry, QuestionLog, Vote, utcnow
 
 GROUP_SIMILARITY = 0.50
 # The most recent distinct problem questions grouped (the clustering is quadratic in them).
@@ -45,8 +42,9 @@ NEVER_CITED_SHOWN = 50
 SORTS = ("largest", "newest")
 
 
-def report(bot: Assistant, days: int = 30, sort: str = "largest", collection: str | None = None) -> dict:
-    """The Insights of the last `days` days (UTC), as JSON-ready data:
+def report(log: QuestionLog, index: Index, days: int = 30, sort: str = "largest",
+           collection: str | None = None) -> dict:
+    """The Insights of the last `days` days (UTC) from the question log and the index, as JSON-ready data:
 
     totals (questions, answered, declined, 👍, 👎, by surface and language, median seconds), log (this
     process's written / failed / dropped entries), daily (questions, declined and 👎 shares per day),
@@ -60,7 +58,6 @@ def report(bot: Assistant, days: int = 30, sort: str = "largest", collection: st
     days = max(1, int(days))
     until = utcnow()
     since = until - timedelta(days=days)
-    log = bot.questions
     by_answer: dict[str, list[Vote]] = defaultdict(list)
     for v in log.store.feedback(since):
         by_answer[v.answer_id].append(v)
@@ -73,8 +70,8 @@ def report(bot: Assistant, days: int = 30, sort: str = "largest", collection: st
         "totals": tally.totals(),
         "log": log.counts(),
         "daily": tally.daily(),
-        "groups": _groups(bot, list(tally.problems), by_answer, down, sort, collection),
-        **_citations(bot, tally.cited, collection),
+        "groups": _groups(log, index, list(tally.problems), by_answer, down, sort, collection),
+        **_citations(index, tally.cited, collection),
         "collection": collection,
     }
 
@@ -195,7 +192,7 @@ def group_vectors(vectors: np.ndarray, weights: list[int], threshold: float = GR
     return [m for m in members if m]
 
 
-def _groups(bot: Assistant, entries: list[Entry], by_answer: dict[str, list[Vote]], down: set[str],
+def _groups(log: QuestionLog, index: Index, entries: list[Entry], by_answer: dict[str, list[Vote]], down: set[str],
             sort: str, collection: str | None = None) -> list[dict]:
     problems = [e for e in entries if e.declined or e.id in down]
     # The same words asked again are one point of the clustering, weighing as many questions.
@@ -205,10 +202,10 @@ def _groups(bot: Assistant, entries: list[Entry], by_answer: dict[str, list[Vote
         if key in same or len(same) < MAX_GROUPED:
             same.setdefault(key, []).append(e)
     points = list(same.values())
-    stored = bot.questions.store.vectors([p[0].id for p in points])  # e5's: a group's closest documents
-    dim = bot.index.embedder.dim
+    stored = log.store.vectors([p[0].id for p in points])  # e5's: a group's closest documents
+    dim = index.embedder.dim
     clusters = [[points[i] for i in members] for members in
-                question_groups(bot.index.sentence_embedder, [p[0].question for p in points], [len(p) for p in points])]
+                question_groups(index.sentence_embedder, [p[0].question for p in points], [len(p) for p in points])]
     groups = []
     for cluster in clusters:
         items = sorted((e for p in cluster for e in p), key=lambda e: e.asked_at)
@@ -230,7 +227,7 @@ def _groups(bot: Assistant, entries: list[Entry], by_answer: dict[str, list[Vote
             "first": _iso(items[0].asked_at),
             "last": _iso(items[-1].asked_at),
             "questions": [_example(p, by_answer) for p in examples],
-            "closest": _closest(bot, centre, collection) if centre is not None else [],
+            "closest": _closest(index, centre, collection) if centre is not None else [],
         })
     return out
 
@@ -243,9 +240,9 @@ def _example(same: list[Entry], by_answer: dict[str, list[Vote]]) -> dict:
             "last": _iso(latest.asked_at), "declined": latest.declined, "reason": latest.reason, "feedback": feedback}
 
 
-def _closest(bot: Assistant, centre: np.ndarray, collection: str | None) -> list[dict]:
+def _closest(index: Index, centre: np.ndarray, collection: str | None) -> list[dict]:
     centre = centre / max(float(np.linalg.norm(centre)), 1e-12)
-    store = bot.index.store
+    store = index.store
     hits = store.dense_search(centre.astype(np.float32), 4 * CLOSEST_DOCUMENTS, collection)
     chunks = store.chunks([i for i, _ in hits])
     docs: dict[str, dict] = {}
@@ -256,20 +253,23 @@ def _closest(bot: Assistant, centre: np.ndarray, collection: str | None) -> list
     return list(docs.values())[:CLOSEST_DOCUMENTS]
 
 
-def _citations(bot: Assistant, cited: Counter[str], collection: str | None) -> dict:
+def _citations(index: Index, cited: Counter[str], collection: str | None) -> dict:
     most = []
     for doc_id, n in cited.most_common(TOP_CITED):
-        doc = bot.document(doc_id)
+        doc = index.document(doc_id)
         most.append({"doc_id": doc_id, "title": doc.title if doc else "", "answers": n, "in_library": doc is not None})
-    held = (bot.index.store.doc_ids() if collection is None
-            else {d for d, cs in bot.index.store.document_collections(bot.index.store.doc_ids()).items() if collection in cs})
+    store = index.store
+    held = (store.doc_ids() if collection is None
+            else {d for d, cs in store.document_collections(store.doc_ids()).items() if collection in cs})
     never_total = len(held - set(cited))
     never, offset = [], 0
     while len(never) < NEVER_CITED_SHOWN and offset < never_total + len(cited):
-        _, page = bot.documents("", offset, 200, collection)
+        # newest first, as the Library view lists them; a document without a title goes by its file's name
+        _, page = store.document_list("", offset, 200, collection)
         if not page:
             break
-        never += [{"doc_id": d.doc_id, "title": d.title or d.file, "added": d.added} for d in page if d.doc_id not in cited]
+        never += [{"doc_id": d, "title": title or (Path(path).name if path else ""), "added": added or ""}
+                  for d, title, _date, _source, path, _pages, _chunks, added, *_ in page if d not in cited]
         offset += len(page)
     return {"most_cited": most, "never_cited": {"total": never_total, "documents": never[:NEVER_CITED_SHOWN]}}
 
@@ -299,31 +299,31 @@ def _csv(columns: tuple[str, ...], pages: Iterable[list[tuple]]) -> Iterator[str
     yield out.getvalue()
 
 
-def questions_csv(bot: Assistant, days: int = 30, collection: str | None = None) -> Iterator[str]:
+def questions_csv(log: QuestionLog, days: int = 30, collection: str | None = None) -> Iterator[str]:
     """Every logged question of the last `days` days (asked in `collection`, when named), oldest first, with its
     outcome and votes; the CSV text in pieces."""
     since = utcnow() - timedelta(days=max(1, int(days)))
     votes: dict[str, Counter] = defaultdict(Counter)
-    for v in bot.questions.store.feedback(since):
+    for v in log.store.feedback(since):
         votes[v.answer_id][v.vote] += 1
     rows = ([(e.id, _iso(e.asked_at), e.surface, e.lang, e.question, "declined" if e.declined else "answered", e.reason,
               "; ".join(f"{c['doc_id']}:{c['start']}-{c['end']}" for c in e.citations), round(e.seconds, 3),
               votes[e.id][1], votes[e.id][-1], e.conversation_id or "", (e.client or {}).get("ip", ""),
               (e.client or {}).get("user_agent", ""), e.collection or "")
-             for e in page] for page in pages(bot.questions.store, since, collection))
+             for e in page] for page in pages(log.store, since, collection))
     return _csv(QUESTION_COLUMNS, rows)
 
 
-def feedback_csv(bot: Assistant, days: int = 30, collection: str | None = None) -> Iterator[str]:
+def feedback_csv(log: QuestionLog, days: int = 30, collection: str | None = None) -> Iterator[str]:
     """Every vote on a question of the last `days` days (asked in `collection`, when named), with the question;
     the CSV text in pieces."""
     since = utcnow() - timedelta(days=max(1, int(days)))
-    feedback = bot.questions.store.feedback(since)
+    feedback = log.store.feedback(since)
 
     def rows() -> Iterator[list[tuple]]:
         for i in range(0, len(feedback), PAGE):
             part = feedback[i : i + PAGE]
-            entries = bot.questions.store.entries_by_id(list({v.answer_id for v in part}))
+            entries = log.store.entries_by_id(list({v.answer_id for v in part}))
             yield [(v.answer_id, _iso(v.at), "up" if v.vote > 0 else "down", v.reason, v.comment, e.question,
                     "declined" if e.declined else "answered", _iso(e.asked_at))
                    for v in part if (e := entries.get(v.answer_id)) and (collection is None or e.collection == collection)]

@@ -113,12 +113,12 @@ def insights_router(bot: Assistant, config: Config, origins: tuple[str, ...], au
     def questions(days: int = days_query, collection: str | None = collection_query):
         """The logged questions of the period as CSV: time, surface, language, question, outcome and reason,
         the passages cited, seconds, votes (and client, where question_log_clients keeps it)."""
-        return csv(questions_csv(bot, days, collection or None), f"questions-{days}d.csv")
+        return csv(questions_csv(bot.questions, days, collection or None), f"questions-{days}d.csv")
 
     @router.get("/api/insights/feedback.csv", dependencies=reads, tags=["insights"])
     def votes(days: int = days_query, collection: str | None = collection_query):
         """The votes on the period's answers as CSV, with the reason, the comment and the question."""
-        return csv(feedback_csv(bot, days, collection or None), f"feedback-{days}d.csv")
+        return csv(feedback_csv(bot.questions, days, collection or None), f"feedback-{days}d.csv")
 
     @router.get("/insights", include_in_schema=False)
     def page():
