@@ -5,52 +5,23 @@ The CLI, the web chat and the REST API are thin layers over this class.
 
 from __future__ import annotations
 
-import dataclasses
-import re
 import time
 from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 
-from .answer.asked import analyse, document_context, passages_that_answer
-from .answer.compose import RELATED, Answer, configured_picker, decline, extractive_answer, related_quotes
-from .answer.glossary import configured
-from .answer.retrieve import Hit, Retriever
+from .answer.compose import Answer
+from .answer.respond import Message, Responder, calibrated
+from .answer.retrieve import Hit
 from .config import Config, load_config
 from .document import Document
 from .ingest.indexing import IndexReport, Progress, no_progress, update_index
 from .ingest.library import DocumentInfo, FileOutcome, Library
 from .ingest.load import LoadError, read_file
 from .log.questions import Entry, QuestionLog, Turn, Vote, new_id, open_question_store, utcnow, valid_id
-from .models.embed import calibration
 from .store.collections import Collections, parse_tokens
 from .store.index import Index
 from .text import detect_lang
-
-Message = dict  # {"role": "user" | "assistant", "content": str}
-
-
-# An article's own reference markers ("风险有很多[3]") look like an answer's citations in plain text.
-_ARTICLE_REF = re.compile(r"\[(\d{1,3})\]")
-
-
-def mark_references(text: str) -> str:
-    """`text` with its reference markers in full-width brackets, [3] → ［3］: in an answer's text, [n] is
-    then always one of its citations. (The chat shows them as muted superscripts, `web.document`.)"""
-    return _ARTICLE_REF.sub(r"［\1］", text)
-
-
-def _with_marked_references(answer: Answer) -> Answer:
-    """The answer with the references inside its quotes marked; the citations keep the document's own text
-    (quote == text[start:end])."""
-    pieces, pos = [], 0
-    for c in answer.citations:
-        at = answer.text.find(c.quote, pos) if c.quote else -1
-        if at >= 0:
-            pieces += [answer.text[pos:at], mark_references(c.quote)]
-            pos = at + len(c.quote)
-    return dataclasses.replace(answer, text="".join(pieces) + answer.text[pos:])
-
 
 class Refused(ValueError):
     """A question or request outside the limits: `status` for HTTP, the message in English and Chinese.
@@ -82,16 +53,11 @@ class Assistant:
     def __init__(self, index: Index, config: Config):
         self.index = index
         # Thresholds left unset take the calibration of the models the index was built with.
-        passages, sentences = calibration(index.models.passages), calibration(index.models.sentences)
-        self.config = config.replace(
-            min_relevance=passages.relevance if config.min_relevance is None else config.min_relevance,
-            min_answer_score=sentences.answer if config.min_answer_score is None else config.min_answer_score)
-        self.retriever = Retriever(index, self.config)
-        configured(self.config.glossary)  # a broken glossary file is refused now, by file and line
+        self.config = calibrated(config, index)
+        # The answer stage (answer.respond); its glossary and reader files are checked now, by name.
+        self.responder = Responder(index, self.config)
+        self.retriever, self.picker = self.responder.retriever, self.responder.picker
         parse_tokens(self.config.tokens)  # and a broken `tokens` entry, by its name
-        # The trained reader chooses the quotes, and declines when none states the answer (`reader`); its
-        # files are checked now: a damaged one is refused by name.
-        self.picker = configured_picker(self.config)
         # The question log (question_log): None when off, and then nothing is recorded.
         self.questions = (QuestionLog(open_question_store(self.config, index.folder), self.config.question_log_days,
                                       self.config.question_log_rows) if self.config.question_log else None)
@@ -154,8 +120,8 @@ class Assistant:
         collection = self._collection(collection)
         if history is None and conversation is not None:
             history = [m for turn in self.conversation(conversation) for m in turn.messages()]
-        query = self.retriever.prepare(_with_context(question, history, self.config.max_question_chars))
-        for piece in self._answer(question, history, query, collection):
+        query = self.responder.prepare(question, history)
+        for piece in self.responder.stream(question, history, query, collection):
             if isinstance(piece, Answer) and self.questions is not None:
                 self._record(piece, question, query.vector, surface, conversation, client, started, collection)
             yield piece
@@ -173,44 +139,6 @@ class Assistant:
                       client if self.config.question_log_clients else None, collection)
         turn = Turn(conversation, time.time_ns() // 1000, now, question, answer.to_dict()) if conversation else None
         self.questions.record(entry, turn)
-
-    def _answer(self, question: str, history: list[Message] | None, query,
-                collection: str | None) -> Iterator[str | Answer]:
-        hits = self.retriever.search(query, k=self.config.top_k, collection=collection)
-        relevant = [self.retriever.widen(h, self.config.context_chars)
-                    for h in hits if h.relevance >= self.config.min_relevance]
-        asked = analyse(question, configured(self.config.glossary))
-        documents = {h.doc_id: self.index.document(h.doc_id) for h in relevant}
-        covered = passages_that_answer(asked, [f"{h.title}\n{h.text}" for h in relevant],
-                                       [document_context(documents[h.doc_id].title, documents[h.doc_id].text, h.text)
-                                        for h in relevant])
-        if not covered.usable:
-            shown = relevant or [self.retriever.widen(h, self.config.context_chars) for h in hits[:RELATED]]
-            related = related_quotes(question, query, shown, self.index, asked=asked)
-            if relevant:
-                answer = decline(question, hits, unnamed=covered.unnamed, related=related,
-                                 unstated=(covered.unstated, asked.kind) if covered.unstated else None)
-            else:
-                best = max((h.relevance for h in hits), default=0.0)
-                answer = decline(question, hits, related=related, reason="below relevance floor",
-                                 best_relevance=round(best, 4))
-            yield answer.text
-            yield answer
-            return
-        relevant = [relevant[i] for i in covered.usable]
-        extractive = _with_marked_references(extractive_answer(question, query, relevant, self.index, self.config,
-                                                               self.picker, asked))
-        # A passage can pass the relevance floor without one sentence that answers: the model
-        # would only be asked to find what the scoring already could not, so it is not called.
-        if self.config.generator == "openai" and not extractive.declined:
-            from .answer.generate import stream_generated
-
-            yield from stream_generated(question, history or [], relevant, self.index, self.config, extractive)
-            return
-        lines = extractive.text.split("\n\n")
-        for n, line in enumerate(lines):
-            yield line + ("\n\n" if n < len(lines) - 1 else "")
-        yield extractive
 
     def document(self, doc_id: str) -> Document | None:
         """The stored document (text, title, author, date, source, path, pages) or None."""
@@ -319,27 +247,3 @@ def index_library(library: str | Path | list[str | Path] | None, folder: str | P
     config = config or load_config()
     paths = library if isinstance(library, list) else [library or config.library]
     return update_index(paths, folder, config, rebuild=rebuild, progress=progress)
-
-
-def _with_context(question: str, history: list[Message] | None, limit: int) -> str:
-    """A follow-up ("what about its risks?") is searched together with the previous question.
-
-    Only questions that point back (a pronoun, "what about", "那…") get the context, so a new
-    topic in the same conversation is answered, or declined, on its own. The previous message
-    counts with its last `limit` characters only (a question is at most that long): a pasted
-    article as the previous message must not make searching cost in proportion to it.
-    """
-    previous = next((m["content"] for m in reversed(history or []) if m.get("role") == "user" and m.get("content")),
-                    None)
-    if previous and _FOLLOW_UP.search(question):
-        # The question comes first: the model reads a bounded number of tokens from the beginning.
-        return f"{question}\n{previous[-limit:]}"
-    return question
-
-
-_FOLLOW_UP = re.compile(
-    r"\b(?:it|its|it's|this|that|these|those|they|them|their|he|she|his|her|him|there|same|above|"
-    r"what about|how about|and what|why not|more|else|also)\b|^(?:and|but|so|then)\b|"
-    r"[它其该此这那]|他们|她们|它们|还有|另外|以上|上述|刚才|前面|然后呢|呢[？?]?$",
-    re.IGNORECASE,
-)

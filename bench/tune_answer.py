@@ -58,8 +58,8 @@ def _row(bot: Assistant, config: Config, q: dict) -> dict:
 
 def simulate(rows: list[dict], floor: float, gap: float, chinese: float, keyword: float, min_answer: float,
              scoring: Scoring, sentences: int = 4) -> dict[str, float]:
-    """The extractive answer's decisions (core.Assistant._answer + answer.extractive_answer) on cached rows: the
-    relevance floor, the passages that name what the question names and asks (asked.passages_that_answer),
+    """The extractive answer's decisions (answer.respond.Responder.stream + answer.compose.extractive_answer) on
+    cached rows: the relevance floor, the passages that name what the question names and asks (asked.passages_that_answer),
     the sentence floor, and the sentence order."""
     answered = declined = first = anyq = 0
     n_answerable = n_unanswerable = n_evidence = 0

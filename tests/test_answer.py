@@ -11,6 +11,7 @@ from conftest import FIXTURES
 from assistant import Assistant, Config
 from assistant.answer import retrieve
 from assistant.answer.compose import SCORING, verify
+from assistant.answer.respond import Responder
 from assistant.answer.retrieve import other_language_majority
 from assistant.core import Refused
 from assistant.store.index import PASSAGE_VECTORS
@@ -59,6 +60,15 @@ def test_off_topic_questions_are_declined_in_their_language(seed_bot, question, 
     answer = seed_bot.ask(question)
     assert answer.declined and not answer.citations
     assert reply in answer.text
+
+
+@pytest.mark.parametrize("question", ["Should a brand go all in on live-stream selling?", "巧克力蛋糕怎么做最好吃？"])
+def test_the_answer_stage_alone_answers_and_declines_as_the_assistant_does(seed_bot, question):
+    # answer/respond.py is the one function from a question to an Answer: the Assistant adds only the log
+    alone = Responder(seed_bot.index, seed_bot.config).answer(question)
+    asked = seed_bot.ask(question)
+    assert alone.declined == asked.declined and alone.text == asked.text and alone.citations == asked.citations
+    assert alone.related == asked.related and {**alone.meta, "id": None} == {**asked.meta, "id": None}
 
 
 def test_a_question_about_specifics_the_library_does_not_name_is_declined(seed_bot):

@@ -10,7 +10,7 @@ import pytest
 from test_serve import FOLLOW_UP, SEA, running
 
 from assistant import Config
-from assistant.core import _with_context
+from assistant.answer.respond import _with_context
 from assistant.web import create_app
 
 TOKEN = "s3cret-token-for-limits"

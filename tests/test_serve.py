@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from assistant import Config
 from assistant.answer.compose import Answer, Citation
 from assistant.cli import main
-from assistant.core import mark_references
+from assistant.answer.respond import mark_references
 from assistant.document import Document
 from assistant.web import create_app, plain_history, render_answer, render_passage
 from assistant.web.document import document_page

@@ -4,7 +4,7 @@ A question is at most `max_question_chars` long; a history has at most `max_hist
 messages of `max_history_chars` characters in all; no text may hold a lone surrogate (JSON can
 encode one, "\\ud800", but it is not a character and breaks encoding it again). Bodies are
 bounded before they are read (`security.Guard`); what a follow-up takes from the history is
-bounded in `core._with_context`.
+bounded in `answer.respond._with_context`.
 """
 
 from __future__ import annotations

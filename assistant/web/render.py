@@ -7,7 +7,8 @@ import html
 import re
 
 from ..answer.compose import Answer, Citation, document_url, location_label
-from ..core import Assistant, mark_references
+from ..answer.respond import mark_references
+from ..core import Assistant
 from ..log.questions import valid_id
 from ..text import unwrap
 from .document import with_references as _with_references
