@@ -19,14 +19,13 @@ reader_data.py drops them.
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reader_data import EvalGuard, sentences, split_of  # noqa: E402
+from reader_data import EvalGuard, arguments, sentences, split_of  # noqa: E402
 
 WITHHELD_PARAGRAPHS = 0.25
 QUESTIONS_PER_PARAGRAPH = 2
@@ -127,15 +126,7 @@ def hetpqa(path: Path, guard: EvalGuard, out: Path, rng: random.Random) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--train", type=Path, default=Path("../shared/train"))
-    parser.add_argument("--eval", type=Path, default=Path("../shared/eval"))
-    parser.add_argument("--out", type=Path, default=Path("training/pipeline"))
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    import opencc  # training only (the `training` extra): DRCD is in traditional characters
-
-    to_simplified = opencc.OpenCC("t2s").convert
+    args, to_simplified = arguments(__doc__, "training/pipeline")
     guard = EvalGuard(args.eval)
     drcd = [a for name in ("DRCD_dev", "DRCD_test")
             for a in articles(args.train / f"{name}.json", name, guard, to_simplified)]

@@ -28,6 +28,7 @@ import random
 import re
 import sys
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -210,16 +211,21 @@ def split_of(key: str) -> str:
     return "val" if random.Random(base).random() < VALIDATION_SHARE else "train"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def arguments(doc: str, out: str) -> tuple[argparse.Namespace, Callable[[str], str]]:
+    """--train, --eval, --out, --seed as the scripts that read ../shared/train take them, and OpenCC's
+    traditional-to-simplified conversion (DRCD is in traditional characters)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--train", type=Path, default=Path("../shared/train"))
     parser.add_argument("--eval", type=Path, default=Path("../shared/eval"))
-    parser.add_argument("--out", type=Path, default=Path("training/data"))
+    parser.add_argument("--out", type=Path, default=Path(out))
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    import opencc  # training only (the `training` extra): DRCD is in traditional characters
+    import opencc  # training only (the `training` extra)
 
-    to_simplified = opencc.OpenCC("t2s").convert
+    return parser.parse_args(), opencc.OpenCC("t2s").convert
+
+
+def main() -> None:
+    args, to_simplified = arguments(__doc__, "training/data")
     rng = random.Random(args.seed)
     guard = EvalGuard(args.eval)
     units_of_work: dict[str, list[dict]] = {}
