@@ -73,8 +73,12 @@ class _Worker:
         self.process = subprocess.Popen(
             [sys.executable, "-c", self.code.format(fd=theirs.fileno())],
             pass_fds=[theirs.fileno()],
-            # Its own session: Ctrl-C in a terminal reaches the indexing run, which stops the worker itself.
-            stdin=subprocess.DEVNULL, start_new_session=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)})
+            # Its own process group: Ctrl-C in a terminal reaches the indexing run, which stops the worker itself.
+            # Not its own session: Linux's autogroup scheduler gives each session an equal share of the CPU
+            # whatever its processes' nice values, so a reader in a session of its own took as much CPU as the
+            # whole server beside it; in the server's session it keeps the lower priority of the thread that
+            # started it (library.JOB_NICENESS).
+            stdin=subprocess.DEVNULL, process_group=0, env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)})
         theirs.close()
         self.connection = Connection(ours.detach())
         self.started = False
