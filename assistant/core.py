@@ -5,6 +5,7 @@ The CLI, the web chat and the REST API are thin layers over this class.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from functools import cached_property
@@ -57,6 +58,9 @@ class Assistant:
         # The answer stage (answer.respond); its glossary and reader files are checked now, by name.
         self.responder = Responder(index, self.config)
         self.retriever, self.picker = self.responder.retriever, self.responder.picker
+        # Questions being answered now: a server's library jobs leave them the interpreter meanwhile (ingest.pace).
+        self._answering = 0
+        self._answering_lock = threading.Lock()
         parse_tokens(self.config.tokens)  # and a broken `tokens` entry, by its name
         # The question log (question_log): None when off, and then nothing is recorded.
         self.questions = (QuestionLog(open_question_store(self.config, index.folder), self.config.question_log_days,
@@ -120,11 +124,17 @@ class Assistant:
         collection = self._collection(collection)
         if history is None and conversation is not None:
             history = [m for turn in self.conversation(conversation) for m in turn.messages()]
-        query = self.responder.prepare(question, history)
-        for piece in self.responder.stream(question, history, query, collection):
-            if isinstance(piece, Answer) and self.questions is not None:
-                self._record(piece, question, query.vector, surface, conversation, client, started, collection)
-            yield piece
+        with self._answering_lock:
+            self._answering += 1
+        try:
+            query = self.responder.prepare(question, history)
+            for piece in self.responder.stream(question, history, query, collection):
+                if isinstance(piece, Answer) and self.questions is not None:
+                    self._record(piece, question, query.vector, surface, conversation, client, started, collection)
+                yield piece
+        finally:
+            with self._answering_lock:
+                self._answering -= 1
 
     def _record(self, answer: Answer, question: str, vector, surface: str, conversation: str | None,
                 client: dict | None, started: float, collection: str | None) -> None:
@@ -147,7 +157,7 @@ class Assistant:
     # --- the library (issue #12): the same operations as the web's Library view and the CLI -------------
     @cached_property
     def library(self) -> Library:
-        return Library(self.index.folder, self.index.store, self.config)
+        return Library(self.index.folder, self.index.store, self.config, answering=lambda: self._answering > 0)
 
     @cached_property
     def collections(self) -> Collections:

@@ -130,6 +130,57 @@ def test_a_file_that_reads_past_read_seconds_is_refused_by_name(tmp_path):
     assert Path(path).name == "huge.html" and "read_seconds (0.5 s)" in reason
 
 
+def test_the_reader_process_shares_the_servers_session_so_its_lower_priority_counts(monkeypatch):
+    """Linux's autogroup scheduler shares the CPU equally between sessions whatever their processes' nice
+    values: a reader in a session of its own took as much CPU as the whole server answering questions beside
+    it. It keeps a process group of its own, so that Ctrl-C in a terminal reaches the indexing run alone."""
+    import os
+
+    from assistant.ingest.load import bounded, read_bounded
+
+    monkeypatch.setattr(bounded, "_worker", None)
+    assert read_bounded("note.txt", b"The warehouse closes at noon.", 60)[0]
+    reader = bounded._worker.process.pid
+    try:
+        assert os.getsid(reader) == os.getsid(0)
+        assert os.getpgid(reader) != os.getpgid(0)
+    finally:
+        bounded._worker.stop()
+
+
+@pytest.mark.parametrize("answering", [True, False])
+def test_a_servers_library_job_paces_its_python_work_while_questions_are_answered(tmp_path, monkeypatch, answering):
+    """An OS priority does not reach Python's GIL: a server's library job (here the keyword index's tokens of
+    an upload's chunks) sleeps between its units of work while questions are answered (ingest.pace), and
+    runs at full speed when none is."""
+    from types import SimpleNamespace
+
+    from assistant.ingest import pace
+    from assistant.ingest.library import Jobs
+
+    slept: list[float] = []
+    monkeypatch.setattr(pace, "time", SimpleNamespace(thread_time=time.thread_time, sleep=slept.append))
+    library = tmp_path / "lib"
+    library.mkdir()
+    (library / "batteries.md").write_text(ENGLISH_ARTICLE, encoding="utf-8")
+    index_library([library], tmp_path / "index", Config())
+    bot = Assistant.open(tmp_path / "index", Config())
+    try:
+        bot._answering = int(answering)  # as while Assistant.ask answers
+        jobs = Jobs(bot.library)
+        # The same paragraph over and over: hundreds of chunks to tokenise, a few texts to embed.
+        body = "仓库周六中午关门，周日休息，节假日另行通知。The Poznań warehouse closes at noon on Saturdays.\n\n" * 2000
+        job = jobs.upload([("long.md", body.encode())])
+        jobs.close()  # waits for the job
+        assert job.state == "done" and job.files[0].status == "added", job
+        if answering:
+            assert len(slept) > 3 and min(slept) >= pace.SLICE * (1 - pace.SHARE) / pace.SHARE, slept
+        else:
+            assert not slept
+    finally:
+        bot.close()
+
+
 def test_a_jsonl_record_cannot_take_over_another_files_document(tmp_path):
     library = tmp_path / "lib"
     library.mkdir()

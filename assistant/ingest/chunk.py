@@ -11,6 +11,7 @@ import re
 
 from ..document import Chunk, Document
 from ..text import sentence_spans
+from .pace import pace
 
 _SOFT_BREAK = re.compile(r"[，,、：:\s]")
 
@@ -35,6 +36,7 @@ def _pack(doc: Document, spans: list[tuple[int, int]], size: int, overlap: int, 
             j += 1
         start, end = spans[i][0], spans[j][1]
         chunks.append(Chunk(doc.doc_id, len(chunks), start, end, doc.text[start:end], doc.page_at(start)))
+        pace()  # a server's library thread leaves the interpreter to questions (ingest.pace)
         if j + 1 >= len(spans):
             return
         # Step back over whole sentences that fit in the overlap, but always move forward.

@@ -25,6 +25,7 @@ from ..store.keyword import tokenize
 from ..text import quotable, sentence_spans
 from .chunk import chunk_document
 from .load import LoadError, content_id, iter_files, read_bounded, read_file
+from .pace import pace
 
 Progress = Callable[[str, int], Callable[[int], None]]  # (label, total) -> advance(n)
 UPLOAD_KEY = "upload://"  # how the files `assistant worker` adds are named in the store (assistant.ingest.jobs)
@@ -164,6 +165,7 @@ def _update(store: LibraryStore, files: list[Path], problems: list[LoadError], c
         file_rows[key] = (sha, stat.st_mtime, stat.st_size, warnings)
         (report.updated if old else report.added).append(key)
         advance(1)
+        pace()
     report.removed = sorted(set(known) - set(links))
 
     existing = set() if rebuild else store.doc_ids()
@@ -174,13 +176,19 @@ def _update(store: LibraryStore, files: list[Path], problems: list[LoadError], c
 
     # Embed what is new before touching the library, committing embeddings as they are made: the
     # chunks, and every sentence an answer may quote, so that answering embeds only the question.
+    # The keyword index's tokens too, outside the transaction (which holds the store's writes meanwhile),
+    # pacing the interpreter's time (ingest.pace): jieba is the costliest pure-Python part of indexing.
     planned = []
     for doc in to_add:
         chunks = chunked[id(doc)]
         inputs = [embed_input(doc, c) for c in chunks]
         sentences = [doc.text[a:b] for a, b in sentence_spans(doc.text) if quotable(doc.text, a, b)]
+        tokens = []
+        for text in inputs:
+            tokens.append(" ".join(tokenize(text)))
+            pace()
         planned.append((doc, chunks, inputs, [chunk_hash(models.passages, t) for t in inputs],
-                        [chunk_hash(models.sentences, t) for t in sentences], sentences))
+                        [chunk_hash(models.sentences, t) for t in sentences], sentences, tokens))
     report.chunks_embedded = _embed_missing(store, models.passages, "embedding",
                                             [(h, t) for p in planned for h, t in zip(p[3], p[2])], progress)
     _embed_missing(store, models.sentences, "sentences", [(h, t) for p in planned for h, t in zip(p[4], p[5])],
@@ -191,8 +199,8 @@ def _update(store: LibraryStore, files: list[Path], problems: list[LoadError], c
             store.clear(keep_embeddings=True)
         for doc_id in to_delete:
             store.delete_document(doc_id)
-        for doc, chunks, inputs, hashes, sentence_hashes, _ in planned:
-            store.add_document(doc, chunks, hashes, [" ".join(tokenize(t)) for t in inputs], sentence_hashes)
+        for doc, chunks, _, hashes, sentence_hashes, _, tokens in planned:
+            store.add_document(doc, chunks, hashes, tokens, sentence_hashes)
         for key in report.removed:
             store.delete_file(key)
         for key, (sha, mtime, size, notes) in file_rows.items():

@@ -33,6 +33,7 @@ from ..store.collections import Collections
 from .fetch import FetchError, Fetched, fetch
 from .indexing import LINKS_FILE, IndexReport, Progress, chunk_file, link_sources, no_progress, update_index
 from .load import SUPPORTED, LoadError, read_bounded, read_file
+from .pace import resume, yield_to
 from .refusals import cut_in_chinese, in_chinese
 
 log = logging.getLogger("assistant.ingest.library")
@@ -96,10 +97,13 @@ def library_paths(store: LibraryStore, config: Config) -> list[Path]:
 class Library:
     """Adds, removes and lists the documents of an index folder's library. One change runs at a time."""
 
-    def __init__(self, folder: str | Path, store: LibraryStore, config: Config):
+    def __init__(self, folder: str | Path, store: LibraryStore, config: Config,
+                 answering: Callable[[], bool] = lambda: False):
         self.folder = Path(folder)
         self.store = store
         self.config = config
+        # True while questions are being answered: the jobs of a server then leave them the interpreter (`pace`).
+        self.answering = answering
         self._lock = threading.Lock()  # one indexing run at a time (in this process)
 
     def paths(self) -> list[Path]:
@@ -396,11 +400,12 @@ class Job:
 JOB_NICENESS = 10
 
 
-def _yield_to_questions() -> None:
+def _yield_to_questions(answering: Callable[[], bool]) -> None:
     try:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), JOB_NICENESS)
     except (AttributeError, OSError):  # not Linux, or not allowed: the jobs run at the server's priority
         pass
+    yield_to(answering)  # an OS priority does not reach Python's GIL: the interpreter's time is paced too
 
 
 class LibraryBusy(LibraryError):
@@ -417,7 +422,8 @@ class Jobs:
         self.keep, self.waiting = keep, waiting
         self._new_lock = threading.Lock()
         self._jobs: dict[str, Job] = {}
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="library", initializer=_yield_to_questions)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="library", initializer=_yield_to_questions,
+                                        initargs=(library.answering,))
         self._fetching = ThreadPoolExecutor(max_workers=2, thread_name_prefix="fetch")
 
     def ready(self) -> None:
@@ -484,6 +490,7 @@ class Jobs:
     def _submit(self, job: Job, run: Callable[[], None]) -> Job:
         def wrapped():
             job.state = "running"
+            resume()
             try:
                 run()
                 job.state = "done"
