@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import pytest
 
@@ -103,6 +104,39 @@ def test_the_library_list_shows_a_files_cut_on_its_row(slow_reader, tmp_path):
         assert row["notes"] == outcome.warnings and row["notes"][-1].startswith("read ")
         assert row["notes_zh"][-1].startswith("读取超过 read_seconds（2 秒）后被停止：共 80 张幻灯片，只读了前 ")
         assert all(not d["notes"] for d in listed if d["file"] != "deck.pptx")
+    finally:
+        bot.close()
+
+
+def test_an_upload_is_read_once_so_a_slow_file_costs_read_seconds_once(slow_reader, tmp_path, monkeypatch):
+    """The Library checks an upload by reading it; the indexing run that follows takes what was read rather
+    than reading it again (a file stopped at read_seconds cost twice that, and could be cut differently)."""
+    from conftest import ENGLISH_ARTICLE
+
+    from assistant import Assistant, Config, index_library
+    from assistant.ingest import indexing, library as library_module
+
+    library = tmp_path / "lib"
+    library.mkdir()
+    (library / "batteries.md").write_text(ENGLISH_ARTICLE, encoding="utf-8")
+    config = Config(read_seconds=2)
+    index_library([library], tmp_path / "index", config)
+    reads: list[str] = []
+    for module in (library_module, indexing):
+        def counted(path, *args, _read=module.read_bounded, **kwargs):
+            reads.append(Path(path).name)
+            return _read(path, *args, **kwargs)
+
+        monkeypatch.setattr(module, "read_bounded", counted)
+    bot = Assistant.open(tmp_path / "index", config)
+    try:
+        slow_reader("pptx")
+        [outcome] = bot.library.add([("deck.pptx", pptx_file(80))])
+        assert reads == ["deck.pptx"]
+        assert outcome.status == "added" and "read_seconds (2 s)" in outcome.warnings[-1], outcome
+        [doc_id] = outcome.doc_ids
+        read = int(outcome.warnings[-1].split()[1])  # "read N of 80 slides: …"
+        assert f"Part {read}:" in bot.document(doc_id).text and f"Part {read + 1}:" not in bot.document(doc_id).text
     finally:
         bot.close()
 

@@ -58,6 +58,18 @@ def embed_input(doc: Document, chunk: Chunk) -> str:
     return f"{doc.title}\n{chunk.text}" if doc.title else chunk.text
 
 
+@dataclass
+class ReadFile:
+    """A file read before the indexing run (the Library checks an upload by reading it): its bytes' SHA-256,
+    its documents, the warnings about them and their chunks. The run takes these rather than reading the
+    file again, as long as the file still holds those bytes."""
+
+    sha: str
+    docs: list[Document]
+    warnings: list[str]
+    chunks: list[list[Chunk]]
+
+
 def update_index(
     paths: list[str | Path],
     folder: str | Path | None,
@@ -65,9 +77,11 @@ def update_index(
     *,
     rebuild: bool = False,
     progress: Progress = no_progress,
+    read: dict[str, ReadFile] | None = None,
 ) -> IndexReport:
     """Make the index in `folder` (or the configured PostgreSQL `store`) hold exactly the readable
-    documents under `paths`. Raises store.base.IndexBusy while another run holds the index."""
+    documents under `paths`. `read`: files already read, by resolved path (`ReadFile`). Raises
+    store.base.IndexBusy while another run holds the index."""
     config = config or Config()
     for path in paths:  # before the store is opened: a mistyped path must not leave an empty index behind
         if not Path(path).exists():
@@ -79,7 +93,7 @@ def update_index(
             # A link and its target: once.
             files = list(dict.fromkeys(p.resolve() for p in iter_files(paths, problems)))
             models = Models(config.model, config.sentence_model) if rebuild else Models.of(store, config)
-            report = _update(store, files, problems, config, models, progress, rebuild)
+            report = _update(store, files, problems, config, models, progress, rebuild, read or {})
             # What the index is built from: changes made from the browser (assistant.ingest.library) index the same paths.
             store.set_meta("library", json.dumps([str(Path(p).resolve()) for p in paths], ensure_ascii=False))
             return report
@@ -88,7 +102,8 @@ def update_index(
 
 
 def _update(store: LibraryStore, files: list[Path], problems: list[LoadError], config: Config,
-            models: Models, progress: Progress, rebuild: bool = False) -> IndexReport:
+            models: Models, progress: Progress, rebuild: bool = False, read: dict[str, ReadFile] | None = None,
+            ) -> IndexReport:
     """One run. `rebuild` reads every file again and replaces the whole library when the run commits:
     until then (and for ever, if the run is interrupted) the old library keeps serving."""
     report = IndexReport(skipped=[(p.path, p.reason) for p in problems])
@@ -140,9 +155,14 @@ def _update(store: LibraryStore, files: list[Path], problems: list[LoadError], c
                 report.unchanged.append(key)
                 advance(1)
                 continue
-            docs, warnings = read_bounded(path, data, config.read_seconds, ocr=config.ocr,
-                                          on_page=_ocr_progress(progress, path.name), max_chars=config.max_file_chars)
-            chunked.update({id(d): c for d, c in zip(docs, chunk_file(key, docs, config))})
+            before = (read or {}).get(key)
+            if before is not None and before.sha == sha:  # read once: a slow file costs read_seconds once
+                docs, warnings, chunks = before.docs, list(before.warnings), before.chunks
+            else:
+                docs, warnings = read_bounded(path, data, config.read_seconds, ocr=config.ocr,
+                                              on_page=_ocr_progress(progress, path.name), max_chars=config.max_file_chars)
+                chunks = chunk_file(key, docs, config)
+            chunked.update({id(d): c for d, c in zip(docs, chunks)})
             docs = _own_ids(key, docs, owners, new_docs, links, warnings, barred.setdefault(key, set()))
             if url := str(link_sources(path.parent).get(path.name, ""))[:2000]:
                 for doc in docs:

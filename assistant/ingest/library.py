@@ -31,7 +31,8 @@ from ..config import Config
 from ..store.base import LibraryStore
 from ..store.collections import Collections
 from .fetch import FetchError, Fetched, fetch
-from .indexing import LINKS_FILE, IndexReport, Progress, chunk_file, link_sources, no_progress, update_index
+from .indexing import (LINKS_FILE, IndexReport, Progress, ReadFile, chunk_file, link_sources, no_progress,
+                       update_index)
 from .load import SUPPORTED, LoadError, read_bounded, read_file
 from .pace import resume, yield_to
 from .refusals import cut_in_chinese, in_chinese
@@ -117,8 +118,8 @@ class Library:
                                "library folder; run `assistant index FOLDER` once")
         return folders[0]
 
-    def _reindex(self, progress: Progress) -> IndexReport:
-        return update_index(self.paths(), self.folder, self.config, progress=progress)
+    def _reindex(self, progress: Progress, read: dict[str, ReadFile] | None = None) -> IndexReport:
+        return update_index(self.paths(), self.folder, self.config, progress=progress, read=read)
 
     def add(self, files: list[tuple[str, bytes]], progress: Progress = no_progress,
             outcomes: list[FileOutcome] | None = None, collection: str | None = None) -> list[FileOutcome]:
@@ -134,13 +135,14 @@ class Library:
             staging = root / _STAGING
             known = {sha: path for path, (sha, *_rest) in self.store.files().items()}
             stored: dict[str, FileOutcome] = {}
+            read: dict[str, ReadFile] = {}  # what checking each stored file read: the indexing run takes it
             try:
                 staging.mkdir(exist_ok=True)
                 for (name, data), outcome in zip(files, outcomes):
-                    self._store(name, data, outcome, root, uploads, staging, known, stored)
+                    self._store(name, data, outcome, root, uploads, staging, known, stored, read)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)  # nothing of a rejected file stays
-            self._index_stored(stored, progress)
+            self._index_stored(stored, progress, read)
             self._also_into(collection, outcomes)
         return outcomes
 
@@ -159,12 +161,13 @@ class Library:
                 self._collections.route(list(urls), collection)
             sources = link_sources(folder)
             stored: dict[str, FileOutcome] = {}
+            read: dict[str, ReadFile] = {}
             for page, outcome in zip(pages, outcomes):
                 if page is not None:
-                    self._store_page(page, outcome, folder, sources, stored)
+                    self._store_page(page, outcome, folder, sources, stored, read)
             if stored:
                 _write_atomically(folder / LINKS_FILE, json.dumps(sources, ensure_ascii=False, indent=1).encode())
-            self._index_stored(stored, progress)
+            self._index_stored(stored, progress, read)
             self._also_into(collection, outcomes)
         return outcomes
 
@@ -198,12 +201,13 @@ class Library:
         return pages
 
     def _store_page(self, page: Fetched, outcome: FileOutcome, folder: Path, sources: dict[str, str],
-                    stored: dict[str, FileOutcome]) -> None:
+                    stored: dict[str, FileOutcome], read: dict[str, ReadFile]) -> None:
         try:
             name = link_file_name(page.url, page.suffix)
             target = (folder / name).resolve() if folder.exists() else folder / name
-            docs, _ = read_bounded(target, page.data, self.config.read_seconds, ocr=self.config.ocr,
-                                   max_chars=self.config.max_file_chars)
+            docs, warnings = read_bounded(target, page.data, self.config.read_seconds, ocr=self.config.ocr,
+                                          max_chars=self.config.max_file_chars)
+            chunks = chunk_file(str(target), docs, self.config)
         except LoadError as exc:
             outcome.status, outcome.reason = "rejected", exc.reason
             return
@@ -221,13 +225,16 @@ class Library:
             return
         sources[name] = page.url
         outcome.status = "indexing"
-        stored[str((folder / name).resolve())] = outcome
+        key = str((folder / name).resolve())
+        stored[key] = outcome
+        read[key] = ReadFile(hashlib.sha256(page.data).hexdigest(), docs, warnings, chunks)
 
-    def _index_stored(self, stored: dict[str, FileOutcome], progress: Progress) -> None:
-        """Index the library and give each stored file's outcome from what the run did with it."""
+    def _index_stored(self, stored: dict[str, FileOutcome], progress: Progress, read: dict[str, ReadFile]) -> None:
+        """Index the library (taking the stored files as they were `read` when checked) and give each stored
+        file's outcome from what the run did with it."""
         if not stored:
             return
-        report = self._reindex(progress)
+        report = self._reindex(progress, read)
         done = {**{p: "added" for p in report.added}, **{p: "updated" for p in report.updated},
                 **{p: "unchanged" for p in report.unchanged}}
         skipped = dict(report.skipped)
@@ -248,7 +255,7 @@ class Library:
                 outcome.doc_ids = files_now.get(path, ("", 0, 0, []))[3]
 
     def _store(self, name: str, data: bytes, outcome: FileOutcome, root: Path, uploads: Path, staging: Path,
-               known: dict[str, str], stored: dict[str, FileOutcome]) -> None:
+               known: dict[str, str], stored: dict[str, FileOutcome], read: dict[str, ReadFile]) -> None:
         safe = sanitize_name(name)
         if Path(safe).suffix.lower() not in SUPPORTED:
             outcome.status = "rejected"
@@ -268,9 +275,9 @@ class Library:
         staged = staging / f"{uuid.uuid4().hex}{Path(safe).suffix.lower()}"
         try:
             staged.write_bytes(data)
-            docs, _ = read_bounded(target, read_file(staged, self.config.max_file_mb), self.config.read_seconds,
-                                   ocr=self.config.ocr, max_chars=self.config.max_file_chars)
-            chunk_file(str(target), docs, self.config)
+            docs, warnings = read_bounded(target, read_file(staged, self.config.max_file_mb), self.config.read_seconds,
+                                          ocr=self.config.ocr, max_chars=self.config.max_file_chars)
+            chunks = chunk_file(str(target), docs, self.config)
             uploads.mkdir(exist_ok=True)
             if target.exists():  # a new version: the one it replaces is kept, as a removed one is
                 _move_to_trash(target, root)
@@ -286,6 +293,7 @@ class Library:
         known[sha] = str(target)
         outcome.status, outcome.stored_as = "indexing", _relative(str(target), root)
         stored[str(target)] = outcome
+        read[str(target.resolve())] = ReadFile(sha, docs, warnings, chunks)
 
     def remove(self, doc_id: str, progress: Progress = no_progress) -> list[str]:
         """Move the files holding `doc_id` to `<library>/.removed/` and index; returns the files moved.
@@ -423,7 +431,7 @@ class Jobs:
         self._new_lock = threading.Lock()
         self._jobs: dict[str, Job] = {}
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="library", initializer=_yield_to_questions,
-                                        initargs=(library.answering,))
+                                        initargs=(getattr(library, "answering", lambda: False),))
         self._fetching = ThreadPoolExecutor(max_workers=2, thread_name_prefix="fetch")
 
     def ready(self) -> None:
