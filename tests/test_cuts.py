@@ -212,3 +212,45 @@ def test_a_worker_refuses_a_jsonl_record_naming_another_files_id_as_indexing_doe
     finally:
         queue.close()
         worker._disconnect()
+
+
+@pytest.mark.postgres
+def test_two_workers_naming_the_same_id_at_once_give_it_to_one_file(db):
+    """The worker's id check and its write are one step under the library's lock: a worker whose check ran
+    before another worker committed a file with the same id refuses its record, rather than sharing the id."""
+    from assistant import Config
+    from assistant.ingest.jobs import PostgresJobs
+    from assistant.ingest.worker import Worker
+    from assistant.store.postgres import PostgresStore
+
+    late, early = Worker(db, Config(), poll=0.1, name="late"), Worker(db, Config(), poll=0.1, name="early")
+    queue = PostgresJobs(db)
+    try:
+        planted = queue.upload([("evil.jsonl", json.dumps(PLANTED, ensure_ascii=False).encode())])
+        owner = queue.upload([("accounts.jsonl", json.dumps(OWNED, ensure_ascii=False).encode())])
+        embed = late._embed
+
+        def between_check_and_write(planned, models):
+            # The race made certain: the other worker's whole job commits after this one checked the ids.
+            if (claimed := early.queue.claim(early.name, 60)) is not None:
+                early.work(*claimed)
+            embed(planned, models)
+
+        late._embed = between_check_and_write
+        late.work(*late.queue.claim(late.name, 60))
+        assert queue.get(owner.id).files[0].status == "added", queue.get(owner.id)
+        [refused] = queue.get(planted.id).files
+        key = f"upload://{owner.id}/accounts.jsonl"
+        assert refused.status == "rejected", refused
+        assert refused.reason.startswith("every document in it has an id that belongs to another file: document id "
+                                         f"'acct-note' already belongs to {key}"), refused.reason
+        store = PostgresStore(db)
+        try:
+            assert {k: ids for k, (*_rest, ids) in store.files().items()} == {key: ["acct-note"]}
+            assert "6222" not in store.document("acct-note").text
+        finally:
+            store.close()
+    finally:
+        queue.close()
+        late._disconnect()
+        early._disconnect()

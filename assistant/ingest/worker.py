@@ -200,7 +200,8 @@ class Worker:
         docs, outcome.warnings = read_bounded(Path(key).name, data, self.config.read_seconds, ocr=self.config.ocr,
                                               max_chars=self.config.max_file_chars)
         # An id is its file's, as an indexing run has it: a record naming another file's id is refused (the whole
-        # file when nothing else is left), never linked to that file's document.
+        # file when nothing else is left), never linked to that file's document. Checked now, so that a refused
+        # record costs no embedding, and again under the library's lock before the write (below).
         owners = {doc_id: path for path, (*_rest, ids) in files.items() for doc_id in ids}
         docs = _own_ids(key, docs, owners, {}, {}, outcome.warnings, set())
         chunked = chunk_file(Path(key).name, docs, self.config)
@@ -215,10 +216,16 @@ class Worker:
             sentences = [doc.text[a:b] for a, b in sentence_spans(doc.text) if quotable(doc.text, a, b)]
             planned.append((doc, chunks, inputs, [chunk_hash(models.passages, t) for t in inputs],
                             [chunk_hash(models.sentences, t) for t in sentences], sentences))
-        ids = list(dict.fromkeys(doc.doc_id for doc in docs))
         self._embed(planned, models)
         with self.store.transaction():
             self.store.wait_for_indexing()
+            # The ids again, under the lock and in the transaction that writes them: another worker (or an
+            # indexing run) may have committed a file with one of these ids since the check above, and two
+            # files must never share an id (a LoadError here rolls this file back and refuses it).
+            owners = {doc_id: path for path, (*_rest, ids) in self.store.files().items() for doc_id in ids}
+            docs = _own_ids(key, docs, owners, {}, {}, outcome.warnings, set())
+            planned = [p for p in planned if any(p[0] is doc for doc in docs)]
+            ids = list(dict.fromkeys(doc.doc_id for doc in docs))
             # Again under the lock: an indexing run that committed meanwhile drops the vectors no chunk
             # uses, these ones included (nothing to do otherwise).
             self._embed(planned, models)
