@@ -21,6 +21,10 @@ SLOW = {
     "jsonl": "from assistant.ingest.load import jsonl as m; _o = m.lang_of; m.lang_of = lambda t: (time.sleep(0.1), _o(t))[1]",
     # Stuck on its first slide: nothing is read however fast the machine is.
     "pptx-stuck": "from assistant.ingest.load import office as m; m._shape_texts = lambda s, l: time.sleep(60)",
+    # Killed as the kernel kills a process out of memory (SIGKILL) on its 31st slide's text.
+    "pptx-killed": "import os; from assistant.ingest.load import office as m; _o = m._shape_texts; "
+                   "m._shape_texts = lambda s, l: (time.sleep(0.1), 'Part 31:' in s.text_frame.text "
+                   "and os.kill(os.getpid(), 9), _o(s, l))[-1]",
 }
 
 
@@ -70,6 +74,20 @@ def test_a_file_stopped_at_read_seconds_keeps_the_parts_read_before_it(slow_read
     read = len(text.split("Part ")) - 1 + (kind == "csv")  # a .csv's header is a row
     of = f"{read} of {total}" if total else f"the first {read}"
     assert warnings[-1].startswith(f"read {of} {unit}: reading took longer than read_seconds (2 s)"), warnings
+
+
+def test_a_file_whose_reader_is_killed_for_memory_keeps_the_parts_read_before_it(slow_reader):
+    slow_reader("pptx-killed")
+    docs, warnings = read_bounded("big.pptx", pptx_file(80), 20)  # what was read is sent every 1 s
+    text = "\n".join(d.text for d in docs)
+    assert "Part 1:" in text and "Part 31:" not in text, text[-200:]
+    read = len(text.split("Part ")) - 1
+    assert warnings[-1] == (f"read {read} of 80 slides: the reader stopped without a result (exit code -9; out of "
+                            "memory?); the rest of the file was not read: split or re-export the file"), warnings
+    from assistant.ingest.refusals import cut_in_chinese
+
+    assert cut_in_chinese(warnings[-1]) == (f"读取进程意外退出（内存不足？）：共 80 张幻灯片，只读了前 {read} 张幻灯片，"
+                                            "其余未读：请拆分或重新导出文件")
 
 
 def test_a_file_that_gives_nothing_before_read_seconds_is_still_refused_by_name(slow_reader, monkeypatch):

@@ -36,9 +36,16 @@ class Partial:
 
     def notice(self, seconds: float) -> str:
         """The warning of a file whose reader was stopped at `read_seconds` after this much."""
-        of = f"{self.done} of {self.total}" if self.total else f"the first {self.done}"
-        return (f"read {of} {self.unit}: reading took longer than read_seconds ({seconds:g} s) and was stopped; the "
+        return (f"read {self._read()}: reading took longer than read_seconds ({seconds:g} s) and was stopped; the "
                 "rest of the file was not read: split the file, or raise read_seconds")
+
+    def died(self, code: int | None) -> str:
+        """The warning of a file whose reader process died (killed for memory, most likely) after this much."""
+        return (f"read {self._read()}: the reader stopped without a result (exit code {code}; out of memory?); the "
+                "rest of the file was not read: split or re-export the file")
+
+    def _read(self) -> str:
+        return f"{self.done} of {self.total} {self.unit}" if self.total else f"the first {self.done} {self.unit}"
 
 
 # Called by a reader after each part (page, slide, row, paragraph, record) it reads, with a function that

@@ -9,8 +9,9 @@ forkserver, which would run the caller's own `__main__` script again in the chil
 since a server's threads (and the embedding engine's) must not be copied into a child.
 
 A reader that reads by parts (PDF pages, slides, rows, paragraphs, JSON lines) sends what it has read
-so far now and then (`Partial`); a file stopped at the limit keeps the last of these, with a warning
-saying how much was read, rather than being refused whole.
+so far now and then (`Partial`); a file stopped at the limit, or whose reader process dies (the kernel
+kills it for memory), keeps the last of these, with a warning saying how much was read and why the
+rest was not, rather than being refused whole.
 """
 
 from __future__ import annotations
@@ -141,10 +142,12 @@ def read_bounded(path: str | Path, data: bytes, seconds: float, *, ocr: bool = T
                 return partial.docs, [*partial.warnings, partial.notice(seconds)]
             raise LoadError(path, f"reading it took longer than read_seconds ({seconds:g} s), so it was stopped; "
                                   "split the file, or raise read_seconds") from None
-        except (EOFError, OSError):
+        except (EOFError, OSError):  # the process died: killed for memory by the kernel, most likely
             code = _worker.process.wait()
             _worker.connection.close()
-            _worker = None
+            partial, _worker = _worker.partial, None
+            if partial is not None:  # what was read before it died is kept, as at read_seconds
+                return partial.docs, [*partial.warnings, partial.died(code)]
             raise LoadError(path, f"the reader stopped without a result (exit code {code}; out of memory?); "
                                   "split or re-export the file") from None
     if status == "refused":
