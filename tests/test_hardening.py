@@ -181,6 +181,22 @@ def test_a_servers_library_job_paces_its_python_work_while_questions_are_answere
         bot.close()
 
 
+def test_a_client_that_keeps_being_refused_gets_its_refusals_slowly(built):
+    """A flood of cheap refusals (nested JSON, oversize questions, wrong tokens) in a loop cost the server a
+    sixth of its time beside 20 clients asking: past a burst, a client's refusals come at about RATE a second."""
+    from assistant.web import tarpit
+
+    bot, _, _ = built
+    with running(create_app(bot, Config())) as url, httpx.Client(base_url=url, timeout=60) as client:
+        started = time.monotonic()
+        for _ in range(tarpit.BURST + 40):
+            assert client.post("/api/ask", json={"question": ""}).status_code == 422
+        assert time.monotonic() - started >= 0.75 * 40 / tarpit.RATE
+        started = time.monotonic()
+        assert client.get("/healthz").status_code == 200  # what is not refused is never slowed
+        assert time.monotonic() - started < tarpit.MAX_DELAY
+
+
 def test_a_jsonl_record_cannot_take_over_another_files_document(tmp_path):
     library = tmp_path / "lib"
     library.mkdir()

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from fastapi.responses import JSONResponse
 
 from ..config import Config
+from .tarpit import Tarpit
 
 log = logging.getLogger("assistant.web")
 
@@ -167,14 +168,17 @@ class Guard:
         self.csp = content_security_policy(origins).encode()
         self.docs_csp = content_security_policy(origins, DOCS_CDN).encode()
         self.document_csp = document_security_policy(origins).encode()
+        self.tarpit = Tarpit()  # a client's refusals past a burst come slowly (web/tarpit.py)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
+        client = (scope.get("client") or ("",))[0]
         if refusal := self._refusal(scope):
             status, detail = refusal
             if scope["type"] == "websocket":
                 return await send({"type": "websocket.close", "code": 1008})
+            await self.tarpit.refused(client)
             # OpenAI's clients read their own error shape (assistant.web.openai answers in it too).
             body = ({"error": {"message": detail, "type": "invalid_request_error", "param": None, "code": None}}
                     if scope["path"].startswith(OPENAI_PATH) else {"detail": detail})
@@ -182,6 +186,8 @@ class Guard:
 
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
+                if 400 <= message.get("status", 200) < 500:
+                    await self.tarpit.refused(client)
                 headers = [(k, v) for k, v in message.get("headers", [])
                            if k.lower() not in (b"content-security-policy", b"x-frame-options")]
                 csp = (self.docs_csp if scope["path"] in DOCS_PATHS
