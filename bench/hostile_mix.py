@@ -12,7 +12,8 @@ POST /api/ask in a loop:
 2. hostile: the same normal clients, and beside them one client per case (each in a loop; an upload or a
    link waits for its job to end before it is sent again):
    - an Office zip bomb: a ~0.4 MB .docx whose main part, not named .xml, unpacks to 400 MB;
-   - a 5 KB PDF whose page draws nested forms: 100 M characters of text;
+   - a 3 KB PDF whose page draws nested forms, 100 M characters of text (pypdf stops at 5,000 form
+     invocations: 4.5 M characters, under max_file_chars, are indexed: ~11,000 passages to embed);
    - a 40 MB .csv of 1.6 M rows;
    - links: one whose server sends its headers a byte every 0.5 s (a loopback server), one with a NUL in its
      host, one at an IPv6 form of 127.0.0.1;
