@@ -510,3 +510,16 @@ def test_5_a_slow_link_does_not_hold_up_other_library_changes(site, bot, monkeyp
         assert links.state == "done" and "fetch_timeout (20 s)" in links.files[0].reason
     finally:
         jobs.close()
+
+
+def test_6_a_page_whose_nested_forms_pypdf_stops_reading_says_so(tmp_path):
+    # 10 + 100 + 1,000 + 10,000 forms to draw: pypdf stops at its 5,000th and logged it, and the file was indexed
+    # as if it had been read whole.
+    forms = form_bomb(tmp_path / "forms.pdf", depth=5, text="Poznan ")
+    (doc,), warnings = load_file(forms)
+    assert "Poznan" in doc.text
+    assert warnings == ["page 1: its forms were read up to pypdf's limit of 5,000 form invocations and the rest of "
+                        "the page was not read (a page of nested forms?)"]
+    from assistant.ingest.refusals import cut_in_chinese
+
+    assert cut_in_chinese(warnings[0]) == "第 1 页的嵌套表单超过 pypdf 的读取上限，该页其余内容未读"

@@ -65,6 +65,7 @@ _CUTS_ZH: list[tuple[str, str]] = [
     (r"\(ROW_CELLS\)", "有的行单元格过多，超出部分未读（ROW_CELLS）"),
     (r"\(CELL_CHARS\)", "过长的单元格被截断（CELL_CHARS）"),
     (r"^line (\d+) skipped", "第 \\1 行无法读取，已跳过"),
+    (r"^page (\d+): its forms were read up to pypdf's limit", "第 \\1 页的嵌套表单超过 pypdf 的读取上限，该页其余内容未读"),
     (r"^page (\d+): ", "第 \\1 页未能识别出文字"),
     (r"^document id .* refused", "有记录的文档 id 属于其他文件，该记录被拒绝：请给记录使用自己的 id"),
 ]

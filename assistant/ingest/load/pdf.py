@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import time
 import unicodedata
 from collections.abc import Callable
@@ -46,8 +47,24 @@ class _TooMuchText(BaseException):
     nested forms."""
 
 
-def _page_text(page, limit: TextLimit) -> str:
-    """A page's text layer, stopped as soon as the file's text passes `limit`."""
+class _SkippedForms(logging.Handler):
+    """Catches pypdf's one warning that it stopped reading a page's forms (its limit of form XObject
+    invocations, 5,000 by default): what it skipped is a cut the user is told of, not a line in a log."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.skipped, self.limit = False, ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "form XObject invocations" in message:
+            self.skipped = True
+            self.limit = next((f" of {int(w):,}" for w in message.split() if w.isdigit()), "")
+
+
+def _page_text(page, limit: TextLimit, number: int, warnings: list[str]) -> str:
+    """A page's text layer, stopped as soon as the file's text passes `limit`; a page whose nested forms
+    pypdf stopped reading is named in `warnings`."""
     seen = 0
 
     def count(text, *_) -> None:
@@ -56,8 +73,17 @@ def _page_text(page, limit: TextLimit) -> str:
         if limit.chars and limit.used + seen > limit.chars:
             raise _TooMuchText
 
-    text = join_wrapped_lines((page.extract_text(visitor_text=count) or "").strip().translate(_RADICALS))
+    skipped = _SkippedForms()
+    pypdf_log = logging.getLogger("pypdf")
+    pypdf_log.addHandler(skipped)
+    try:
+        text = join_wrapped_lines((page.extract_text(visitor_text=count) or "").strip().translate(_RADICALS))
+    finally:
+        pypdf_log.removeHandler(skipped)
     limit.take(len(text))
+    if skipped.skipped:
+        warnings.append(f"page {number}: its forms were read up to pypdf's limit{skipped.limit} form invocations and "
+                        "the rest of the page was not read (a page of nested forms?)")
     return text
 
 
@@ -85,7 +111,7 @@ def load_pdf(path: Path, data: bytes, warnings: list[str], ocr: bool, ocr_second
                                 f"s, part of read_seconds; pages {len(texts) + 1}–{len(reader.pages)} were not read: "
                                 "split the PDF, or raise read_seconds")
                 break
-            texts.append(_page_text(page, limit))
+            texts.append(_page_text(page, limit, len(texts) + 1, warnings))
             checkpoint(lambda: Partial([_document(path, texts, {}, info)], list(warnings), len(texts), pages, "pages"))
     except _TooMuchText:
         raise LoadError(path, too_much_text(limit.chars)) from None
