@@ -132,6 +132,17 @@ def test_the_reader_loads_offline_and_tells_the_answer_from_its_neighbours():
     assert scores.shape == (2,) and np.isfinite(scores).all() and scores[0] > scores[1]
 
 
+def test_a_question_longer_than_every_candidate_is_read_the_same_as_with_others():
+    """The question is padded apart from the candidates: with one name for both lengths in the graph,
+    onnxruntime failed when the question was the longer ("Shape mismatch attempting to re-use buffer")."""
+    reader = Reader()
+    question = "从深圳发往德国汉堡的海运拼箱，正常航程加上清关和派送，一般需要多少天才能到达亚马逊的仓库？"
+    alone = reader.scores(question, [("约35天。", "海运"), ("45天左右。", "海运")])
+    beside = reader.scores(question, [("约35天。", "海运"), ("45天左右。", "海运"),
+                                      ("拼箱按体积计费，每立方米运费约为人民币900元，旺季舱位紧张时船公司可能甩柜。", "海运")])
+    assert np.isfinite(alone).all() and np.allclose(alone, beside[:2], atol=0.5), (alone, beside)
+
+
 def test_a_damaged_or_missing_reader_file_is_refused_by_name(tmp_path):
     copy = tmp_path / "reader"
     shutil.copytree(ARTIFACT, copy)

@@ -32,7 +32,8 @@ class ExportError(RuntimeError):
 
 
 def export_int8(module, path: str | Path, example: Mapping | None = None,
-                outputs: Mapping[str, Mapping[int, str]] | None = None, tolerance: float = 0.2) -> Path:
+                outputs: Mapping[str, Mapping[int, str]] | None = None, tolerance: float = 0.2,
+                inputs: Mapping[str, Mapping[int, str]] | None = None) -> Path:
     """`export_float32`, its MatMuls then quantized to int8 (weights per output channel, 7 bits)."""
 
     def quantized(exported: Path) -> Path:
@@ -42,7 +43,7 @@ def export_int8(module, path: str | Path, example: Mapping | None = None,
                          weight_type=QuantType.QInt8)
         return exported.with_name("int8.onnx")
 
-    return _export(module, path, example, outputs, tolerance, quantized)
+    return _export(module, path, example, outputs, tolerance, quantized, inputs)
 
 
 def export_float32(module, path: str | Path, example: Mapping | None = None,
@@ -58,8 +59,10 @@ def export_float32(module, path: str | Path, example: Mapping | None = None,
     return _export(module, path, example, outputs, tolerance, lambda exported: exported)
 
 
-def _export(module, path, example, outputs, tolerance, finish) -> Path:
-    """The export; `finish(float model)` gives the file that is checked and kept (in the same folder)."""
+def _export(module, path, example, outputs, tolerance, finish, inputs=None) -> Path:
+    """The export; `finish(float model)` gives the file that is checked and kept (in the same folder).
+    `inputs`: dynamic dimensions of inputs that are not ("batch", "tokens"): two inputs whose lengths differ
+    must not share a name, or onnxruntime plans one buffer for both."""
     import torch
 
     path = Path(path)
@@ -67,7 +70,7 @@ def _export(module, path, example, outputs, tolerance, finish) -> Path:
         example = {"input_ids": torch.tensor([[0, 3293, 83, 2], [0, 6, 2, 1]]),
                    "attention_mask": torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]])}
     outputs = dict(outputs or {"output": {0: "batch"}})
-    axes = {name: {0: "batch", 1: "tokens"} for name in example} | outputs
+    axes = {name: {0: "batch", 1: "tokens"} for name in example} | dict(inputs or {}) | outputs
     module = module.eval()
     with torch.inference_mode():
         expected = module(**example)

@@ -217,14 +217,16 @@ class Reader:
         """The logit of each (sentence, title) for "this states the answer to `question`"."""
         if not candidates:
             return np.zeros(0, dtype=np.float32)
-        texts = [question_ids(self.tokenizer, question)]
-        texts += [candidate_ids(self.tokenizer, sentence, title) for sentence, title in candidates]
-        ids, mask = padded(texts, self.e5.vocabulary.pad)
-        states = self._lower.run(None, {"embeddings": self.e5.word_embeddings(ids), "mask": mask})[0]
-        q = np.repeat(states[:1, : len(texts[0])], len(candidates), 0)
-        q_mask = np.ones(q.shape[:2], dtype=np.int64)
-        return self._upper.run(None, {"q_states": q, "q_mask": q_mask, "s_states": states[1:],
-                                      "s_mask": mask[1:]})[0]
+        # The question runs apart from the candidates: padded to their length in one batch it cost as much as
+        # one of them, and int8's activation scale (one per batch) then depended on which sentences it met.
+        q_ids, q_mask = padded([question_ids(self.tokenizer, question)], self.e5.vocabulary.pad)
+        s_ids, s_mask = padded([candidate_ids(self.tokenizer, s, title) for s, title in candidates],
+                               self.e5.vocabulary.pad)
+        q = self._lower.run(None, {"embeddings": self.e5.word_embeddings(q_ids), "mask": q_mask})[0]
+        s = self._lower.run(None, {"embeddings": self.e5.word_embeddings(s_ids), "mask": s_mask})[0]
+        return self._upper.run(None, {"q_states": np.repeat(q, len(candidates), 0),
+                                      "q_mask": np.repeat(q_mask, len(candidates), 0),
+                                      "s_states": s, "s_mask": s_mask})[0]
 
 
 def _graphs(e5, spec: ReaderSpec, artifact: Path, cache: Path | None) -> tuple[Path, Path]:
@@ -249,13 +251,17 @@ def _graphs(e5, spec: ReaderSpec, artifact: Path, cache: Path | None) -> tuple[P
 
         _, upper = networks(e5, spec.lower)
         load_trained(upper, dict(np.load(artifact / "weights.npz")))
-        states = torch.randn(2, 3, e5.config.hidden)
-        mask = torch.tensor([[1, 1, 1], [1, 1, 0]])
-        export_int8(upper, path, {"q_states": states, "q_mask": mask, "s_states": states.flip(0),
-                                  "s_mask": mask.flip(0)}, {"logit": {0: "batch"}})
+        # The question and the candidates are padded apart: their lengths differ, and their dimensions are
+        # named apart (one name made onnxruntime plan one buffer for both, which fails when they differ).
+        question = {0: "batch", 1: "question_tokens"}
+        export_int8(upper, path,
+                    {"q_states": torch.randn(2, 3, e5.config.hidden), "q_mask": torch.tensor([[1, 1, 1], [1, 1, 0]]),
+                     "s_states": torch.randn(2, 5, e5.config.hidden),
+                     "s_mask": torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])},
+                    {"logit": {0: "batch"}}, inputs={"q_states": question, "q_mask": question})
 
     lower = cached(f"reader-lower{spec.lower}", source, build_lower, cache)
-    upper = cached(f"reader-upper-{spec.weights_sha256[:16]}", source, build_upper, cache)
+    upper = cached(f"reader-upper2-{spec.weights_sha256[:16]}", source, build_upper, cache)
     return lower, upper
 
 
