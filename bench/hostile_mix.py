@@ -87,37 +87,12 @@ def docx_bomb(unpacked_mb: int) -> bytes:
 
 def pdf_bomb(depth: int = 6, fan: int = 10) -> bytes:
     """A one-page PDF of a few KB whose page draws a form that draws the next `fan` times, `depth` deep:
-    1,000 x fan ** (depth - 1) characters of text."""
-    from pypdf import PdfWriter
-    from pypdf.generic import ArrayObject, DictionaryObject, NameObject, NumberObject, StreamObject
+    1,000 x fan ** (depth - 1) characters of text (the probe test's own file)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from test_probe import form_bomb
 
-    writer = PdfWriter()
-    page = writer.add_blank_page(612, 792)
-    font = writer._add_object(DictionaryObject({NameObject("/Type"): NameObject("/Font"),
-                                                NameObject("/Subtype"): NameObject("/Type1"),
-                                                NameObject("/BaseFont"): NameObject("/Helvetica")}))
-    fonts = DictionaryObject({NameObject("/F1"): font})
-    inner = None
-    for _ in range(depth):
-        form = StreamObject()
-        form[NameObject("/Type")], form[NameObject("/Subtype")] = NameObject("/XObject"), NameObject("/Form")
-        form[NameObject("/BBox")] = ArrayObject([NumberObject(0), NumberObject(0), NumberObject(612), NumberObject(792)])
-        resources = DictionaryObject({NameObject("/Font"): fonts})
-        if inner is None:
-            form.set_data(f"BT /F1 12 Tf 72 720 Td ({'x' * 1000}) Tj ET".encode())
-        else:
-            resources[NameObject("/XObject")] = DictionaryObject({NameObject("/X"): inner})
-            form.set_data(b"/X Do\n" * fan)
-        form[NameObject("/Resources")] = resources
-        inner = writer._add_object(form)
-    page[NameObject("/Resources")] = DictionaryObject({NameObject("/Font"): fonts,
-                                                       NameObject("/XObject"): DictionaryObject({NameObject("/X"): inner})})
-    content = StreamObject()
-    content.set_data(b"/X Do")
-    page[NameObject("/Contents")] = writer._add_object(content)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
+    with tempfile.TemporaryDirectory() as folder:
+        return form_bomb(Path(folder) / "bomb.pdf", depth, fan).read_bytes()
 
 
 def big_csv(mb: int) -> bytes:
