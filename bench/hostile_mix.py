@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import io
 import json
 import os
 import shutil
@@ -41,13 +40,14 @@ import sys
 import tempfile
 import threading
 import time
-import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# The hostile files are the probe test's own (tests/test_probe.py), built the same way here.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from api_load import QUESTIONS, _peak_rss_kb, percentile, serving  # noqa: E402
 from mixed_load import WORST, ask_loop  # noqa: E402
 
@@ -61,34 +61,16 @@ LOG_ROWS = 2000  # question_log_rows of the server: the flood goes past it withi
 
 def docx_bomb(unpacked_mb: int) -> bytes:
     """A real Word file whose main part is `word/document.bin` (the relationships say so), padded with white
-    space after its root element: small to send, `unpacked_mb` MB unpacked."""
-    import docx
+    space after its root element: small to send, `unpacked_mb` MB unpacked (the probe test's own file)."""
+    from test_probe import write_docx
 
-    buffer, out = io.BytesIO(), io.BytesIO()
-    word = docx.Document()
-    word.add_paragraph("The warehouse in Poznań closes at noon on Saturdays.")
-    word.save(buffer)
-    main = "word/document.bin"
-    with zipfile.ZipFile(buffer) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as bomb:
-        for info in source.infolist():
-            data = source.read(info)
-            if info.filename == "word/document.xml":
-                with bomb.open(main, "w") as part:
-                    part.write(data)
-                    for _ in range(unpacked_mb):
-                        part.write(b" " * 1_000_000)
-            elif info.filename == "word/_rels/document.xml.rels":
-                bomb.writestr("word/_rels/document.bin.rels", data)
-            else:
-                bomb.writestr(info, data.replace(b"/word/document.xml", b"/" + main.encode()).replace(
-                    b'Target="word/document.xml"', b'Target="' + main.encode() + b'"'))
-    return out.getvalue()
+    with tempfile.TemporaryDirectory() as folder:
+        return write_docx(Path(folder) / "bomb.docx", unpacked_mb).read_bytes()
 
 
 def pdf_bomb(depth: int = 6, fan: int = 10) -> bytes:
     """A one-page PDF of a few KB whose page draws a form that draws the next `fan` times, `depth` deep:
     1,000 x fan ** (depth - 1) characters of text (the probe test's own file)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
     from test_probe import form_bomb
 
     with tempfile.TemporaryDirectory() as folder:
