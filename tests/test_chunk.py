@@ -57,6 +57,9 @@ def test_the_attribute_a_question_asks_for():
     assert asked_attribute("黄鞍鹦嘴鱼具有什么样的食用价值？") is None
     assert asked_attribute("品牌应该all in直播带货吗？") is None
     assert asked_attribute("Who directed the film?") is None
+    # A yes/no question's predicate is not part of the attribute: "转化率也相对更高" answers it.
+    assert asked_attribute("直播带货的转化率高吗？") == "转化率"
+    assert asked_attribute("海运拼箱的运费贵吗") == "运费"
 
 
 def test_a_number_is_only_mentioned_whole():

@@ -59,6 +59,10 @@ def specifics(question: str) -> list[str]:
 _ASKED_TAIL = re.compile(r"(?:是|为|有)?(?:谁|什么|多少|哪些|哪个|哪里|哪儿|哪|几)?[呢吗]?[？?。！!\s]*$")
 _ASKED_ATTRIBUTE = re.compile(r"的((?:(?!的)[\u4e00-\u9fff]){2,4})$")
 _QUESTION_WORD = re.compile(r"谁|什么|哪|怎|几|多少|如何|为何|为什么")
+# A yes/no question puts its predicate after the attribute (直播带货的转化率高吗): the attribute is the
+# noun, which a passage names however it words the rest ("转化率也相对更高").
+_YES_NO = re.compile(r"[吗么][？?。！!\s]*$")
+_PREDICATE = re.compile(r"[很太更较挺最]?(?:高|低|大|小|多|少|长|短|快|慢|好|差|贵|便宜|难|容易|稳定|划算)$")
 _ANSWERED_UNNAMED = ("时间", "日期", "年份", "时候", "时期", "地点", "地方", "地址", "位置", "原因", "理由",
                      "目的", "目标", "情况", "内容", "结果", "成绩", "意思", "意义", "含义", "定义", "作用", "功能",
                      "用途", "方法", "方式", "办法", "名字", "名称", "特点", "特征", "影响", "地位", "价值", "关系",
@@ -72,6 +76,9 @@ def asked_attribute(question: str, terms: Glossary = DEFAULT) -> str | None:
     return rate of live selling?" -> "return rate"), if any."""
     asked = _ASKED_TAIL.sub("", question.strip())
     m = _ASKED_ATTRIBUTE.search(asked)
+    if m and _YES_NO.search(question.strip()):
+        noun = _PREDICATE.sub("", m.group(1))
+        m = _ASKED_ATTRIBUTE.search(asked[: m.start(1)] + noun) if noun != m.group(1) else m
     if m and not _QUESTION_WORD.search(asked[: m.start()]) and not m.group(1).endswith(_ANSWERED_UNNAMED):
         return m.group(1)
     for pattern in _EN_ATTRIBUTE:
