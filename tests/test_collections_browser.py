@@ -67,6 +67,10 @@ def test_a_collection_made_and_filled_in_the_library_view_answers_in_the_chat_an
             assert "八点" not in declined.inner_text()
             assert declined.locator(".sa-answer.sa-declined").count() == 1
             chat.screenshot(path=str(SCREENSHOTS / "collections-chat-declined.png"))
+            assert not chat_seen.errors, "\n".join(chat_seen.errors)
+            # Reloading ends the page's open event stream, which Gradio's client may report as errors of the page
+            # it leaves ("AbortError: signal is aborted", "Connection errored out", once in CI on a fast machine):
+            # the reloaded page is judged by what it shows.
             chat.reload()  # the page keeps its conversation's collection
             chat.locator(".sa-collection input").wait_for()
             chat.wait_for_function("() => document.querySelector('.sa-collection input').value.includes('default')")
@@ -83,8 +87,7 @@ def test_a_collection_made_and_filled_in_the_library_view_answers_in_the_chat_an
             ask(frame, QUESTION)
             assert "八点" in frame.locator(".message-content").last.inner_text()
             widget.screenshot(path=str(SCREENSHOTS / "collections-widget.png"))
-            for recorder in (seen, chat_seen):  # (the intranet page's own server has no favicon)
-                assert not recorder.errors, "\n".join(recorder.errors)
+            assert not seen.errors, "\n".join(seen.errors)  # (the intranet page's own server has no favicon)
             for opened in (page, chat, widget):  # before the server stops: their event streams end with them
                 opened.close()
     finally:
