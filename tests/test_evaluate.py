@@ -120,5 +120,8 @@ def test_a_set_in_the_wrong_format_is_refused_before_indexing_naming_file_line_a
 
 def test_the_indexing_rate_counts_the_embedding_not_the_start_up(tiny_set):
     timing = evaluate(tiny_set)["timing"]
-    assert timing["passages_embedded"] == 4 and 0 < timing["embedding_seconds"] < timing["index_seconds"]
-    assert timing["passages_per_second"] == pytest.approx(4 / timing["embedding_seconds"], rel=0.1)
+    assert timing["passages_embedded"] == 4 and timing["embedding_seconds"] <= timing["index_seconds"], timing
+    # embedding_seconds is shown to 0.01 s: on a fast machine (0.03 s for 4 passages) that rounding alone moves
+    # the rate by a sixth, so the rate is checked against the seconds it can have been.
+    seconds = timing["embedding_seconds"]
+    assert 4 / (seconds + 0.005) * 0.99 <= timing["passages_per_second"] <= 4 / max(seconds - 0.005, 1e-3) * 1.01, timing
