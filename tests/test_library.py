@@ -231,6 +231,8 @@ def test_library_changes_waiting_in_memory_are_bounded():
     release = threading.Event()
 
     class SlowLibrary:
+        answering = staticmethod(lambda: False)
+
         def add(self, files, progress, outcomes, collection=None):
             release.wait(60)
 

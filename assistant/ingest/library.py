@@ -431,7 +431,7 @@ class Jobs:
         self._new_lock = threading.Lock()
         self._jobs: dict[str, Job] = {}
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="library", initializer=_yield_to_questions,
-                                        initargs=(getattr(library, "answering", lambda: False),))
+                                        initargs=(library.answering,))
         self._fetching = ThreadPoolExecutor(max_workers=2, thread_name_prefix="fetch")
 
     def ready(self) -> None:
