@@ -57,7 +57,7 @@ class Assistant:
         self.config = calibrated(config, index)
         # The answer stage (answer.respond); its glossary and reader files are checked now, by name.
         self.responder = Responder(index, self.config)
-        self.retriever, self.picker = self.responder.retriever, self.responder.picker
+        self.retriever = self.responder.retriever
         # Questions being answered now: a server's library jobs leave them the interpreter meanwhile (ingest.pace).
         self._answering = 0
         self._answering_lock = threading.Lock()
@@ -65,6 +65,11 @@ class Assistant:
         # The question log (question_log): None when off, and then nothing is recorded.
         self.questions = (QuestionLog(open_question_store(self.config, index.folder), self.config.question_log_days,
                                       self.config.question_log_rows) if self.config.question_log else None)
+
+    @property
+    def picker(self):
+        """The responder's picker: the one answers use (set `responder.picker` to change it)."""
+        return self.responder.picker
 
     @classmethod
     def open(cls, folder: str | Path | None = None, config: Config | None = None, **overrides) -> Assistant:
