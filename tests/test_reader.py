@@ -119,34 +119,6 @@ def test_no_sentence_over_the_threshold_is_a_decline_with_related_quotes(library
     assert answer.related and all(bot.document(r.doc_id).text[r.start:r.end] == r.quote for r in answer.related)
 
 
-@dataclasses.dataclass
-class LastFirst:
-    """A stand-in reader that scores each shortlisted sentence above the one Scoring put before it."""
-
-    spec: object
-
-    def scores(self, question, candidates):
-        return 100.0 + np.arange(len(candidates), dtype=np.float32)
-
-
-def test_order_puts_the_shortlisted_sentence_the_reader_scores_best_first(library):
-    bot = Assistant.open(library, Config(question_log=False, reader=True))
-    question = ANSWERED[2][0]
-    spec = dataclasses.replace(bot.picker.reader.spec, shortlist=4, keep=99.0)
-    bot.responder.picker = ReaderPicker(LastFirst(spec))
-    scored = bot.ask(question)
-    bot.responder.picker = ReaderPicker(LastFirst(dataclasses.replace(spec, order=100.0)))
-    ordered = bot.ask(question)
-    assert evidence_first(scored, ANSWERED[2][1]) and not evidence_first(ordered, ANSWERED[2][1])
-    assert ordered.citations[0].quote not in [c.quote for c in scored.citations[:1]]
-    for c in ordered.citations:
-        assert bot.document(c.doc_id).text[c.start:c.end] == c.quote
-
-
-def evidence_first(answer, evidence: str) -> bool:
-    return not answer.declined and evidence in answer.citations[0].quote
-
-
 def test_the_reader_is_on_unless_turned_off(library):
     assert isinstance(Assistant.open(library, Config(question_log=False)).picker, ReaderPicker)
     assert isinstance(Assistant.open(library, Config(question_log=False, reader=False)).picker, ScoredPicker)

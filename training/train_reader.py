@@ -1,6 +1,6 @@
 """Train the reader (assistant/models/reader.py) on the groups of training/reader_data.py; resumable.
 
-    .venv/bin/python training/train_reader.py [--groups 8000] [--minutes 60] [--resume]
+    .venv/bin/python training/train_reader.py [--groups 8000] [--minutes 60] [--resume] [--bf16]
     .venv/bin/python training/train_reader.py --export   # checkpoint -> assistant/models/reader_weights/
 
 A group is a question and its candidates (one holds the answer, or none for a withheld group). The loss
@@ -266,7 +266,7 @@ def choose_threshold(groups: list[dict], scores: list[np.ndarray]) -> tuple[floa
     pos = np.sort([float(s.max()) for g, s in zip(groups, scores) if g["answerable"]])
     neg = np.array([float(s.max()) for g, s in zip(groups, scores) if not g["answerable"]])
     threshold = float(pos[int(math.floor(0.03 * len(pos)))])
-    return threshold, {"answered": round(float((pos >= threshold).mean()), 4),
+    return threshold, {"threshold": round(threshold, 4), "answered": round(float((pos >= threshold).mean()), 4),
                        "declined": round(float((neg < threshold).mean()), 4)}
 
 

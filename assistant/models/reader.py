@@ -51,8 +51,6 @@ class ReaderSpec:
     # whether Scoring's floor still declines beside the reader's threshold.
     shortlist: int = 4
     scoring_floor: bool = True
-    # The first quote: the shortlisted sentence with the best Scoring score + order x logit (0: Scoring's).
-    order: float = 0.0
     tuned: dict = field(default_factory=dict)  # what tune_picker measured when it chose them
 
     def to_json(self) -> str:
