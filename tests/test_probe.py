@@ -21,7 +21,7 @@ from conftest import ENGLISH_ARTICLE, PageHandler
 from test_serve import running
 
 from assistant import Assistant, Config, index_library
-from assistant.ingest.fetch import FetchError, fetch
+from assistant.ingest.fetch import FetchError, _checked, fetch
 from assistant.ingest.jobs import PostgresJobs
 from assistant.ingest.load import LoadError, load_file, office
 from assistant.ingest.worker import Worker
@@ -201,11 +201,20 @@ def test_10_a_nul_in_one_links_host_fails_only_that_link(site, bot):
     assert "二十五欧元" in bot.ask("波兰仓旺季的仓储费是多少？").citations[0].quote
 
 
-@pytest.mark.parametrize("host", ["[::127.0.0.1]", "[64:ff9b::7f00:1]", "[2002:7f00:1::]", "[::ffff:127.0.0.1]",
-                                  "[::ffff:7f00:1]", "[2001:0:4136:e378:8000:63bf:80ff:fffe]"])
+EMBEDDING_LOOPBACK = ["[::127.0.0.1]", "[64:ff9b::7f00:1]", "[2002:7f00:1::]", "[::ffff:127.0.0.1]", "[::ffff:7f00:1]",
+                      "[2001:0:4136:e378:8000:63bf:80ff:fffe]"]
+
+
+@pytest.mark.parametrize("host", EMBEDDING_LOOPBACK)
 def test_11_ipv6_forms_that_embed_127_0_0_1_are_refused_as_that_address(host):
     with pytest.raises(FetchError, match=r"carries the IPv4 address 127\.0\.0\.1, a loopback address"):
         fetch(f"http://{host}:9/", Config())
+
+
+@pytest.mark.parametrize("host", EMBEDDING_LOOPBACK)
+def test_11_every_form_of_an_allowed_address_is_allowed_alike(host):
+    """allowed_fetch_hosts = 127.0.0.1 let [::127.0.0.1] through and refused [::ffff:127.0.0.1] as loopback."""
+    _checked(f"http://{host}:9/", Config(allowed_fetch_hosts=["127.0.0.1"]))
 
 
 def test_6_what_a_limit_cuts_is_said_on_the_uploads_outcome(bot, monkeypatch):

@@ -97,7 +97,9 @@ def _checked(url: str, config: Config) -> tuple:
         if host in allowed or str(address) in allowed:
             continue
         carried = _carried(address)  # judged as the IPv4 address it carries, which is where it leads
-        if carried is not None and not carried.is_global and str(carried) not in allowed:
+        if carried is not None:
+            if carried.is_global or str(carried) in allowed:
+                continue  # every form of an allowed address alike (::ffff:127.0.0.1 is not "global" itself)
             raise FetchError(f"{host} ({address}) carries the IPv4 address {carried}, a {_kind(carried)} address; "
                              "links to this machine or the internal network are refused unless allowed_fetch_hosts "
                              "names the host")
