@@ -152,6 +152,7 @@ def test_the_kind_of_answer_a_factoid_asks_for():
                "Should I sell on Temu?")
     assert [answer_kind(q) for q in english] == [PERSON, TIME, NUMBER, PLACE, None]
     assert gives("该仓库的仓储费按每立方米每天0.45欧元计算", NUMBER, "仓储费是多少？")
+    assert gives("波兰仓旺季的仓储费为每立方米每天二十五欧元。", NUMBER, "波兰仓旺季的仓储费是多少？")  # in words
     assert not gives("仓库的退货费需要另行报价", NUMBER, "退货费是多少？")
     assert gives("1997年进入大宇资讯工作", TIME, "曾志豪在哪一年加入了大宇资讯？")
     assert gives("Joe Burrow won the 2019 Maxwell Award.", PERSON, "Who won the 2019 Maxwell Award?")

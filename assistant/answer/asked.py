@@ -245,7 +245,9 @@ def answer_kind(question: str) -> str | None:
 _DATE = re.compile(r"\d{1,4}\s*[年月日号]|[一二三四五六七八九十]+月|[今去明前]年|[上下]半年|世纪|年代|"
                    r"\b(?:1[0-9]|20)\d\d\b|\b\d{3}0s\b|\bcentury\b|\b(?:January|February|March|April|May|June|July|"
                    r"August|September|October|November|December|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\b")
-_QUANTITY = re.compile(r"\d|[零一二两三四五六七八九十百千万亿]+[个名位次届天年人种家万亿吨元米倍场辆件部首条只张本岁%％]|"
+# A number in words counts with its counter or unit after it: a price in 欧元 or 美元 is one (二十五欧元).
+_QUANTITY = re.compile(r"\d|[零一二两三四五六七八九十百千万亿]+(?:[个名位次届天年人种家万亿吨元米倍场辆件部首条只张本岁%％块磅克斤周]|"
+                       r"欧元|美元|英镑|日元|港元|韩元|卢布|公斤|千克|公里|立方|平方|小时|分钟)|"
                        r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|dozen|hundred|"
                        r"thousand|million|billion|half|twice)\b", re.I)
 # Capitalised words that are not names: they open sentences or name times.
