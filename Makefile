@@ -76,7 +76,8 @@ bench: test-setup
 
 # Rebuild the reader (assistant/models/reader_weights/) from ../shared/train: the training groups, e5's lower
 # states of every text, training (resumable: run it again to go on), export with the validation split's
-# threshold, then the picker's numbers through the whole pipeline on the validation articles. Hours on 2 cores
+# threshold, the span network that marks the answer inside the best quote, then the picker's numbers through the
+# whole pipeline on the validation articles. Hours on 2 cores
 # (docs/reader.md); READER_ARGS e.g. "--groups 8000 --minutes 60".
 READER_ARGS ?= --groups 8000
 reader: setup
@@ -84,6 +85,7 @@ reader: setup
 	$(BIN)/python training/reader_data.py
 	$(BIN)/python training/train_reader.py --resume $(READER_ARGS)
 	$(BIN)/python training/train_reader.py --export $(READER_ARGS)
+	$(BIN)/python training/train_span.py
 	$(BIN)/python training/pipeline_set.py
 	$(BIN)/python training/tune_picker.py training/pipeline/* --half dev --write
 

@@ -237,6 +237,7 @@ def _run(bot: Assistant, queries: list[dict], k: int, progress: Progress) -> dic
     unanswerable = answerable = 0
     cited = valid = with_evidence = supported = first_supported = 0
     kept = generated = by_model = 0
+    with_answers = marked = marked_right = 0  # the reader's emphasis in the first quote (Citation.emphasis)
     advance = progress("questions", len(queries))
     for q in queries:
         text = f"{q['product_title']}: {q['text']}" if q.get("product_title") else q["text"]
@@ -273,6 +274,12 @@ def _run(bot: Assistant, queries: list[dict], k: int, progress: Progress) -> dic
         generated += answer.meta.get("sentences_generated", 0)
         kept += answer.meta.get("sentences_kept", 0)
         docs = {c.doc_id: bot.document(c.doc_id) for c in answer.citations}
+        if q.get("answer_groups") and q.get("answerable", True) and answer.citations:
+            with_answers += 1
+            first = answer.citations[0]
+            if first.emphasis and docs[first.doc_id] is not None:
+                marked += 1
+                marked_right += answer_is_correct(docs[first.doc_id].text[slice(*first.emphasis)], q["answer_groups"])
         for c in answer.citations:
             cited += 1
             valid += docs[c.doc_id] is not None and docs[c.doc_id].text[c.start:c.end] == c.quote
@@ -294,6 +301,9 @@ def _run(bot: Assistant, queries: list[dict], k: int, progress: Progress) -> dic
         "correct": frac(correct, correct_total),
         "answerable": answerable, "unanswerable": unanswerable,
     }
+    if marked:
+        answers["first_quote_marked"] = frac(marked, with_answers)
+        answers["marks_holding_the_answer"] = frac(marked_right, marked)
     if generated:
         answers["generated_sentences_kept"] = frac(kept, generated)
         answers["generated_by_model"] = frac(by_model, answered)
@@ -321,6 +331,9 @@ def format_report(result: dict) -> str:
     lines += ["", f"answers    answered {pct(a['answered_when_answerable'])} of {a['answerable']} answerable, "
                   f"declined {pct(a['declined_when_unanswerable'])} of {a['unanswerable']} unanswerable, "
                   f"correct {pct(a['correct'])}"]
+    if "first_quote_marked" in a:
+        lines.append(f"emphasis   the answer marked in the first quote {pct(a['first_quote_marked'])} of answers, "
+                     f"the mark holding a gold answer {pct(a['marks_holding_the_answer'])}")
     if "generated_sentences_kept" in a:
         lines.append(f"generated  sentences kept after enforcement {pct(a['generated_sentences_kept'])}, "
                      f"answers written by the model {pct(a['generated_by_model'])} (the rest fell back)")

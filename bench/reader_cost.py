@@ -1,7 +1,8 @@
 """What the reader adds to a question: `ask` p50 / p95 with the reader against the same index with the
 quotes by Scoring alone (reader = false, the previous release's answer path), alternating question by
 question in one process so that this machine's drift falls on both, and the reader's own CPU-ms a
-question (its two onnxruntime calls, process CPU time).
+question (`Reader.read`: e5's lower layers, the trained top and, when it answers, the span network; process
+CPU time).
 
     python bench/reader_cost.py INDEX QUESTIONS.jsonl [--limit 100]
 
@@ -41,16 +42,16 @@ def main() -> None:
         sys.exit("the reader is not there (assistant/models/reader_weights/): train it first (docs/reader.md)")
     reader = bots[True].picker.reader
     cpu: list[float] = []
-    scores = reader.scores
+    read = reader.read
 
-    def timed_scores(question, candidates):
+    def timed_read(question, candidates):
         started = time.process_time()
         try:
-            return scores(question, candidates)
+            return read(question, candidates)
         finally:
             cpu.append(1000 * (time.process_time() - started))
 
-    reader.scores = timed_scores
+    reader.read = timed_read
     for t in texts[:5]:  # warm-up: sessions, caches
         bots[False].ask(t), bots[True].ask(t)
     cpu.clear()

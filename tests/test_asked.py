@@ -9,7 +9,7 @@ import pytest
 from conftest import FIXTURES
 
 from assistant import Assistant, Config
-from assistant.answer.asked import (DOCUMENT_LEAD, NUMBER, PERSON, PLACE, TIME, analyse, answer_kind,
+from assistant.answer.asked import (DOCUMENT_LEAD, NUMBER, PERSON, PLACE, TIME, analyse, answer_kind, is_yes_no,
                                     document_context, gives, mentions, passages_that_answer)
 from assistant.answer.glossary import DEFAULT, Glossary, GlossaryError, configured
 from assistant.web.render import render_answer
@@ -192,3 +192,12 @@ def test_a_broken_glossary_file_is_refused_by_file_and_line(warehouse, tmp_path,
     import os
     os.utime(terms, (1, 1))  # a new modification time, whatever the file system's resolution
     assert configured(str(terms)) is good and "more than 2000 entries" in caplog.text
+
+
+@pytest.mark.parametrize("question,yes_no", [
+    ("直播带货有翻车的风险吗？", True), ("Should a brand go all in on live-stream selling?", True),
+    ("Is sea freight cheaper than air freight", True), ("直播带货的转化率高么", True),
+    ("社交电商的本质是什么？", False), ("What is the essence of social commerce?", False),
+    ("Island shipping: how long does it take?", False), ("吗啡是什么？", False), ("退货怎么处理？", False)])
+def test_a_yes_no_question_is_told_apart(question, yes_no):
+    assert is_yes_no(question) is yes_no

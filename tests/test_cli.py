@@ -39,7 +39,8 @@ def test_index_ask_search_end_to_end(tmp_path):
     assert set(ask) >= {"answer", "declined", "citations"} and not ask["declined"]
     c = ask["citations"][0]
     assert set(c) >= {"number", "doc_id", "title", "source", "quote", "start", "end", "page"}
-    assert c["url"] == f"/doc/{c['doc_id']}?start={c['start']}&end={c['end']}"  # the document page, on the server
+    page = f"/doc/{c['doc_id']}?start={c['start']}&end={c['end']}"  # the document page, on the server
+    assert c["url"] == page + (f"&answer_start={c['emphasis'][0]}&answer_end={c['emphasis'][1]}" if c["emphasis"] else "")
 
     hits = json.loads(run("search", "退货运费", "-k", "2", "--json", cwd=tmp_path).stdout)
     assert len(hits) == 2 and hits[0]["title"] == "退货政策解读"
@@ -72,7 +73,8 @@ def test_chat_keeps_the_conversation(tmp_path, built):
     assert result.exit_code == 0, result.output
     assert "five to six weeks" in result.output and "[1]" in result.output
     # Each source with the link that opens it, on the address `assistant serve` listens on.
-    assert re.search(r"^    http://127\.0\.0\.1:7860/doc/[0-9a-f]+\?start=\d+&end=\d+$", result.output, re.M)
+    assert re.search(r"^    http://127\.0\.0\.1:7860/doc/[0-9a-f]+\?start=\d+&end=\d+(&answer_start=\d+&answer_end=\d+)?$",
+                     result.output, re.M)
 
 
 @pytest.mark.parametrize("command", ["index", "ask", "search", "chat"])

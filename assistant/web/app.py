@@ -116,15 +116,17 @@ def create_app(bot: Assistant, config: Config, jobs: JobQueue | None = None) -> 
 
     @app.get("/doc/{doc_id:path}", response_class=HTMLResponse, tags=["documents"],
              responses={404: {"description": "Unknown id"}})
-    def document(request: Request, doc_id: str, start: int | None = None, end: int | None = None):
-        """The document page: the whole stored article with text[start:end] highlighted (where citations link).
+    def document(request: Request, doc_id: str, start: int | None = None, end: int | None = None,
+                 answer_start: int | None = None, answer_end: int | None = None):
+        """The document page: the whole stored article with text[start:end] highlighted (where citations link),
+        and text[answer_start:answer_end] inside it, the answer itself, emphasised.
 
         Open like the chat (no token): a citation must be followable from the widget. A document in no
         collection that may be read without a token (open_collections) is answered as unknown."""
         doc = readable(request, doc_id)
         if doc is None:
             return HTMLResponse(missing_page(doc_id), 404)
-        return HTMLResponse(document_page(doc, start, end))
+        return HTMLResponse(document_page(doc, start, end, (answer_start, answer_end)))
 
     @app.get(PAGE_IMAGE_PATH + "/{page}/{doc_id:path}", include_in_schema=False)
     def page_image_of(request: Request, page: int, doc_id: str):

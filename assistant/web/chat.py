@@ -121,6 +121,8 @@ sup.sa-ref { color: var(--body-text-color-subdued); font-size: .72em; font-weigh
 .sa-passage { margin: .3em 0 .2em !important; padding: .45em .75em !important; border-left: 3px solid var(--color-accent) !important;
   background: var(--background-fill-secondary); line-height: 1.55; font-style: normal; }
 .sa-passage mark, mark.sa-quote { background: #fde68a; color: #111827; padding: 0 .1em; border-radius: 2px; }
+.sa-answer-span { font-weight: 700; text-decoration: underline; text-decoration-color: #ea580c;
+  text-decoration-thickness: 2px; text-underline-offset: 3px; }
 a.sa-open { font-size: .92em; }
 .sa-same { margin: .2em 0 0 .2em; font-size: .92em; color: var(--body-text-color-subdued); }
 .message-row.user-row .message-content { max-height: 12em; overflow-y: auto; }

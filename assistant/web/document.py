@@ -1,4 +1,5 @@
-"""The document page, GET /doc/{doc_id}?start=S&end=E: a stored article with a quote highlighted.
+"""The document page, GET /doc/{doc_id}?start=S&end=E[&answer_start=A&answer_end=B]: a stored article with a
+quote highlighted (and the answer inside it emphasised).
 
 Every citation links here (`Citation.to_dict()["url"]`). The article is untrusted text: all of it
 is escaped, and the page is served with a Content-Security-Policy that allows no inline script or
@@ -52,38 +53,52 @@ def highlight(doc: Document, start: int | None, end: int | None) -> tuple[int, i
     return start, end
 
 
-def _body(doc: Document, span: tuple[int, int] | None, lang: str) -> str:
-    """The whole text, escaped, with the quote in <mark id="sa-quote">, the article's own reference
-    markers muted and, for PDFs, a marker where each page starts."""
+def _body(doc: Document, span: tuple[int, int] | None, lang: str, answer: tuple[int, int] | None = None) -> str:
+    """The whole text, escaped, with the quote in <mark id="sa-quote"> (the answer inside it, `answer`, in
+    <strong class="sa-answer-span">), the article's own reference markers muted and, for PDFs, a marker where
+    each page starts."""
     cuts = {0, len(doc.text)}
     pages = {offset: n for n, offset in enumerate(doc.pages or [], 1) if 0 < offset < len(doc.text)}
     cuts |= set(pages)
     if span:
         cuts |= set(span)
+    if answer:
+        cuts |= set(answer)
     out = []
     bounds = sorted(cuts)
-    first_mark = True
+    first_mark, in_mark = True, False
     for a, b in zip(bounds, bounds[1:]):
-        if a in pages:
-            out.append(f'<span class="sa-pagebreak" role="separator">{_esc(location_label(doc.location(a), lang))}</span>')
+        if a in pages:  # a quote across pages is marked on each
+            out.append(("</mark>" if in_mark else "")
+                       + f'<span class="sa-pagebreak" role="separator">{_esc(location_label(doc.location(a), lang))}</span>')
+            in_mark = False
         piece = with_references(doc.text[a:b])
-        if span and span[0] <= a and b <= span[1]:
-            mark_id = ' id="sa-quote"' if first_mark else ""
+        if answer and answer[0] <= a and b <= answer[1]:
+            piece = f'<strong class="sa-answer-span">{piece}</strong>'
+        inside = bool(span) and span[0] <= a and b <= span[1]
+        if inside and not in_mark:
+            out.append('<mark id="sa-quote">' if first_mark else "<mark>")
             first_mark = False
-            piece = f"<mark{mark_id}>{piece}</mark>"
+        elif in_mark and not inside:
+            out.append("</mark>")
+        in_mark = inside
         out.append(piece)
-    return "".join(out)
+    return "".join(out) + ("</mark>" if in_mark else "")
 
 
 # A citation opens this page in a new tab, often from the widget: the way on to the chat and the Library.
 NAV = '<nav class="sa-docnav"><a href="/">← 对话 Chat</a><a href="/library">资料库 Library</a></nav>'
 
 
-def document_page(doc: Document, start: int | None = None, end: int | None = None) -> str:
-    """The HTML page of `doc` with text[start:end] highlighted (and scrolled into view by /document.js)."""
+def document_page(doc: Document, start: int | None = None, end: int | None = None,
+                  answer: tuple[int | None, int | None] = (None, None)) -> str:
+    """The HTML page of `doc` with text[start:end] highlighted (and scrolled into view by /document.js), and
+    `answer` (text[a:b], inside it: the answer itself, as the reader marked it) emphasised."""
     lang = "zh" if doc.lang == "zh" else "en"
     labels = LABELS[lang]
     span = highlight(doc, start, end)
+    inside = highlight(doc, *answer) if span else None
+    inside = inside if inside and span[0] <= inside[0] and inside[1] <= span[1] else None
     meta = []
     if doc.author:
         meta.append(f"{labels['author']} {_esc(doc.author)}" if lang == "en" else f"{labels['author']}：{_esc(doc.author)}")
@@ -102,7 +117,7 @@ def document_page(doc: Document, start: int | None = None, end: int | None = Non
             '<script src="/document.js" defer></script></head><body><main>' + NAV
             + f'<h1>{_esc(title)}</h1>' + (f'<p class="sa-docmeta">{" · ".join(meta)}</p>' if meta else "")
             + (_scan(doc, span, labels) if span else "")
-            + f'<article class="sa-text">{_body(doc, span, lang)}</article>'
+            + f'<article class="sa-text">{_body(doc, span, lang, inside)}</article>'
             "</main></body></html>")
 
 

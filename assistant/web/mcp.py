@@ -77,6 +77,8 @@ class CitationOut(BaseModel):
     end: int
     page: int | None
     url: str = Field(description="The document page with the quote highlighted.")
+    emphasis: list[int] | None = Field(default=None, description="[A, B]: get_document(doc_id, A, B).text, inside the "
+                                       "quote, is the answer itself as the reader marks it; null when nothing is marked.")
 
 
 class AskResult(BaseModel):

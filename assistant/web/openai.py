@@ -88,9 +88,10 @@ def server_root(request: Request) -> str:
 
 
 def citations(answer: Answer, root: str, *, related: bool = False) -> list[dict[str, Any]]:
-    """The answer's citations (or a decline's related quotes) with absolute links."""
+    """The answer's citations (or a decline's related quotes) with absolute links, and where the answer itself
+    stands inside a quote (`emphasis`, [a, b] in the document's text, or None)."""
     return [{"number": c.number, "doc_id": c.doc_id, "title": c.title, "quote": c.quote, "start": c.start,
-             "end": c.end, "page": c.page, "url": root + c.to_dict()["url"]}
+             "end": c.end, "page": c.page, "url": root + c.to_dict()["url"], "emphasis": c.emphasis}
             for c in (answer.related if related else answer.citations)]
 
 

@@ -56,16 +56,32 @@ def context_bounds(text: str, start: int, end: int, width: int = 120) -> tuple[i
     return a, b
 
 
-def render_passage(text: str, start: int, end: int) -> str:
-    """The quoted sentence highlighted (<mark>) inside its surrounding passage, all of it escaped."""
+def emphasised(piece: str, span: tuple[int, int] | None, render) -> str:
+    """`piece` through `render`, piece[span[0]:span[1]] (the answer itself, as the reader marks it) in
+    <strong class="sa-answer-span">; the text is the same, only emphasised."""
+    if not span or not 0 <= span[0] < span[1] <= len(piece):
+        return render(piece)
+    a, b = span
+    return render(piece[:a]) + '<strong class="sa-answer-span">' + render(piece[a:b]) + "</strong>" + render(piece[b:])
+
+
+def _within(c: Citation) -> tuple[int, int] | None:
+    """The citation's emphasis in the quote's own offsets."""
+    return (c.emphasis[0] - c.start, c.emphasis[1] - c.start) if c.emphasis else None
+
+
+def render_passage(text: str, start: int, end: int, emphasis: tuple[int, int] | None = None) -> str:
+    """The quoted sentence highlighted (<mark>) inside its surrounding passage, all of it escaped;
+    `emphasis` (document offsets inside the quote): the answer itself, emphasised within the mark."""
     a, b = context_bounds(text, start, end)
 
     def part(s: str) -> str:
         return _with_references(re.sub(r"\s*\n\s*", "\n", unwrap(s))).replace("\n", "<br>")
 
     before, after = text[a:start].lstrip(), text[end:b].rstrip()
-    return ("…" if a > 0 else "") + part(before) + '<mark class="sa-quote">' + part(text[start:end]) + "</mark>" \
-        + part(after) + ("…" if b < len(text) else "")
+    inside = (emphasis[0] - start, emphasis[1] - start) if emphasis else None
+    return ("…" if a > 0 else "") + part(before) + '<mark class="sa-quote">' \
+        + emphasised(text[start:end], inside, part) + "</mark>" + part(after) + ("…" if b < len(text) else "")
 
 
 def _cite_link(c: Citation, base: str) -> str:
@@ -79,13 +95,13 @@ def _answer_text(answer: Answer, base: str) -> str:
     """The answer's paragraphs: quoted text with the article's markers muted, each [n] a link to its source."""
     numbers = {c.number: c for c in answer.citations}
     text = answer.text
-    quotes: list[tuple[int, int]] = []  # where the citations' quotes stand verbatim in the answer
+    quotes: list[tuple[int, int, Citation]] = []  # where the citations' quotes stand verbatim in the answer
     pos = 0
     for c in answer.citations:
-        quote = mark_references(c.quote)  # as `Assistant.ask` writes quotes into the answer's text
+        quote = mark_references(c.quote)  # as `Assistant.ask` writes quotes into the answer's text (same length)
         at = text.find(quote, pos) if quote else -1
         if at >= 0:
-            quotes.append((at, at + len(quote)))
+            quotes.append((at, at + len(quote), c))
             pos = at + len(quote)
 
     def outside(part: str) -> str:
@@ -98,8 +114,8 @@ def _answer_text(answer: Answer, base: str) -> str:
         return "".join(out) + _esc(part[i:])
 
     pieces, i = [], 0
-    for a, b in quotes:
-        pieces += [outside(text[i:a]), _with_references(unwrap(text[a:b]))]
+    for a, b, c in quotes:
+        pieces += [outside(text[i:a]), emphasised(text[a:b], _within(c), lambda p: _with_references(unwrap(p)))]
         i = b
     pieces.append(outside(text[i:]))
     body = "".join(pieces)
@@ -124,14 +140,20 @@ def render_citation(c: Citation, document_text: str | None, lang: str, base: str
     where = location_label(c.location, lang) if c.location else (labels["page"].format(c.page) if c.page else "")
     page = f' <span class="sa-page">{_esc(where)}</span>' if where else ""
     if document_text is not None and document_text[c.start : c.end] == c.quote:
-        passage = render_passage(document_text, c.start, c.end)
+        passage = render_passage(document_text, c.start, c.end, c.emphasis)
     else:  # the document changed since the answer was made: the quote alone
         passage = '<mark class="sa-quote">' + _with_references(unwrap(c.quote)).replace("\n", "<br>") + "</mark>"
+    # The one-line quote: each run of white space one space (`_one_line`), the answer still emphasised.
+    line = emphasised(c.quote, _within(c), lambda p: _with_references(_one_line(p)))
     return (f'<details class="sa-source sa-n{c.number}"><summary><span class="sa-num">[{c.number}]</span> '
-            f'<span class="sa-line">{_with_references(" ".join(c.quote.split()))}</span>{page}</summary>'
+            f'<span class="sa-line">{line}</span>{page}</summary>'
             f'<blockquote class="sa-passage">{passage}</blockquote>'
             f'<a class="sa-open" href="{_esc(base + c.to_dict()["url"])}" target="_blank" rel="noopener">'
             f'{labels["open"]}</a></details>')
+
+
+def _one_line(text: str) -> str:
+    return re.sub(r"\s+", " ", text)
 
 
 def _same_text(cites: list[Citation], bot: Assistant, lang: str, base: str) -> str:
