@@ -121,6 +121,17 @@ def sample(group: dict, rng: random.Random, count: int = NEGATIVES) -> tuple[lis
     return [group["s"][i] for i in chosen], [group["labels"][i] for i in chosen]
 
 
+def stacked(torch, rows: list[np.ndarray]):
+    """Texts' states (tokens x hidden each) as one zero-padded float32 batch, and its mask."""
+    width = max(len(r) for r in rows)
+    x = np.zeros((len(rows), width, rows[0].shape[1]), dtype=np.float32)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for n, r in enumerate(rows):
+        x[n, : len(r)] = r
+        mask[n, : len(r)] = 1
+    return torch.from_numpy(x), torch.from_numpy(mask)
+
+
 class Trainer:
     def __init__(self, lower: int, lr: float, total_steps: int, negatives: int = NEGATIVES, bf16: bool = False):
         import torch
@@ -147,19 +158,8 @@ class Trainer:
         self._cpu_since = time.process_time()
 
     def batch(self, states: States, pairs: list[tuple[int, int]]):
-        torch = self.torch
-
-        def stack(rows):
-            width = max(len(r) for r in rows)
-            x = np.zeros((len(rows), width, rows[0].shape[1]), dtype=np.float32)
-            mask = np.zeros((len(rows), width), dtype=np.int64)
-            for n, r in enumerate(rows):
-                x[n, : len(r)] = r
-                mask[n, : len(r)] = 1
-            return torch.from_numpy(x), torch.from_numpy(mask)
-
-        q, q_mask = stack([states[a] for a, _ in pairs])
-        s, s_mask = stack([states[b] for _, b in pairs])
+        q, q_mask = stacked(self.torch, [states[a] for a, _ in pairs])
+        s, s_mask = stacked(self.torch, [states[b] for _, b in pairs])
         return self.upper(q, q_mask, s, s_mask)
 
     def train_step(self, states: States, groups: list[dict], rng: random.Random) -> float:

@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from assistant.models.cache import sha256  # noqa: E402
 from assistant.models.reader import (ARTIFACT, SPAN_TOKENS, Reader, best_span, span_network,  # noqa: E402
                                      trained_state)
+from train_reader import stacked  # noqa: E402  (its neighbour in training/)
 
 DATA = Path("training/data")
 GOOD_F1 = 0.5  # a mark "holds the answer" when its character F1 against the answer reaches this
@@ -79,19 +80,9 @@ def features(reader: Reader, items: list[dict], label: str) -> list[dict]:
     return rows
 
 
-def stack(torch, arrays: list[np.ndarray]):
-    width = max(len(a) for a in arrays)
-    x = np.zeros((len(arrays), width, arrays[0].shape[1]), dtype=np.float32)
-    mask = np.zeros((len(arrays), width), dtype=np.int64)
-    for n, a in enumerate(arrays):
-        x[n, : len(a)] = a
-        mask[n, : len(a)] = 1
-    return torch.from_numpy(x), torch.from_numpy(mask)
-
-
 def span_logits(torch, network, rows: list[dict]):
-    q, q_mask = stack(torch, [r["q"] for r in rows])
-    s, s_mask = stack(torch, [r["s"] for r in rows])
+    q, q_mask = stacked(torch, [r["q"] for r in rows])
+    s, s_mask = stacked(torch, [r["s"] for r in rows])
     return network(q, q_mask, s, s_mask)
 
 
