@@ -76,8 +76,8 @@ bench: test-setup
 
 # Rebuild the reader (assistant/models/reader_weights/) from ../shared/train: the training groups, e5's lower
 # states of every text, training (resumable: run it again to go on), export with the validation split's
-# threshold, the span network that marks the answer inside the best quote, then the picker's numbers through the
-# whole pipeline on the validation articles. Hours on 2 cores
+# threshold, the span network that marks the answer inside the best quote, then the picker's numbers and the span's
+# confidence through the whole pipeline on the validation articles. Hours on 2 cores
 # (docs/reader.md); READER_ARGS e.g. "--groups 8000 --minutes 60".
 READER_ARGS ?= --groups 8000
 reader: setup
@@ -88,6 +88,7 @@ reader: setup
 	$(BIN)/python training/train_span.py
 	$(BIN)/python training/pipeline_set.py
 	$(BIN)/python training/tune_picker.py training/pipeline/* --half dev --write
+	$(BIN)/python training/tune_span.py training/pipeline/drcd_zh training/pipeline/xquad_en training/pipeline/xquad_cross --write
 
 # `make clean` keeps the documents users added in the Library view (corpus/uploads/, and the removed
 # ones in corpus/.removed/, both ignored by git); `make clean-uploads` deletes those too.

@@ -73,6 +73,10 @@ class Config:
     # min_answer_score's floor); its first use builds its int8 model into the cache (~1 minute). false: the
     # quotes by similarity and keyword coverage alone, ~0.3 s less a question on a 2-core CPU.
     reader: bool = True
+    # With the reader: emphasise the answer itself inside the first quote where its span network marks it (bold,
+    # underlined; the quote stays verbatim; docs/reader.md: about 3 in 4 marks right on the validation articles,
+    # fewer on unseen ones). false: no mark, and no span network run.
+    answer_emphasis: bool = True
     # A file of the team's own names, places and terms ("name: Anker | 安克"; assistant/answer/glossary.py), added to
     # the built-in glossary that reads questions across Chinese and English; empty: the built-in one only.
     glossary: str = ""

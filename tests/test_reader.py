@@ -183,6 +183,14 @@ def test_the_answer_itself_is_marked_inside_its_quote(bot, question, marked):
     assert data["emphasis"] == [a, b] and f"answer_start={a}&answer_end={b}" in data["url"]
 
 
+def test_no_answer_is_marked_when_emphasis_is_off_or_for_a_yes_no_question(library, bot):
+    quiet = Assistant.open(library, Config(question_log=False, answer_emphasis=False))
+    answer = quiet.ask(MARKED[0][0])
+    assert not answer.declined and all(c.emphasis is None for c in answer.citations)
+    answer = bot.ask("拼箱是按体积计费的吗？")
+    assert all(c.emphasis is None for c in answer.citations), answer.citations
+
+
 @pytest.mark.skipif(not load_spec().span, reason="the span network is not trained yet")
 def test_a_damaged_span_network_is_refused_by_name(tmp_path):
     copy = tmp_path / "reader"

@@ -308,7 +308,8 @@ class ReaderPicker:
     shortlist is what it costs); an answer needs a best logit of at least `spec.threshold` as well as
     Scoring's own floor (when `spec.scoring_floor`), and a quote the reader scores more than `spec.keep`
     under the best is left out (no filler); where the reader's span network marks the answer inside its best
-    sentence, that quote carries it (`Candidate.emphasis`), except for a yes/no question. Scoring still
+    sentence, that candidate carries it (`Candidate.emphasis`; the answer shows it only in its first quote),
+    except for a yes/no question. Scoring still
     orders the quotes: ordering by Scoring's score + 0.1 x the logit found more first quotes on the
     validation articles but lost English questions' over the bundled Chinese article, and a question's year
     (docs/reader.md). The spec's numbers were chosen
@@ -324,13 +325,14 @@ class ReaderPicker:
         if spec.scoring_floor and not scored.chosen:
             return scored
         shortlist = sorted(found, key=self.scoring.score, reverse=True)[: spec.shortlist]
-        reading = self.reader.read(question, [(c.sentence, c.hit.title) for c in shortlist])
+        reading = self.reader.read(question, [(c.sentence, c.hit.title) for c in shortlist], spans=config.answer_emphasis)
         logits = dict(zip(map(id, shortlist), reading.logits))
         best = float(max(logits.values()))
         if best < spec.threshold:
             return Picked([], {"reason": "no sentence states the answer (reader)", "best_reader": round(best, 3)})
-        for c, span in zip(shortlist, reading.spans):  # a yes/no question's answer is no span of a sentence
-            c.emphasis = (c.start + span[0], c.start + span[1]) if span and not is_yes_no(question) else None
+        if config.answer_emphasis and not is_yes_no(question):  # a yes/no answer is no span of a sentence
+            for c, span in zip(shortlist, reading.spans):
+                c.emphasis = (c.start + span[0], c.start + span[1]) if span else None
         chosen = scored.chosen or shortlist[:1]
         kept = chosen[:1] + [c for c in chosen[1:] if logits.get(id(c), best) >= best - spec.keep]
         return Picked(kept, {**scored.meta, "best_reader": round(best, 3)})
@@ -370,12 +372,15 @@ def extractive_answer(question: str, query: Query, hits: list[Hit], index: Index
     chosen.sort(key=lambda c: c.rejected)  # stable: a view the article rejects is never the answer
 
     citations, lines = [], []
+    # The answer inside a quote is marked only in the first quote, when it is the sentence the reader scored best:
+    # through the pipeline on the reader's validation articles (training/tune_span.py), marks there held a gold
+    # answer 74-90% of the time, and marks in a later quote (where the reader and Scoring disagree) 25-50%.
     for number, c in enumerate(chosen, 1):
         doc = docs[c.hit.doc_id]
         quote = doc.text[c.start : c.end]
         citations.append(Citation(number, doc.doc_id, doc.title, doc.source, quote, c.start, c.end,
                                   doc.page_at(c.start), doc.date, list(c.hit.same_text), doc.location(c.start),
-                                  list(c.emphasis) if c.emphasis else None))
+                                  list(c.emphasis) if c.emphasis and number == 1 else None))
         lines.append(f"{quote} [{number}]" + (_LIST_CONTINUES[lang] if c.continues else ""))
     same_language = all(detect_lang(c.quote) == lang for c in citations)
     lead = (_LEAD if same_language else _LEAD_OTHER_LANGUAGE)[lang]

@@ -300,9 +300,9 @@ class Reader:
             return np.zeros(0, dtype=np.float32)
         return self._upper.run(None, self.lower_states(question, candidates)[0])[0]
 
-    def read(self, question: str, candidates: list[tuple[str, str]]) -> Reading:
+    def read(self, question: str, candidates: list[tuple[str, str]], spans: bool = True) -> Reading:
         """The logit of each (sentence, title), and where the answer stands in the best one when the span network is
-        sure."""
+        sure (`spans` false: no span network run)."""
         if not candidates:
             return Reading(np.zeros(0, dtype=np.float32), [])
         states, where = self.lower_states(question, candidates)
@@ -312,7 +312,7 @@ class Reader:
         # Only the sentence the reader scores best is marked, and only when it answers: the span network was
         # validated on sentences that hold the answer and their hard negatives, and a lesser quote is more often
         # a near-topic one, where a mark would point at a wrong answer.
-        if self._span is not None and float(logits[best]) >= self.spec.threshold:
+        if spans and self._span is not None and float(logits[best]) >= self.spec.threshold:
             one = {name: value[best : best + 1] for name, value in states.items()}
             found = best_span(self._span.run(None, one)[0][0], where[best])
             if found and found[2] >= float(self.spec.span["min_confidence"]):
