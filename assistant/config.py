@@ -74,9 +74,10 @@ class Config:
     # quotes by similarity and keyword coverage alone, ~0.3 s less a question on a 2-core CPU.
     reader: bool = True
     # With the reader: emphasise the answer itself inside the first quote where its span network marks it (bold,
-    # underlined; the quote stays verbatim; docs/reader.md: about 3 in 4 marks right on the validation articles,
-    # fewer on unseen ones). false: no mark, and no span network run.
-    answer_emphasis: bool = True
+    # underlined; the quote stays verbatim). Off by default: about 3 in 4 marks held the answer on the reader's
+    # validation articles, but 1 in 3 on ../shared/eval's cmrc2018 and rgb_en questions (docs/reader.md), and a
+    # mark on the wrong words misleads. false: no mark, and the span network is not run.
+    answer_emphasis: bool = False
     # A file of the team's own names, places and terms ("name: Anker | 安克"; assistant/answer/glossary.py), added to
     # the built-in glossary that reads questions across Chinese and English; empty: the built-in one only.
     glossary: str = ""

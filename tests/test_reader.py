@@ -75,7 +75,7 @@ def library(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def bot(library):
-    return Assistant.open(library, Config(question_log=False, reader=True))
+    return Assistant.open(library, Config(question_log=False, reader=True, answer_emphasis=True))
 
 
 @pytest.mark.parametrize("question,evidence", ANSWERED)
@@ -184,7 +184,7 @@ def test_the_answer_itself_is_marked_inside_its_quote(bot, question, marked):
 
 
 def test_no_answer_is_marked_when_emphasis_is_off_or_for_a_yes_no_question(library, bot):
-    quiet = Assistant.open(library, Config(question_log=False, answer_emphasis=False))
+    quiet = Assistant.open(library, Config(question_log=False))  # off by default
     answer = quiet.ask(MARKED[0][0])
     assert not answer.declined and all(c.emphasis is None for c in answer.citations)
     answer = bot.ask("拼箱是按体积计费的吗？")

@@ -88,7 +88,7 @@ def main() -> None:
     args = parser.parse_args()
     precision, write = args.precision, args.write
     now = float(shipped().spec.span["min_confidence"])  # before `rows` lets every mark through
-    config = load_config(None).replace(question_log=False, reader=True)
+    config = load_config(None).replace(question_log=False, reader=True, answer_emphasis=True)
     halves = {half: [r for s in args.sets for r in cached_rows(f"span-{shipped().spec.span['sha256'][:12]}", s,
                                                                   config, args.cache, half, rows)]
               for half in ("dev", "test")}
