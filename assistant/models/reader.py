@@ -17,6 +17,8 @@ This module builds the input ids and the torch networks, the same for training a
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -289,10 +291,12 @@ class Reader:
         self.spec = load_spec(artifact)
         self.e5 = E5File.open()
         self.tokenizer = self.e5.tokenizer()
-        lower, upper, span = _graphs(self.e5, self.spec, artifact, cache)
-        threads = threads or cores()
-        self._lower, self._upper = session(lower, threads), session(upper, threads)
-        self._span = session(span, threads) if span else None
+        lower, upper, self._span_graph = _graphs(self.e5, self.spec, artifact, cache)
+        self._threads = threads or cores()
+        self._lower, self._upper = session(lower, self._threads), session(upper, self._threads)
+        # The span network is built and loaded on its first use: marks are off by default (answer_emphasis).
+        self._span = None
+        self._span_lock = threading.Lock()
 
     def scores(self, question: str, candidates: list[tuple[str, str]]) -> np.ndarray:
         """The logit of each (sentence, title) for "this states the answer to `question`"."""
@@ -312,12 +316,20 @@ class Reader:
         # Only the sentence the reader scores best is marked, and only when it answers: the span network was
         # validated on sentences that hold the answer and their hard negatives, and a lesser quote is more often
         # a near-topic one, where a mark would point at a wrong answer.
-        if spans and self._span is not None and float(logits[best]) >= self.spec.threshold:
+        if spans and self._span_graph is not None and float(logits[best]) >= self.spec.threshold:
             one = {name: value[best : best + 1] for name, value in states.items()}
-            found = best_span(self._span.run(None, one)[0][0], where[best])
+            found = best_span(self._span_session().run(None, one)[0][0], where[best])
             if found and found[2] >= float(self.spec.span["min_confidence"]):
                 spans[best] = found[:2]
         return Reading(logits, spans)
+
+    def _span_session(self):
+        from .onnx import session
+
+        with self._span_lock:
+            if self._span is None:
+                self._span = session(self._span_graph(), self._threads)
+        return self._span
 
     def lower_states(self, question: str, candidates: list[tuple[str, str]]) -> tuple[dict, list]:
         """The top graphs' inputs (e5's lower states of the question, repeated, and of each candidate, with their
@@ -349,9 +361,10 @@ def _span_weights(spec: ReaderSpec, artifact: Path) -> Path | None:
     return path
 
 
-def _graphs(e5, spec: ReaderSpec, artifact: Path, cache: Path | None) -> tuple[Path, Path, Path | None]:
-    """(lower, upper, span) int8 ONNX files for this e5 file and these weights, built when missing or damaged;
-    span is None when no span network was trained."""
+def _graphs(e5, spec: ReaderSpec, artifact: Path, cache: Path | None) -> tuple[Path, Path, Callable[[], Path] | None]:
+    """(lower, upper) int8 ONNX files for this e5 file and these weights, built when missing or damaged, and a
+    function giving the span network's, built when first asked (None when no span network was trained; its file
+    is checked here, so that a damaged one is refused when the reader opens)."""
     import torch
 
     from .cache import cached
@@ -391,9 +404,11 @@ def _graphs(e5, spec: ReaderSpec, artifact: Path, cache: Path | None) -> tuple[P
 
     lower = cached(f"reader-lower{spec.lower}", source, build_lower, cache)
     top = cached(f"reader-upper2-{spec.weights_sha256[:16]}", source, build_top(upper, {"logit": {0: "batch"}}), cache)
-    spans = cached(f"reader-span-{spec.span['sha256'][:16]}", source,
-                   build_top(span, {"span_logits": {0: "batch", 1: "tokens"}}), cache) if span_weights else None
-    return lower, top, spans
+    def spans() -> Path:
+        return cached(f"reader-span-{spec.span['sha256'][:16]}", source,
+                      build_top(span, {"span_logits": {0: "batch", 1: "tokens"}}), cache)
+
+    return lower, top, spans if span_weights else None
 
 
 @lru_cache(maxsize=1)
